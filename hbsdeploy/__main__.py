@@ -1,0 +1,3 @@
+from hbsdeploy.cli import main
+
+main()

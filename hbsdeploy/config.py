@@ -1,0 +1,162 @@
+"""The repository configuration, `hbsdeploy.yaml`: where partner files and templates live, and the environments."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hbsdeploy import schemacheck
+from hbsdeploy.errors import HbsError, InputError
+from hbsdeploy.yamlload import Document, display_path, load_yaml
+
+CONFIG_FILE_NAME = "hbsdeploy.yaml"
+CONFIG_ENV_VAR = "HBSDEPLOY_CONFIG"
+
+PORTAL_LOCAL = "local"
+PORTAL_MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One portal environment (sandbox, QA, PROD) and how to reach it."""
+
+    name: str
+    portal: str  # "local", "manual", or an http(s) base URL of the portal API
+    protected: bool = False
+    token_env: str | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    ca_bundle: Path | None = None
+    verify_tls: bool = True
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_retries: int = 4
+    state_file: Path | None = None  # the store behind `local` and `manual`
+
+    @property
+    def kind(self) -> str:
+        """`local`, `manual` or `http`."""
+        return self.portal if self.portal in (PORTAL_LOCAL, PORTAL_MANUAL) else "http"
+
+    @property
+    def is_sandbox(self) -> bool:
+        """The embedded portal is a sandbox: Service URLs may point at loopback or private hosts there."""
+        return self.portal == PORTAL_LOCAL
+
+
+@dataclass(frozen=True)
+class Config:
+    """The loaded `hbsdeploy.yaml`, every path made absolute against the file's folder."""
+
+    path: Path
+    shown: str
+    root: Path
+    partners_dir: Path
+    templates_dir: Path
+    state_dir: Path
+    default_environment: str
+    environments: dict[str, Environment]
+    max_disable_fraction: float
+    parallelism: int
+    document: Document | None = None
+
+    def environment(self, name: str | None) -> Environment:
+        """The environment called `name`, or the default one; a UsageError-free HbsError naming the choices."""
+        chosen = name or self.default_environment
+        try:
+            return self.environments[chosen]
+        except KeyError:
+            known = ", ".join(sorted(self.environments))
+            raise HbsError(f"{self.shown}: no environment {chosen!r}; choose one of: {known}") from None
+
+    def partner_files(self) -> list[Path]:
+        """Every partner file, sorted by name."""
+        if not self.partners_dir.is_dir():
+            return []
+        return sorted(p for p in self.partners_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def find_config(explicit: str | None = None, start: Path | None = None) -> Path:
+    """`--config`, else $HBSDEPLOY_CONFIG, else the nearest hbsdeploy.yaml in this folder or a parent (like git)."""
+    chosen = explicit or os.environ.get(CONFIG_ENV_VAR)
+    if chosen:
+        path = Path(chosen)
+        if not path.is_file():
+            source = "--config" if explicit else CONFIG_ENV_VAR
+            raise HbsError(f"{chosen}: no such config file (from {source}); check the path")
+        return path
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    raise HbsError(f"no {CONFIG_FILE_NAME} in {here} or any parent folder; "
+                   "run `hbsdeploy init` to create one, or pass --config FILE")
+
+
+def load_config(path: Path) -> Config:
+    """Load and validate `hbsdeploy.yaml`; an InputError lists every problem with its line."""
+    document = load_yaml(path)
+    problems = schemacheck.check(document, schemacheck.config_validator())
+    if problems:
+        raise InputError(problems)
+    return _build(path, document)
+
+
+def _build(path: Path, document: Document) -> Config:
+    data: dict[str, Any] = document.data
+    root = path.resolve().parent
+    state_dir = root / data.get("state_dir", ".hbsdeploy")
+    environments = {
+        name: _environment(name, settings or {}, root, state_dir)
+        for name, settings in data["environments"].items()
+    }
+    default = data.get("default_environment", "sandbox")
+    if default not in environments:
+        position = document.position(("default_environment",))
+        known = ", ".join(sorted(environments))
+        raise InputError([document.problem(("default_environment",), "unknown-environment",
+                                           f"default_environment {default!r} is not under environments "
+                                           f"(line {position[0]}); choose one of: {known}")])
+    apply_settings = data.get("apply", {})
+    return Config(
+        path=path,
+        shown=display_path(path),
+        root=root,
+        partners_dir=root / data.get("partners", "partners"),
+        templates_dir=root / data.get("templates", "templates"),
+        state_dir=state_dir,
+        default_environment=default,
+        environments=environments,
+        max_disable_fraction=float(apply_settings.get("max_disable_fraction", 0.25)),
+        parallelism=int(apply_settings.get("parallelism", 8)),
+        document=document,
+    )
+
+
+def _environment(name: str, settings: dict[str, Any], root: Path, state_dir: Path) -> Environment:
+    def path_of(key: str) -> Path | None:
+        value = settings.get(key)
+        return root / value if value else None
+
+    portal = settings["portal"]
+    state_file = path_of("state")
+    if state_file is None and portal in (PORTAL_LOCAL, PORTAL_MANUAL):
+        state_file = state_dir / f"{name}.sqlite3"
+    timeouts = settings.get("timeouts", {})
+    return Environment(
+        name=name,
+        portal=portal,
+        protected=bool(settings.get("protected", False)),
+        token_env=settings.get("token_env"),
+        client_cert=path_of("client_cert"),
+        client_key=path_of("client_key"),
+        ca_bundle=path_of("ca_bundle"),
+        verify_tls=bool(settings.get("verify_tls", True)),
+        connect_timeout=float(timeouts.get("connect", 5.0)),
+        read_timeout=float(timeouts.get("read", 30.0)),
+        max_retries=int(settings.get("max_retries", 4)),
+        state_file=state_file,
+    )

@@ -1,0 +1,141 @@
+"""The portal's own rules for one service type's settings.
+
+One source for both sides: `hbsdeploy validate` reports these against the partner file's lines, and the emulator
+answers 422 with them, as the portal does when a setting cannot be saved.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from hbsdeploy.servicetypes import ServiceTypeSpec
+
+_PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".localdomain", ".home.arpa", ".lan")
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn"})
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A setting the portal refuses (`error`) or advises against (`warning`)."""
+
+    field: str
+    rule: str
+    message: str
+    severity: str = "error"
+
+
+def check_settings(spec: ServiceTypeSpec, settings: Mapping[str, Any], *,
+                   allow_private_hosts: bool = False) -> list[Violation]:
+    """What the portal says about these settings of one service type (fields absent take the portal's defaults)."""
+    online = bool(settings.get("online_request", False))
+    broadcast = bool(settings.get("broadcast_request", False))
+    url = settings.get("service_url")
+    found: list[Violation] = []
+    if broadcast and not spec.broadcast:
+        found.append(Violation("broadcast_request", "broadcast-not-supported",
+                               f"{spec.label} has no Broadcast Request in the portal; remove broadcast_request"))
+    elif broadcast and not online:
+        found.append(Violation("broadcast_request", "broadcast-needs-online-request",
+                               "Broadcast Request needs Online Request; set online_request: true or untick broadcast"))
+    if url is not None and not online:
+        found.append(Violation("service_url", "url-needs-online-request",
+                               "a Service URL can only be entered with Online Request on; set online_request: true "
+                               "or remove service_url"))
+    if online and not url:
+        found.append(Violation("online_request", "online-request-needs-url",
+                               "Online Request needs a Service URL; add service_url (the base https:// URL of your "
+                               "OICP endpoint)"))
+    if isinstance(url, str):
+        found.extend(check_service_url(url, allow_private_hosts=allow_private_hosts))
+    if settings.get("certificate") == "user" and not (settings.get("certificate_sha256")
+                                                      or settings.get("certificate_file")):
+        found.append(Violation("certificate", "certificate-file-required",
+                               "certificate: user needs the uploaded certificate; add certificate_file"))
+    return found
+
+
+def check_service_url(url: str, *, allow_private_hosts: bool = False) -> list[Violation]:
+    """The Service URL rules: absolute https, nothing invisible, no credentials, fragment or query, a valid port,
+    no OICP path (the platform appends it), and a host the platform can reach from the internet."""
+
+    def bad(rule: str, message: str) -> list[Violation]:
+        return [Violation("service_url", rule, message)]
+
+    for index, char in enumerate(url):
+        if char.isspace() or unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+            name = unicodedata.name(char, "control character")
+            return bad("service-url-whitespace",
+                       f"Service URL contains U+{ord(char):04X} ({name}) at position {index + 1}; "
+                       "remove blanks and invisible characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return bad("service-url-invalid", f"Service URL does not parse ({exc}); write https://host/path")
+    if parts.scheme.lower() != "https" or not parts.netloc:
+        return bad("service-url-https", f"Service URL {url!r} must be an absolute https:// URL")
+    if "@" in parts.netloc:
+        return bad("service-url-credentials",
+                   "Service URL must not carry a user name or password; the platform authenticates with certificates")
+    try:
+        port = parts.port
+    except ValueError:
+        return bad("service-url-port", "Service URL has an invalid port; use a number from 1 to 65535 or none")
+    if port == 0:
+        return bad("service-url-port", "Service URL has port 0; use a number from 1 to 65535 or none")
+    found: list[Violation] = []
+    if parts.fragment or url.endswith("#"):
+        found += bad("service-url-fragment", "Service URL must not have a #fragment; remove it")
+    if parts.query or "?" in url:
+        found += bad("service-url-query",
+                     "Service URL must not have a ?query; the platform appends the OICP path after it")
+    oicp = parts.path.lower().find("/api/oicp")
+    if oicp >= 0:
+        base = url[: url.lower().find("/api/oicp")]
+        found += bad("service-url-oicp-path",
+                     f"Service URL must not contain the OICP path (the platform appends /api/oicp/...); use {base!r}")
+    found += _check_host(parts.hostname or "", allow_private_hosts)
+    return found
+
+
+def _check_host(host: str, allow_private_hosts: bool) -> list[Violation]:
+    if not host:
+        return [Violation("service_url", "service-url-https", "Service URL has no host")]
+    if not host.isascii():
+        return [Violation("service_url", "service-url-host",
+                          f"Service URL host {host!r} has non-ASCII characters (a look-alike?); "
+                          "write the intended host in ASCII (punycode xn--... for an international name)")]
+    if allow_private_hosts:
+        return []
+    address = _ip_literal(host)
+    if address is not None:
+        if not address.is_global:
+            return [Violation("service_url", "service-url-private-host",
+                              f"Service URL host {host} is a loopback, private or link-local address the platform "
+                              "cannot reach; use your public host name")]
+        return []
+    lowered = host.lower().rstrip(".")
+    if lowered == "localhost" or lowered.endswith(_PRIVATE_SUFFIXES) or "." not in lowered:
+        return [Violation("service_url", "service-url-private-host",
+                          f"Service URL host {host!r} is a local name the platform cannot reach from the internet; "
+                          "use your public host name")]
+    return []
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    # Legacy forms resolvers still accept: 2130706433, 0x7f.1, 017700000001 all mean 127.0.0.1.
+    if all(c in "0123456789abcdefxABCDEFX." for c in host) and any(c.isdigit() for c in host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None

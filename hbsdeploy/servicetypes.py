@@ -1,0 +1,39 @@
+"""The service types the portal knows, read from the partner schema so that adding one is a schema entry."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from hbsdeploy.resources import load_schema
+
+
+@dataclass(frozen=True)
+class ServiceTypeSpec:
+    """What the portal allows for one service type (from `x-hbsdeploy` in schemas/partner.schema.json)."""
+
+    name: str
+    label: str
+    roles: frozenset[str]
+    required_for: frozenset[str]
+    broadcast: bool
+    order: int
+
+
+@functools.cache
+def service_types() -> dict[str, ServiceTypeSpec]:
+    """Every service type by name, in the portal's order."""
+    entries = load_schema("partner")["$defs"]["service_types"]["properties"]
+    specs = []
+    for name, entry in entries.items():
+        meta = entry["x-hbsdeploy"]
+        specs.append(ServiceTypeSpec(
+            name=name,
+            label=meta["label"],
+            roles=frozenset(meta["roles"]),
+            required_for=frozenset(meta.get("required_for", ())),
+            broadcast=bool(meta["broadcast"]),
+            order=int(meta.get("order", 100)),
+        ))
+    specs.sort(key=lambda spec: (spec.order, spec.name))
+    return {spec.name: spec for spec in specs}
