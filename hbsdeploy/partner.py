@@ -1,0 +1,71 @@
+"""The partner model: one partner file, and its service types as they stand in one environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from hbsdeploy.yamlload import Document, JsonPath
+
+SERVICE_TYPES_KEY = "service_types"
+
+
+@dataclass(frozen=True)
+class ResolvedServiceType:
+    """A service type's fields in one environment: the file's values with that environment's overrides applied."""
+
+    name: str
+    values: Mapping[str, Any]  # only what the file sets; the portal's defaults fill the rest
+    sources: Mapping[str, JsonPath]  # where in the file each value was written
+    path: JsonPath  # where the service type itself is written
+
+
+@dataclass(frozen=True)
+class Partner:
+    """One schema-valid partner file."""
+
+    document: Document
+    name: str
+    role: str
+    partner_id: str
+    id_key: str  # "operator_id" or "provider_id"
+    environments: tuple[str, ...]
+
+    @property
+    def path(self) -> str:
+        return self.document.path
+
+    def resolve(self, environment: str) -> dict[str, ResolvedServiceType]:
+        """The service types this file manages in `environment`, overrides applied field by field."""
+        data = self.document.data
+        base: Mapping[str, Any] = data.get(SERVICE_TYPES_KEY) or {}
+        overrides_at: JsonPath = ("environments", environment, SERVICE_TYPES_KEY)
+        overrides: Mapping[str, Any] = ((data["environments"].get(environment) or {}).get(SERVICE_TYPES_KEY) or {})
+        resolved = {}
+        for name in (*base, *(n for n in overrides if n not in base)):
+            values: dict[str, Any] = {}
+            sources: dict[str, JsonPath] = {}
+            for origin, layer in (((SERVICE_TYPES_KEY, name), base.get(name)), ((*overrides_at, name),
+                                                                                  overrides.get(name))):
+                for field, value in (layer or {}).items():
+                    values[field] = value
+                    sources[field] = (*origin, field)
+            path = (SERVICE_TYPES_KEY, name) if name in base else (*overrides_at, name)
+            resolved[name] = ResolvedServiceType(name, MappingProxyType(values), MappingProxyType(sources), path)
+        return resolved
+
+
+def partner_from_document(document: Document) -> Partner:
+    """Build a Partner from a document that passed the partner schema."""
+    data = document.data
+    id_key = "operator_id" if data["role"] == "cpo" else "provider_id"
+    return Partner(
+        document=document,
+        name=data["name"],
+        role=data["role"],
+        partner_id=data[id_key],
+        id_key=id_key,
+        environments=tuple(data["environments"]),
+    )

@@ -1,0 +1,117 @@
+"""The embedded portal: the contract's behaviour on the local store, used by `local` and `manual` and the emulator."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hbsdeploy.portal.base import (
+    PartnerNotFound,
+    PayloadRejected,
+    PortalError,
+    ServiceTypeState,
+    VersionConflict,
+    check_payload,
+    format_etag,
+    parse_etag,
+)
+from hbsdeploy.portal.store import StaleVersion, Store, StoreError, UnknownPartner
+from hbsdeploy.servicetypes import service_types
+from hbsdeploy.settings import DEFAULT_SETTINGS, normalize_settings
+
+
+class LocalPortal:
+    """A portal held in a SQLite file: versions, If-Match and the portal's rules behave as over HTTP."""
+
+    def __init__(self, state_file: Path, *, name: str = "local", allow_private_hosts: bool = True,
+                 auto_register: bool = True) -> None:
+        self.label = f"portal {name!r} (state {state_file})"
+        self.allow_private_hosts = allow_private_hosts
+        self.auto_register = auto_register
+        with self._errors():
+            self.store = Store(state_file)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (StoreError, sqlite3.Error) as exc:
+            raise PortalError(f"{self.label}: the state file cannot be used ({exc}); check the file and its "
+                              "folder's permissions") from exc
+
+    def register_partner(self, partner_id: str) -> bool:
+        """Make a partner known to this portal; True if it was new."""
+        with self._errors():
+            return self.store.register_partner(partner_id)
+
+    def _known_partner(self, partner_id: str) -> None:
+        if self.auto_register:
+            self.store.register_partner(partner_id)
+        elif not self.store.has_partner(partner_id):
+            raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}; register it in the portal first")
+
+    def _spec_name(self, service_type: str) -> str:
+        if service_type not in service_types():
+            known = ", ".join(service_types())
+            raise PartnerNotFound(f"{self.label}: unknown service type {service_type!r}; the portal knows: {known}")
+        return service_type
+
+    def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
+        """Every service type the portal knows for the partner, defaults for those never written."""
+        with self._errors():
+            self._known_partner(partner_id)
+            try:
+                stored = self.store.read_all(partner_id)
+            except UnknownPartner:
+                raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}") from None
+        states = {}
+        for name in service_types():
+            entry = stored.get(name)
+            settings = entry.settings if entry and entry.settings is not None else dict(DEFAULT_SETTINGS)
+            states[name] = ServiceTypeState(partner_id, name, normalize_settings(settings),
+                                            format_etag(entry.version if entry else 0))
+        return states
+
+    def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
+        """One service type with its version."""
+        name = self._spec_name(service_type)
+        with self._errors():
+            self._known_partner(partner_id)
+            try:
+                stored = self.store.read(partner_id, name)
+            except UnknownPartner:
+                raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}") from None
+        settings = stored.settings if stored.settings is not None else dict(DEFAULT_SETTINGS)
+        return ServiceTypeState(partner_id, name, normalize_settings(settings), format_etag(stored.version))
+
+    def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
+                            if_match: str) -> ServiceTypeState:
+        """Store the payload (normalised) if `if_match` is the current version."""
+        name = self._spec_name(service_type)
+        with self._errors():
+            self._known_partner(partner_id)
+        details = check_payload(name, payload, allow_private_hosts=self.allow_private_hosts)
+        if details:
+            summary = "; ".join(f"{d.field}: {d.message}" for d in details)
+            raise PayloadRejected(f"{self.label} refused {name} of {partner_id}: {summary}",
+                                  [d.as_json() for d in details])
+        expected = parse_etag(if_match)
+        settings = normalize_settings(payload)
+        with self._errors():
+            try:
+                if expected is None:
+                    raise StaleVersion(self.store.read(partner_id, name).version)
+                version = self.store.write(partner_id, name, settings, expected)
+            except UnknownPartner:
+                raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}") from None
+            except StaleVersion as stale:
+                raise VersionConflict(
+                    f"{self.label}: {name} of {partner_id} changed since the plan (plan saw version {if_match[:64]}, "
+                    f"the portal has {format_etag(stale.current)}); run plan again") from None
+        return ServiceTypeState(partner_id, name, settings, format_etag(version))
+
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes its own connection."""

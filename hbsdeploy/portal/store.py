@@ -1,0 +1,174 @@
+"""The portal's state in one SQLite file: partners, settings and versions, with an atomic compare-and-write."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS partners (
+    partner_id TEXT PRIMARY KEY,
+    registered_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS service_types (
+    partner_id TEXT NOT NULL REFERENCES partners(partner_id),
+    service_type TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (partner_id, service_type)
+);
+"""
+
+
+class StoreError(Exception):
+    """The state file cannot be opened or read (the portal layer turns this into a PortalError)."""
+
+
+class UnknownPartner(Exception):
+    """The partner is not registered in the store."""
+
+
+class StaleVersion(Exception):
+    """The expected version is not the current one."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"current version is {current}")
+        self.current = current
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store holds for one service type: settings (None if never written) and the version number."""
+
+    settings: dict[str, Any] | None
+    version: int
+
+
+class Store:
+    """One state file; safe across threads and processes (each call opens its own connection)."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._transaction() as db:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"{self.path}: written by a newer hbsdeploy (store version {version}); "
+                                     "upgrade hbsdeploy")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{self.path}: cannot open the state file ({exc})") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        # WAL: readers never wait for the writer; a killed writer leaves the last committed state, never half of one.
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes the write lock up front, so the version check and the write are one atomic step.
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        try:
+            db.execute("BEGIN")  # one snapshot for every SELECT of the call
+            try:
+                yield db
+            finally:
+                db.execute("ROLLBACK")
+        finally:
+            db.close()
+
+    def register_partner(self, partner_id: str) -> bool:
+        """Make the partner known; True if it was not known before."""
+        with self._transaction() as db:
+            cursor = db.execute("INSERT OR IGNORE INTO partners (partner_id, registered_at) VALUES (?, ?)",
+                                (partner_id, time.time()))
+            return cursor.rowcount == 1
+
+    def has_partner(self, partner_id: str) -> bool:
+        """Whether the partner is registered."""
+        with self._reading() as db:
+            return db.execute("SELECT 1 FROM partners WHERE partner_id = ?", (partner_id,)).fetchone() is not None
+
+    def partners(self) -> list[str]:
+        """Every registered partner, sorted."""
+        with self._reading() as db:
+            return [row[0] for row in db.execute("SELECT partner_id FROM partners ORDER BY partner_id")]
+
+    def read(self, partner_id: str, service_type: str) -> Stored:
+        """One service type of a registered partner (UnknownPartner otherwise)."""
+        with self._reading() as db:
+            self._require_partner(db, partner_id)
+            row = db.execute("SELECT settings, version FROM service_types WHERE partner_id = ? AND service_type = ?",
+                             (partner_id, service_type)).fetchone()
+        return Stored(None, 0) if row is None else Stored(_decode(row[0]), int(row[1]))
+
+    def read_all(self, partner_id: str) -> dict[str, Stored]:
+        """Every service type ever written for a registered partner, in one snapshot."""
+        with self._reading() as db:
+            self._require_partner(db, partner_id)
+            rows = db.execute("SELECT service_type, settings, version FROM service_types WHERE partner_id = ?",
+                              (partner_id,)).fetchall()
+        return {name: Stored(_decode(text), int(version)) for name, text, version in rows}
+
+    def write(self, partner_id: str, service_type: str, settings: Mapping[str, Any], expected_version: int) -> int:
+        """Store the settings if the current version is `expected_version` (StaleVersion otherwise); the new version."""
+        text = json.dumps(dict(settings), sort_keys=True, separators=(",", ":"))
+        with self._transaction() as db:
+            self._require_partner(db, partner_id)
+            row = db.execute("SELECT version FROM service_types WHERE partner_id = ? AND service_type = ?",
+                             (partner_id, service_type)).fetchone()
+            current = 0 if row is None else int(row[0])
+            if current != expected_version:
+                raise StaleVersion(current)
+            db.execute(
+                "INSERT INTO service_types (partner_id, service_type, settings, version, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner_id, service_type) DO UPDATE SET "
+                "settings = excluded.settings, version = excluded.version, updated_at = excluded.updated_at",
+                (partner_id, service_type, text, current + 1, time.time()))
+            return current + 1
+
+    @staticmethod
+    def _require_partner(db: sqlite3.Connection, partner_id: str) -> None:
+        if db.execute("SELECT 1 FROM partners WHERE partner_id = ?", (partner_id,)).fetchone() is None:
+            raise UnknownPartner(partner_id)
+
+
+def _decode(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise StoreError(f"stored settings are not an object: {text[:80]!r}")
+    return value

@@ -1,0 +1,161 @@
+"""Portal rules beyond the schema, checked per partner and environment, each with a stable rule id.
+
+| rule id                      | severity                          |
+|------------------------------|-----------------------------------|
+| unknown-environment          | error                             |
+| cpo-needs-authorization      | error                             |
+| service-type-not-for-role    | error                             |
+| (hbsdeploy.portalrules)      | error: the portal refuses it      |
+| cpo-broadcast                | warning                           |
+| emp-without-broadcast        | warning                           |
+| client-certification-off     | warning; error where protected    |
+| certificate-*                | see _check_certificate            |
+| path-escapes-repository      | error                             |
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from hbsdeploy.certs import CertificateError, read_certificate
+from hbsdeploy.config import Config, Environment
+from hbsdeploy.errors import Problem, Severity
+from hbsdeploy.partner import SERVICE_TYPES_KEY, Partner, ResolvedServiceType
+from hbsdeploy.portalrules import check_settings
+from hbsdeploy.servicetypes import ServiceTypeSpec, service_types
+
+EXPIRY_WARNING_DAYS = 30
+
+
+def check_partner(partner: Partner, config: Config, environments: Iterable[Environment],
+                  now: dt.datetime | None = None) -> list[Problem]:
+    """Every rule problem of one partner in the given environments (those it is deployed to)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    doc = partner.document
+    problems: list[Problem] = []
+    for name in partner.environments:
+        if name not in config.environments:
+            known = ", ".join(sorted(config.environments))
+            problems.append(doc.problem(("environments", name), "unknown-environment",
+                                        f"environment {name!r} is not in {config.shown}; use one of: {known}",
+                                        key=True))
+    specs = service_types()
+    for environment in environments:
+        if environment.name not in partner.environments:
+            continue
+        resolved = partner.resolve(environment.name)
+        for spec in specs.values():
+            if partner.role in spec.required_for and spec.name not in resolved:
+                problems.append(doc.problem((SERVICE_TYPES_KEY,), "cpo-needs-authorization"
+                                            if spec.name == "authorization" else "service-type-required",
+                                            f"a {partner.role.upper()} must configure {spec.label}; "
+                                            f"add service_types.{spec.name}"))
+        for service_type in resolved.values():
+            spec = specs[service_type.name]
+            if partner.role not in spec.roles:
+                problems.append(doc.problem(service_type.path, "service-type-not-for-role",
+                                            f"{spec.label} is only for {_roles(spec)}, not for this {partner.role.upper()}; remove it",
+                                            key=True))
+                continue
+            problems += _check_service_type(partner, spec, service_type, config, environment, now)
+    return problems
+
+
+def _check_service_type(partner: Partner, spec: ServiceTypeSpec, service_type: ResolvedServiceType, config: Config,
+                        environment: Environment, now: dt.datetime) -> list[Problem]:
+    doc = partner.document
+    values = service_type.values
+
+    def at(field: str) -> tuple[str | int, ...]:
+        return service_type.sources.get(field, service_type.path)
+
+    problems = [
+        doc.problem(at(v.field), v.rule, v.message, Severity(v.severity))
+        for v in check_settings(spec, values, allow_private_hosts=environment.is_sandbox)
+    ]
+    online = values.get("online_request") is True
+    if spec.broadcast and online:
+        broadcast = values.get("broadcast_request") is True
+        if partner.role == "cpo" and broadcast:
+            problems.append(doc.problem(at("broadcast_request"), "cpo-broadcast",
+                                        f"a CPO's {spec.label} usually has Broadcast Request off (the recommended "
+                                        "setting); set broadcast_request: false unless Hubject asked for it",
+                                        Severity.WARNING))
+        if partner.role == "emp" and not broadcast:
+            problems.append(doc.problem(at("broadcast_request"), "emp-without-broadcast",
+                                        f"an online EMP's {spec.label} needs Broadcast Request for the "
+                                        "AuthorizeStart broadcast; set broadcast_request: true", Severity.WARNING))
+    if online and values.get("client_certification") is not True:
+        if environment.protected:
+            problems.append(doc.problem(at("client_certification"), "client-certification-off",
+                                        f"Client Certification must be on in protected environment "
+                                        f"{environment.name!r}; set client_certification: true"))
+        else:
+            problems.append(doc.problem(at("client_certification"), "client-certification-off",
+                                        "Client Certification is off (recommended on); set client_certification: true",
+                                        Severity.WARNING))
+    problems += _check_certificate(partner, service_type, config, now)
+    return problems
+
+
+def _check_certificate(partner: Partner, service_type: ResolvedServiceType, config: Config,
+                       now: dt.datetime) -> list[Problem]:
+    doc = partner.document
+    values = service_type.values
+    file_value = values.get("certificate_file")
+    if file_value is None:
+        return []
+    at = service_type.sources["certificate_file"]
+    if values.get("certificate", "hubject") != "user":
+        return [doc.problem(at, "certificate-file-unexpected",
+                            "certificate_file is only used with certificate: user; remove it or set certificate: user")]
+    path = resolve_repository_path(config, file_value)
+    if path is None:
+        return [doc.problem(at, "path-escapes-repository",
+                            f"certificate_file {file_value!r} points outside the repository; keep certificates "
+                            f"below {config.root}")]
+    try:
+        info = read_certificate(path)
+    except CertificateError as exc:
+        rule = "certificate-file-missing" if "not found" in str(exc) else "certificate-invalid"
+        return [doc.problem(at, rule, f"certificate_file {file_value!r}: {exc}")]
+    problems = []
+    expiry = info.not_after.date().isoformat()
+    if info.not_after <= now:
+        problems.append(doc.problem(at, "certificate-expired",
+                                    f"certificate {file_value!r} expired on {expiry}; upload a renewed one"))
+    elif info.not_after - now <= dt.timedelta(days=EXPIRY_WARNING_DAYS):
+        problems.append(doc.problem(at, "certificate-expiring",
+                                    f"certificate {file_value!r} expires on {expiry}, within {EXPIRY_WARNING_DAYS} "
+                                    "days; renew it", Severity.WARNING))
+    url = values.get("service_url")
+    host = _host_of(url) if isinstance(url, str) else None
+    if host and not info.matches_host(host):
+        names = ", ".join(info.names()) or "none"
+        problems.append(doc.problem(at, "certificate-host-mismatch",
+                                    f"certificate {file_value!r} names {names}, not the Service URL's host {host}",
+                                    Severity.WARNING))
+    return problems
+
+
+def _roles(spec: ServiceTypeSpec) -> str:
+    return " and ".join(sorted(role.upper() for role in spec.roles)) + "s"
+
+
+def resolve_repository_path(config: Config, value: str) -> Path | None:
+    """`value` relative to the repository root, or None when it escapes the root (absolute, `..`, a link out)."""
+    candidate = (config.root / value).resolve()
+    root = config.root.resolve()
+    if candidate != root and root not in candidate.parents:
+        return None
+    return candidate
+
+
+def _host_of(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None

@@ -1,0 +1,127 @@
+"""`hbsdeploy validate`: every problem in every file, collected in one report."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hbsdeploy import schemacheck
+from hbsdeploy.config import Config, Environment
+from hbsdeploy.errors import InputError, Problem, Severity
+from hbsdeploy.partner import Partner, partner_from_document
+from hbsdeploy.rules import check_partner
+from hbsdeploy.yamlload import display_path, load_yaml
+
+# Good enough to spot a partner ID in a file that is not being validated this run (pre-commit passes changed files).
+_ID_LINE = re.compile(r"^(?:operator_id|provider_id)[ \t]*:[ \t]*[\"']?([^\"'\s#]+)", re.MULTILINE)
+
+
+@dataclass
+class ValidationReport:
+    """What validate found: the files it read and their problems, sorted and without repeats."""
+
+    files: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, problems: list[Problem]) -> None:
+        self.problems.extend(problems)
+
+    def finish(self) -> ValidationReport:
+        # A rule checked in several environments reports the same line once; an error hides its own warning.
+        unique = set(self.problems)
+        errors_at = {(p.path, p.line, p.column, p.rule) for p in unique if p.severity is Severity.ERROR}
+        self.problems = sorted(p for p in unique
+                               if p.severity is Severity.ERROR or (p.path, p.line, p.column, p.rule) not in errors_at)
+        return self
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.WARNING]
+
+
+def load_partner(path: Path) -> Partner:
+    """Load one partner file and check it against the schema; InputError lists its problems."""
+    document = load_yaml(path)
+    if not isinstance(document.data, dict):
+        raise InputError([document.problem((), "not-a-mapping",
+                                           "must be a YAML mapping with name, role, environments and service_types "
+                                           "(see partners/ for examples)")])
+    problems = schemacheck.check(document, schemacheck.partner_validator())
+    if problems:
+        raise InputError(problems)
+    return partner_from_document(document)
+
+
+def validate(config: Config, paths: list[Path] | None = None, environment: str | None = None) -> ValidationReport:
+    """Validate the config and the partner files (all of them when `paths` is None) in one or all environments."""
+    report = ValidationReport()
+    config_path = config.path.resolve()
+    if paths is None:
+        partner_paths = config.partner_files()
+        report.files = 1 + len(partner_paths)
+    else:
+        partner_paths = [p for p in paths if p.resolve() != config_path]
+        report.files = len(paths)
+    environments: list[Environment] = (
+        [config.environment(environment)] if environment else list(config.environments.values())
+    )
+    partners: list[Partner] = []
+    for path in partner_paths:
+        try:
+            partner = load_partner(path)
+        except InputError as exc:
+            report.add(exc.problems)
+            continue
+        partners.append(partner)
+        report.add(check_partner(partner, config, environments))
+    report.add(_duplicate_ids(partners, config, partner_paths if paths is not None else None))
+    return report.finish()
+
+
+def _duplicate_ids(partners: list[Partner], config: Config, checked: list[Path] | None) -> list[Problem]:
+    first_seen: dict[str, Partner] = {}
+    problems = []
+    for partner in partners:
+        other = first_seen.setdefault(partner.partner_id, partner)
+        if other is not partner:
+            line = other.document.position((other.id_key,))[0]
+            problems.append(partner.document.problem(
+                (partner.id_key,), "duplicate-partner-id",
+                f"partner ID {partner.partner_id!r} is also used by {other.path}:{line}; one file per partner"))
+    if checked is not None:
+        problems += _duplicates_in_unchecked_files(first_seen, config, checked)
+    return problems
+
+
+def _duplicates_in_unchecked_files(ids: dict[str, Partner], config: Config, checked: list[Path]) -> list[Problem]:
+    if not ids:
+        return []
+    checked_resolved = {p.resolve() for p in checked}
+    problems = []
+    for path in config.partner_files():
+        if path.resolve() in checked_resolved:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for match in _ID_LINE.finditer(text):
+            partner = ids.get(match.group(1))
+            if partner is not None:
+                line = text.count("\n", 0, match.start()) + 1
+                problems.append(partner.document.problem(
+                    (partner.id_key,), "duplicate-partner-id",
+                    f"partner ID {partner.partner_id!r} is also used by {display_path(path)}:{line}; "
+                    "one file per partner"))
+    return problems
+
+
+def validation_failed(report: ValidationReport, strict: bool) -> bool:
+    """Errors fail a run; so do warnings under --strict."""
+    return bool(report.errors or (strict and report.warnings))
+
