@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -57,6 +57,8 @@ class Portal(Protocol):
 class PortalError(HbsError):
     """The portal could not do what was asked: one line naming the portal and what to do, never a secret."""
 
+    attempts: int = 1  # how many HTTP attempts the failed call made
+
 
 class PortalUnavailable(PortalError):
     """The portal could not be reached: connection refused, timeout, TLS failure, 5xx after retries."""
@@ -92,7 +94,7 @@ class Detail:
 
     field: str
     rule: str
-    message: str = field(compare=False)
+    message: str
 
     def as_json(self) -> dict[str, str]:
         return {"field": self.field, "rule": self.rule, "message": self.message}
@@ -134,7 +136,7 @@ def redact_url(url: str) -> str:
 
 
 @functools.cache
-def _payload_validator() -> Any:
+def payload_validator() -> Any:
     from jsonschema import Draft202012Validator
 
     return Draft202012Validator(load_schema("portal-payload"))
@@ -146,7 +148,7 @@ def check_payload(service_type: str, payload: Any, *, allow_private_hosts: bool)
     if not isinstance(payload, Mapping):
         return [Detail("$", "payload-type", "the request body must be a JSON object of the six settings")]
     found: list[Detail] = []
-    for error in sorted(_payload_validator().iter_errors(payload), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(payload_validator().iter_errors(payload), key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(part) for part in error.absolute_path) or "$"
         if error.validator == "additionalProperties":
             extra = sorted(set(payload) - set(SETTING_FIELDS))
