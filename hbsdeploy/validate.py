@@ -23,6 +23,7 @@ class ValidationReport:
 
     files: int = 0
     problems: list[Problem] = field(default_factory=list)
+    partners: list[Partner] = field(default_factory=list)  # the files that passed the schema
 
     def add(self, problems: list[Problem]) -> None:
         self.problems.extend(problems)
@@ -80,6 +81,7 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
         partners.append(partner)
         report.add(check_partner(partner, config, environments))
     report.add(_duplicate_ids(partners, config, partner_paths if paths is not None else None))
+    report.partners = partners
     return report.finish()
 
 
