@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hbsdeploy import __version__
-from hbsdeploy.errors import HbsError, InputError
+from hbsdeploy.errors import HbsError, InputError, Problem
 
 if TYPE_CHECKING:
     from hbsdeploy.config import Config
@@ -99,6 +99,51 @@ def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, outpu
     else:
         click.echo(reporting.validation_text(report), nl=False)
     return EXIT_ERROR if validation_failed(report, strict) else EXIT_OK
+
+
+def _warn(g: Globals, problems: list[Problem]) -> None:
+    if not g.quiet:
+        for problem in problems:
+            click.echo(problem.format(), err=True)
+
+
+environment_option = click.option("--env", "environment", metavar="ENV",
+                                  help="The environment from hbsdeploy.yaml (default: default_environment).")
+partner_option = click.option("--partner", "partner_ids", metavar="ID", multiple=True,
+                              help="Only this partner (OperatorID or ProviderID); repeatable.")
+
+
+@cli.command()
+@click.option("--env", "environment", metavar="ENV", help="Only this environment (default: every environment).")
+@partner_option
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Write one file per payload: OUT/<env>/<partner>/<service type>.json.")
+@pass_globals
+def render(g: Globals, environment: str | None, partner_ids: tuple[str, ...], out_dir: Path | None) -> int:
+    """Render partner settings through the templates into portal API payloads.
+
+    Prints one canonical JSON document (environment -> partner -> service type -> payload), byte for byte
+    deterministic, or writes one file per payload with --out.
+
+    \b
+    Example:
+      hbsdeploy render --env qa --partner 'DE*A36'
+    """
+    from hbsdeploy.project import load_project
+    from hbsdeploy.render import Renderer, canonical_json, payloads_document, write_rendered
+
+    config = g.load_config()
+    environments = [config.environment(environment)] if environment else list(config.environments.values())
+    project = load_project(config, environments[0] if environment else None, partner_ids)
+    _warn(g, project.warnings)
+    rendered = Renderer(config).render_all(project.partners, environments)
+    if out_dir is None:
+        click.echo(canonical_json(payloads_document(rendered)), nl=False)
+    else:
+        written = write_rendered(rendered, out_dir)
+        if not g.quiet:
+            click.echo(f"wrote {len(written)} payload files under {out_dir}", err=True)
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> None:
