@@ -244,7 +244,8 @@ class HttpPortal:
             error = PartnerNotFound(f"{self.label}: the portal does not know {what}{said}; check the partner ID "
                                     "and the service type")
         elif status == 412:
-            error = VersionConflict(f"{self.label}: {what} changed since the plan{said}; run plan again")
+            error = VersionConflict(f"{self.label}: {what} changed since the plan (412: the If-Match version is "
+                                    "stale); run plan again")
         elif status == 422:
             details = _server_details(response)
             summary = "; ".join(f"{d['field']}: {d['message']}" for d in details) or message or "no reason given"

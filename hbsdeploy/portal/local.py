@@ -27,8 +27,8 @@ class LocalPortal:
     """A portal held in a SQLite file: versions, If-Match and the portal's rules behave as over HTTP."""
 
     def __init__(self, state_file: Path, *, name: str = "local", allow_private_hosts: bool = True,
-                 auto_register: bool = True) -> None:
-        self.label = f"portal {name!r} (state {state_file})"
+                 auto_register: bool = True, label: str | None = None) -> None:
+        self.label = label or f"portal {name!r} (state {state_file})"
         self.allow_private_hosts = allow_private_hosts
         self.auto_register = auto_register
         with self._errors():

@@ -1,0 +1,85 @@
+"""`hbsdeploy portal ...`: run the portal emulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from hbsdeploy.errors import HbsError
+from hbsdeploy.portal.emulator import serve as start_emulator
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+_EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.group("portal")
+def portal() -> None:
+    """The portal emulator: the portal API contract served over HTTP(S) for tests and demos."""
+
+
+@portal.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback only unless "
+              "--allow-remote).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True,
+              help="Port to listen on; 0 picks a free one (printed on stdout).")
+@click.option("--state", "state", type=_FILE, default=Path(".hbsdeploy/emulator.sqlite3"), show_default=True,
+              help="The emulator's state file (SQLite, the same store as the `local` portal).")
+@click.option("--tls-cert", type=_EXISTING, help="Server certificate (PEM); serves HTTPS.")
+@click.option("--tls-key", type=_EXISTING, help="Private key of --tls-cert (PEM, unencrypted).")
+@click.option("--client-ca", type=_EXISTING, help="Require client certificates signed by this CA (mutual TLS).")
+@click.option("--token-env", metavar="NAME", help="Require `Authorization: Bearer <token>`, the token read from "
+              "this environment variable.")
+@click.option("--latency-ms", type=click.FloatRange(0, 600_000), default=0, show_default=True,
+              help="Delay each answer by this many milliseconds.")
+@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of requests answered with an injected fault: 500, 503, 429, a dropped connection, or a "
+                   "lost answer after the write.")
+@click.option("--seed", type=int, help="Seed the fault injection for a repeatable run.")
+@click.option("--auto-register", is_flag=True, help="Know every partner on first access (404 otherwise).")
+@click.option("--partner", "partners", multiple=True, metavar="ID", help="Register a partner at start (repeatable).")
+@click.option("--allow-private-urls", is_flag=True, help="Accept loopback and private hosts in Service URLs.")
+@click.option("--allow-remote", is_flag=True, help="Allow a --host that is not a loopback address.")
+def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_key: Path | None,
+                  client_ca: Path | None, token_env: str | None, latency_ms: float, fail_rate: float,
+                  seed: int | None, auto_register: bool, partners: tuple[str, ...], allow_private_urls: bool,
+                  allow_remote: bool) -> None:
+    """Serve the portal API (schemas/portal-api.openapi.yaml) until SIGINT or SIGTERM."""
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise click.ClickException(f"--token-env {token_env}: the environment variable is not set or empty; "
+                                       "export the token the clients must send")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            handle = start_emulator(state, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key,
+                                    client_ca=client_ca, token=token, latency_ms=latency_ms, fail_rate=fail_rate,
+                                    seed=seed, allow_private_urls=allow_private_urls, auto_register=auto_register,
+                                    partners=partners, allow_remote=allow_remote, log_stream=sys.stderr)
+        except HbsError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"serving on {handle.url}")
+        sys.stdout.flush()
+        try:
+            while not stop.wait(0.2):
+                pass
+        finally:
+            handle.stop()
+            stats = handle.stats
+            click.echo(f"stopped after {stats.requests} requests, faults injected: "
+                       f"{sum(stats.faults.values())}", err=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
