@@ -1,0 +1,42 @@
+"""Helpers shared by the portal tests (imported by name: tests/portal is on sys.path under pytest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hbsdeploy.config import Environment
+
+TOKEN = "s3cr3t-token-value-never-logged"
+TOKEN_ENV = "HBSDEPLOY_TEST_PORTAL_TOKEN"
+
+
+def payload(**overrides: Any) -> dict[str, Any]:
+    """A valid Authorization payload (online, Hubject certificate), with overrides."""
+    base: dict[str, Any] = {
+        "online_request": True,
+        "broadcast_request": False,
+        "service_url": "https://oicp.example.com/base",
+        "client_certification": True,
+        "certificate": "hubject",
+        "certificate_sha256": None,
+    }
+    base.update(overrides)
+    return base
+
+
+def make_env(portal: str, **overrides: Any) -> Environment:
+    """An Environment with short timeouts, for tests."""
+    settings: dict[str, Any] = {"name": "test", "portal": portal, "connect_timeout": 2.0, "read_timeout": 5.0,
+                                "max_retries": 3}
+    settings.update(overrides)
+    return Environment(**settings)
+
+
+class Sleeps:
+    """A sleep that records instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)

@@ -1,0 +1,330 @@
+"""HttpPortal against `responses`: every status path, retries, Retry-After, timeouts, shapes, encoding, redaction."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+import responses
+from portal_helpers import TOKEN, TOKEN_ENV, Sleeps, make_env, payload
+from responses import matchers
+
+from hbsdeploy import __version__
+from hbsdeploy.portal import (
+    PartnerNotFound,
+    PayloadRejected,
+    PortalAuthError,
+    PortalError,
+    PortalProtocolError,
+    PortalUnavailable,
+    VersionConflict,
+    open_portal,
+)
+from hbsdeploy.portal.http import HttpPortal
+from hbsdeploy.settings import DEFAULT_SETTINGS
+
+BASE = "https://gateway.example/hbs"
+PARTNER = "DE*A36"
+ITEM = f"{BASE}/v1/partners/DE%2AA36/service-types/authorization"
+LIST = f"{BASE}/v1/partners/DE%2AA36/service-types"
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps) -> Callable[..., HttpPortal]:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+
+    def make(**overrides: Any) -> HttpPortal:
+        options: dict[str, Any] = {"token_env": TOKEN_ENV}
+        options.update(overrides)
+        return HttpPortal(make_env(BASE, **options), sleep=sleeps, rng=random.Random(1))
+
+    return make
+
+
+def state_body(settings: dict[str, Any] | None = None, version: str = '"3"', partner: str = PARTNER,
+               service_type: str = "authorization") -> dict[str, Any]:
+    return {"partner_id": partner, "service_type": service_type, "settings": settings or payload(),
+            "version": version}
+
+
+def test_list_is_one_request_with_encoded_id_and_headers(rsps: responses.RequestsMock,
+                                                         client: Callable[..., HttpPortal]) -> None:
+    rsps.get(LIST, json={"partner_id": PARTNER, "service_types": {
+        "authorization": {"settings": payload(service_url="HTTPS://OICP.Example.com:443/base/"), "version": '"2"'},
+        "reservation": {"settings": dict(DEFAULT_SETTINGS), "version": '"0"'},
+    }}, match=[matchers.header_matcher({"Authorization": f"Bearer {TOKEN}", "User-Agent": f"hbsdeploy/{__version__}",
+                                        "Accept": "application/json"})])
+    portal = client()
+    states = portal.list_service_types(PARTNER)
+    assert portal.request_count == 1
+    assert set(states) == {"authorization", "reservation"}
+    assert states["authorization"].version == '"2"'
+    assert states["authorization"].settings["service_url"] == "https://oicp.example.com/base"  # canonical form
+    assert states["reservation"].settings == DEFAULT_SETTINGS
+
+
+@pytest.mark.parametrize(("partner", "encoded"), [("DE*A36", "DE%2AA36"), ("+49*536", "%2B49%2A536"),
+                                                  ("DE-8EO", "DE-8EO")])
+def test_partner_id_is_percent_encoded(rsps: responses.RequestsMock, client: Callable[..., HttpPortal],
+                                       partner: str, encoded: str) -> None:
+    rsps.get(f"{BASE}/v1/partners/{encoded}/service-types/authorization", json=state_body(partner=partner))
+    portal = client()
+    state = portal.get_service_type(partner, "authorization")
+    assert rsps.calls[0].request.url == f"{BASE}/v1/partners/{encoded}/service-types/authorization"
+    assert state.partner_id == partner and state.version == '"3"'
+
+
+def test_update_sends_payload_and_if_match(rsps: responses.RequestsMock, client: Callable[..., HttpPortal]) -> None:
+    body = payload()
+    rsps.put(ITEM, json=state_body(body, '"4"'), headers={"ETag": '"4"'},
+             match=[matchers.json_params_matcher(body),
+                    matchers.header_matcher({"If-Match": '"3"', "Content-Type": "application/json"})])
+    portal = client()
+    state = portal.update_service_type(PARTNER, "authorization", body, '"3"')
+    assert state.version == '"4"' and dict(state.settings) == body
+    assert portal.request_count == 1
+
+
+@pytest.mark.parametrize(("status", "error", "words"), [
+    (401, PortalAuthError, TOKEN_ENV),
+    (403, PortalAuthError, "not allowed"),
+    (404, PartnerNotFound, "does not know"),
+    (400, PortalError, "malformed"),
+    (418, PortalError, "unexpected"),
+])
+def test_error_statuses(rsps: responses.RequestsMock, client: Callable[..., HttpPortal], status: int,
+                        error: type[Exception], words: str) -> None:
+    rsps.get(ITEM, status=status, json={"error": "x", "message": "the portal says no"})
+    portal = client()
+    with pytest.raises(error) as caught:
+        portal.get_service_type(PARTNER, "authorization")
+    assert words in str(caught.value) and "portal 'test'" in str(caught.value)
+    assert "the portal says no" in str(caught.value)
+    assert portal.request_count == 1
+
+
+def test_412_on_first_attempt_is_a_conflict_without_extra_requests(rsps: responses.RequestsMock,
+                                                                    client: Callable[..., HttpPortal]) -> None:
+    rsps.put(ITEM, status=412, json={"error": "precondition_failed", "message": "stale"})
+    portal = client()
+    with pytest.raises(VersionConflict, match="changed since the plan"):
+        portal.update_service_type(PARTNER, "authorization", payload(), '"2"')
+    assert portal.request_count == 1
+
+
+def test_422_carries_details(rsps: responses.RequestsMock, client: Callable[..., HttpPortal]) -> None:
+    details = [{"field": "service_url", "rule": "service-url-https", "message": "must be https"}]
+    rsps.put(ITEM, status=422, json={"error": "validation", "message": "refused", "details": details})
+    with pytest.raises(PayloadRejected) as caught:
+        client().update_service_type(PARTNER, "authorization", payload(), '"1"')
+    assert caught.value.details == details
+    assert "service_url: must be https" in str(caught.value)
+
+
+def test_428_is_a_protocol_error(rsps: responses.RequestsMock, client: Callable[..., HttpPortal]) -> None:
+    rsps.put(ITEM, status=428, json={"error": "precondition_required", "message": "send If-Match"})
+    with pytest.raises(PortalProtocolError, match="If-Match"):
+        client().update_service_type(PARTNER, "authorization", payload(), '"1"')
+
+
+def test_429_honours_retry_after(rsps: responses.RequestsMock, client: Callable[..., HttpPortal],
+                                 sleeps: Sleeps) -> None:
+    rsps.get(ITEM, status=429, headers={"Retry-After": "7"}, json={"error": "rate_limited", "message": "slow down"})
+    rsps.get(ITEM, json=state_body())
+    portal = client()
+    assert portal.get_service_type(PARTNER, "authorization").version == '"3"'
+    assert sleeps.calls == [7.0]
+    assert portal.request_count == 2
+
+
+def test_retry_after_as_http_date(rsps: responses.RequestsMock, client: Callable[..., HttpPortal],
+                                  sleeps: Sleeps) -> None:
+    when = email.utils.formatdate(time.time() + 20, usegmt=True)
+    rsps.get(ITEM, status=503, headers={"Retry-After": when})
+    rsps.get(ITEM, json=state_body())
+    client().get_service_type(PARTNER, "authorization")
+    assert len(sleeps.calls) == 1 and 15 <= sleeps.calls[0] <= 21
+
+
+def test_retry_after_beyond_the_cap_fails_at_once(rsps: responses.RequestsMock, client: Callable[..., HttpPortal],
+                                                  sleeps: Sleeps) -> None:
+    rsps.get(ITEM, status=429, headers={"Retry-After": "3600"})
+    portal = client()
+    with pytest.raises(PortalUnavailable, match="3600 s"):
+        portal.get_service_type(PARTNER, "authorization")
+    assert sleeps.calls == [] and portal.request_count == 1
+
+
+def test_500_is_not_retried(rsps: responses.RequestsMock, client: Callable[..., HttpPortal], sleeps: Sleeps) -> None:
+    rsps.put(ITEM, status=500, json={"error": "internal", "message": "boom"})
+    portal = client()
+    with pytest.raises(PortalUnavailable, match="500"):
+        portal.update_service_type(PARTNER, "authorization", payload(), '"1"')
+    assert portal.request_count == 1 and sleeps.calls == []
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_are_retried_with_jittered_backoff(rsps: responses.RequestsMock,
+                                                          client: Callable[..., HttpPortal], sleeps: Sleeps,
+                                                          status: int) -> None:
+    rsps.get(ITEM, status=status)
+    rsps.get(ITEM, status=status)
+    rsps.get(ITEM, json=state_body())
+    portal = client()
+    portal.get_service_type(PARTNER, "authorization")
+    assert portal.request_count == 3
+    assert len(sleeps.calls) == 2
+    assert 0 <= sleeps.calls[0] <= 0.5 and 0 <= sleeps.calls[1] <= 1.0  # full jitter under base * 2**n
+
+
+def test_retries_are_bounded(rsps: responses.RequestsMock, client: Callable[..., HttpPortal], sleeps: Sleeps) -> None:
+    for _ in range(4):
+        rsps.get(ITEM, status=503)
+    portal = client(max_retries=3)
+    with pytest.raises(PortalUnavailable, match="503.*4 attempts"):
+        portal.get_service_type(PARTNER, "authorization")
+    assert portal.request_count == 4 and len(sleeps.calls) == 3
+
+
+def test_timeouts_are_retried_then_reported(rsps: responses.RequestsMock, client: Callable[..., HttpPortal],
+                                            sleeps: Sleeps) -> None:
+    for _ in range(3):
+        rsps.get(ITEM, body=requests.exceptions.ReadTimeout("read timed out"))
+    portal = client(max_retries=2)
+    with pytest.raises(PortalUnavailable, match="read timeout.*3 attempts"):
+        portal.get_service_type(PARTNER, "authorization")
+    assert portal.request_count == 3 and len(sleeps.calls) == 2
+
+
+def test_connection_error_then_success(rsps: responses.RequestsMock, client: Callable[..., HttpPortal]) -> None:
+    rsps.get(LIST, body=requests.exceptions.ConnectionError("Connection refused"))
+    rsps.get(LIST, json={"partner_id": PARTNER, "service_types": {}})
+    portal = client()
+    assert portal.list_service_types(PARTNER) == {}
+    assert portal.request_count == 2
+
+
+def test_retried_put_that_meets_412_checks_whether_it_landed(rsps: responses.RequestsMock,
+                                                             client: Callable[..., HttpPortal]) -> None:
+    body = payload()
+    rsps.put(ITEM, body=requests.exceptions.ReadTimeout("lost answer"))
+    rsps.put(ITEM, status=412, json={"error": "precondition_failed", "message": "stale"})
+    rsps.get(ITEM, json=state_body(body, '"4"'))
+    portal = client()
+    state = portal.update_service_type(PARTNER, "authorization", body, '"3"')
+    assert state.version == '"4"' and dict(state.settings) == body
+    assert portal.request_count == 3
+
+
+def test_retried_put_that_meets_412_with_other_settings_is_a_conflict(rsps: responses.RequestsMock,
+                                                                      client: Callable[..., HttpPortal]) -> None:
+    rsps.put(ITEM, status=503)
+    rsps.put(ITEM, status=412, json={"error": "precondition_failed", "message": "stale"})
+    rsps.get(ITEM, json=state_body(payload(service_url="https://someone-else.example.com"), '"4"'))
+    portal = client()
+    with pytest.raises(VersionConflict):
+        portal.update_service_type(PARTNER, "authorization", payload(), '"3"')
+    assert portal.request_count == 3
+
+
+@pytest.mark.parametrize("body", [b"<html>gateway</html>", b"", b"{\"partner_id\": "])
+def test_invalid_json_is_a_protocol_error(rsps: responses.RequestsMock, client: Callable[..., HttpPortal],
+                                          body: bytes) -> None:
+    rsps.get(ITEM, body=body, content_type="text/html")
+    with pytest.raises(PortalProtocolError, match="not JSON"):
+        client().get_service_type(PARTNER, "authorization")
+
+
+@pytest.mark.parametrize("body", [
+    [],
+    {"partner_id": PARTNER, "service_type": "authorization", "version": '"1"'},
+    {"partner_id": "DE*XXX", "service_type": "authorization", "settings": payload(), "version": '"1"'},
+    {"partner_id": PARTNER, "service_type": "reservation", "settings": payload(), "version": '"1"'},
+    {"partner_id": PARTNER, "service_type": "authorization", "settings": payload(), "version": 3},
+    {"partner_id": PARTNER, "service_type": "authorization", "settings": {**payload(), "extra": 1}, "version": '"1"'},
+    {"partner_id": PARTNER, "service_type": "authorization", "settings": payload(online_request="yes"),
+     "version": '"1"'},
+])
+def test_wrong_shape_is_a_protocol_error(rsps: responses.RequestsMock, client: Callable[..., HttpPortal],
+                                         body: Any) -> None:
+    rsps.get(ITEM, json=body)
+    with pytest.raises(PortalProtocolError, match="portal-api.openapi.yaml"):
+        client().get_service_type(PARTNER, "authorization")
+
+
+def test_wrong_list_shape_is_a_protocol_error(rsps: responses.RequestsMock, client: Callable[..., HttpPortal]) -> None:
+    rsps.get(LIST, json={"partner_id": PARTNER, "service_types": [1, 2]})
+    with pytest.raises(PortalProtocolError):
+        client().list_service_types(PARTNER)
+
+
+def test_redirects_are_not_followed(rsps: responses.RequestsMock, client: Callable[..., HttpPortal]) -> None:
+    rsps.get(ITEM, status=302, headers={"Location": "https://login.example.com/sso"})
+    with pytest.raises(PortalProtocolError, match="redirected to https://login.example.com/sso"):
+        client().get_service_type(PARTNER, "authorization")
+
+
+def test_logs_redact_the_token(rsps: responses.RequestsMock, client: Callable[..., HttpPortal],
+                               caplog: pytest.LogCaptureFixture) -> None:
+    rsps.get(ITEM, status=503, headers={"Set-Cookie": "session=abc123"})
+    rsps.get(ITEM, status=401, json={"error": "unauthorized", "message": "bad token"})
+    caplog.set_level(logging.DEBUG, logger="hbsdeploy.portal")
+    portal = client()
+    with pytest.raises(PortalAuthError) as caught:
+        portal.get_service_type(PARTNER, "authorization")
+    assert "GET https://gateway.example/hbs/v1/partners/DE%2AA36/service-types/authorization -> 401" in caplog.text
+    assert "<redacted>" in caplog.text
+    assert TOKEN not in caplog.text and "abc123" not in caplog.text
+    assert TOKEN not in str(caught.value) and TOKEN not in repr(portal.session.auth)
+
+
+def test_missing_token_variable_is_named_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    with pytest.raises(PortalAuthError, match=TOKEN_ENV):
+        HttpPortal(make_env(BASE, token_env=TOKEN_ENV))
+
+
+def test_no_token_env_sends_no_authorization(rsps: responses.RequestsMock) -> None:
+    rsps.get(ITEM, json=state_body())
+    HttpPortal(make_env(BASE)).get_service_type(PARTNER, "authorization")
+    assert "Authorization" not in rsps.calls[0].request.headers
+
+
+def test_verification_cannot_be_turned_off_for_protected_environments() -> None:
+    with pytest.raises(PortalError, match="protected"):
+        HttpPortal(make_env(BASE, verify_tls=False, protected=True))
+    assert HttpPortal(make_env(BASE, verify_tls=False))._verify is False
+
+
+def test_missing_certificate_file_is_named(tmp_path: Any) -> None:
+    with pytest.raises(PortalError, match="client_cert .*nope.pem does not exist"):
+        HttpPortal(make_env(BASE, client_cert=tmp_path / "nope.pem"))
+
+
+def test_user_name_and_password_in_the_url_are_never_shown(rsps: responses.RequestsMock) -> None:
+    url = "https://alice:hunter2@gateway.example/hbs"
+    rsps.get(f"{url}/v1/partners/DE%2AA36/service-types/authorization", status=404)
+    with pytest.raises(PartnerNotFound) as caught:
+        HttpPortal(make_env(url)).get_service_type(PARTNER, "authorization")
+    assert "hunter2" not in str(caught.value) and "***@gateway.example" in str(caught.value)
+
+
+def test_open_portal_picks_the_implementation(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hbsdeploy.portal.local import LocalPortal
+
+    assert isinstance(open_portal(make_env(BASE)), HttpPortal)
+    assert isinstance(open_portal(make_env("local", state_file=tmp_path / "s.sqlite3")), LocalPortal)
+    manual = open_portal(make_env("manual", state_file=tmp_path / "m.sqlite3"))
+    assert isinstance(manual, LocalPortal) and manual.allow_private_hosts is False
