@@ -1,0 +1,163 @@
+"""Applying a plan: exactly its changes, each written with If-Match, read back and verified, audited.
+
+Partners are applied in parallel (bounded); the changes of one partner one after another. A failed change does not
+stop the others; an interruption stops new writes and lets the ones in flight finish. Every change ends applied,
+failed or not attempted, so a re-run (which plans again) finishes the job.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from hbsdeploy.audit import AuditLog
+from hbsdeploy.errors import HbsError
+from hbsdeploy.plan import Change, ChangeKind, Plan
+from hbsdeploy.planning import read_current, scope_size
+from hbsdeploy.portal import Portal, PortalError
+from hbsdeploy.settings import normalize_settings
+
+
+class StalePlan(HbsError):
+    """The portal changed since the plan was made: nothing was written."""
+
+
+class Status(str, enum.Enum):
+    APPLIED = "applied"
+    FAILED = "failed"
+    NOT_ATTEMPTED = "not attempted"
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    change: Change
+    status: Status
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What happened to every change of the plan, in the plan's order."""
+
+    results: tuple[ChangeResult, ...]
+    interrupted: bool = False
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status is Status.APPLIED for r in self.results)
+
+
+def check_fresh(plan: Plan, portal: Portal, parallelism: int) -> None:
+    """Refuse, writing nothing, when any service type the plan changes has a new version since the plan was made."""
+    if not plan.changes:
+        return
+    current = read_current(portal, {c.partner_id for c in plan.changes}, parallelism)
+    stale = []
+    for change in plan.changes:
+        now = current.get(change.key)
+        if now is None or now.version != change.version:
+            stale.append(f"{change.partner_id}/{change.service_type} (planned at version {change.version}, "
+                         f"now {now.version if now else 'gone'})")
+    if stale:
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        raise StalePlan(f"the portal changed since the plan was made: {shown}; nothing was written. "
+                        f"Run `hbsdeploy plan --env {plan.environment} --out FILE` again and review it")
+
+
+def check_disable_share(plan: Plan, max_fraction: float, force: bool) -> None:
+    """Refuse a plan that switches off more than `max_fraction` of the service types in scope, unless forced."""
+    disables = plan.count(ChangeKind.DISABLE)
+    scope = scope_size(plan)
+    if force or disables == 0 or scope == 0:
+        return
+    if disables / scope > max_fraction:
+        raise HbsError(f"the plan disables {disables} of {scope} service types in scope "
+                       f"({disables / scope:.0%}, more than apply.max_disable_fraction {max_fraction:.0%}); "
+                       "check the partner files, or pass --force if this is intended")
+
+
+Progress = Callable[[int, int], None]
+
+
+def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int = 8,
+               progress: Progress | None = None, stop: threading.Event | None = None) -> ApplyResult:
+    """Make the plan's changes; stop new writes when `stop` is set or on KeyboardInterrupt."""
+    stop = stop or threading.Event()
+    by_partner: dict[str, list[Change]] = defaultdict(list)
+    for change in plan.changes:
+        by_partner[change.partner_id].append(change)
+    results: dict[tuple[str, str], ChangeResult] = {}
+    lock = threading.Lock()
+    done = 0
+
+    def record(result: ChangeResult) -> None:
+        nonlocal done
+        change = result.change
+        audit.record(environment=plan.environment, partner_id=change.partner_id, service_type=change.service_type,
+                     kind=change.kind.value, before=change.before, after=change.after, result=result.status.value,
+                     message=result.message, plan_checksum=plan.checksum)
+        with lock:
+            results[change.key] = result
+            done += 1
+            if progress:
+                progress(done, len(plan.changes))
+
+    def run_partner(changes: list[Change]) -> None:
+        for change in changes:
+            if stop.is_set():
+                return
+            record(_apply_change(portal, change))
+
+    interrupted = False
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        futures = [pool.submit(run_partner, by_partner[pid]) for pid in partners_of_changes(plan)]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+    ordered = tuple(results.get(change.key, ChangeResult(change, Status.NOT_ATTEMPTED,
+                                                         "interrupted before this change" if interrupted or
+                                                         stop.is_set() else None))
+                    for change in plan.changes)
+    return ApplyResult(ordered, interrupted or stop.is_set())
+
+
+def partners_of_changes(plan: Plan) -> list[str]:
+    return sorted({c.partner_id for c in plan.changes})
+
+
+def _apply_change(portal: Portal, change: Change) -> ChangeResult:
+    try:
+        portal.update_service_type(change.partner_id, change.service_type, dict(change.payload), change.version)
+        stored = portal.get_service_type(change.partner_id, change.service_type)
+    except PortalError as exc:
+        return ChangeResult(change, Status.FAILED, str(exc))
+    if normalize_settings(stored.settings) != dict(change.after):
+        return ChangeResult(change, Status.FAILED,
+                            "the portal accepted the update but reads back different settings; check the portal")
+    return ChangeResult(change, Status.APPLIED)
+
+
+def apply_confirmed(plan: Plan, portal: Portal, audit: AuditLog, confirm: Callable[[Change], bool]) -> ApplyResult:
+    """For a `manual` portal: record each change the operator confirms as done in the real portal."""
+    results = []
+    for change in plan.changes:
+        if confirm(change):
+            result = _apply_change(portal, change)
+        else:
+            result = ChangeResult(change, Status.NOT_ATTEMPTED, "not confirmed as done in the portal")
+        audit.record(environment=plan.environment, partner_id=change.partner_id, service_type=change.service_type,
+                     kind=change.kind.value, before=change.before, after=change.after,
+                     result=result.status.value, message=result.message or "confirmed by the operator",
+                     plan_checksum=plan.checksum)
+        results.append(result)
+    return ApplyResult(tuple(results))

@@ -1,0 +1,71 @@
+"""The audit log: one JSON line per attempted change, appended to <state_dir>/audit.jsonl. Never a secret."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def current_user() -> str:
+    """Who is applying: the login name, or the CI's actor where one is set."""
+    for variable in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class AuditLog:
+    """Appends whole lines with one write each (O_APPEND), fsynced: a crash leaves whole lines behind."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.user = current_user()
+        self._lock = threading.Lock()
+
+    def record(self, *, environment: str, partner_id: str, service_type: str, kind: str,
+               before: Mapping[str, Any], after: Mapping[str, Any], result: str, message: str | None,
+               plan_checksum: str) -> None:
+        entry = {
+            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "user": self.user,
+            "environment": environment,
+            "partner_id": partner_id,
+            "service_type": service_type,
+            "kind": kind,
+            "before": dict(before),
+            "after": dict(after),
+            "result": result,
+            "message": message,
+            "plan_checksum": plan_checksum,
+        }
+        line = (json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    """Every complete entry of an audit log (a torn last line, from a crash mid-write, is skipped)."""
+    if not path.exists():
+        return []
+    entries = []
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entries.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return entries

@@ -1,0 +1,75 @@
+"""`hbsdeploy import`: a partner file written from the portal's current state, so that it plans to no change."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from hbsdeploy.errors import HbsError
+from hbsdeploy.portal import ServiceTypeState
+from hbsdeploy.resources import load_schema
+from hbsdeploy.settings import DEFAULT_SETTINGS, normalize_settings
+
+
+def infer_role(partner_id: str, states: Mapping[str, ServiceTypeState], role: str | None) -> str:
+    """`--role` if given; else what the ID's format or the configured service types say; else ask for --role."""
+    if role:
+        return role
+    if any(normalize_settings(s.settings) != dict(DEFAULT_SETTINGS) for name, s in states.items()
+           if name == "reservation"):
+        return "cpo"
+    properties = load_schema("partner")["properties"]
+    is_operator = re.fullmatch(properties["operator_id"]["pattern"], partner_id) is not None
+    is_provider = re.fullmatch(properties["provider_id"]["pattern"], partner_id) is not None
+    if is_operator and not is_provider:
+        return "cpo"
+    if is_provider and not is_operator:
+        return "emp"
+    raise HbsError(f"{partner_id!r} could be an OperatorID or a ProviderID; pass --role cpo or --role emp")
+
+
+def partner_yaml(partner_id: str, name: str, role: str, environment: str,
+                 states: Mapping[str, ServiceTypeState]) -> str:
+    """The partner file's text: every service type the portal holds away from its defaults."""
+    id_key = "operator_id" if role == "cpo" else "provider_id"
+    lines = [
+        "# yaml-language-server: $schema=../schemas/partner.schema.json",
+        f"# Imported from the portal of environment {environment!r} by `hbsdeploy import`.",
+        f"name: {_scalar(name)}",
+        f"role: {role}",
+        f"{id_key}: {_scalar(partner_id)}",
+        "",
+        "environments:",
+        f"  {environment}:",
+        "",
+        "service_types:",
+    ]
+    managed = 0
+    for service_type, state in states.items():
+        settings = normalize_settings(state.settings)
+        if settings == dict(DEFAULT_SETTINGS):
+            continue  # never configured in the portal: leave it unmanaged
+        if settings["certificate"] == "user":
+            raise HbsError(f"{partner_id} {service_type} uses a User certificate (SHA-256 "
+                           f"{settings['certificate_sha256']}); the portal cannot hand back the file. Write this "
+                           "partner file by hand with certificate_file pointing at that certificate")
+        managed += 1
+        lines.append(f"  {service_type}:")
+        for field in ("online_request", "broadcast_request", "service_url", "client_certification", "certificate"):
+            if field == "broadcast_request" and not settings["online_request"]:
+                continue
+            if field == "service_url" and settings[field] is None:
+                continue
+            lines.append(f"    {field}: {_scalar(settings[field])}")
+    if managed == 0:
+        lines[-1] = "service_types: {}"
+    return "\n".join(lines) + "\n"
+
+
+def _scalar(value: Any) -> str:
+    """A YAML scalar that reads back as exactly `value` (JSON strings are valid YAML double-quoted strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,213 @@
+"""The plan: a pure, sorted, immutable diff between desired payloads and the portal's current state.
+
+`compute_plan` does no I/O. Comparison happens on the portal's canonical form (`normalize_settings`), so a plan never
+shows a change that applying cannot remove. The plan's canonical JSON and its checksum tie the plan a person reviewed
+to the apply that runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from hbsdeploy.errors import HbsError
+from hbsdeploy.settings import SETTING_FIELDS, normalize_settings
+
+PLAN_FORMAT_VERSION = 1
+
+
+class ChangeKind(str, enum.Enum):
+    ENABLE = "enable"  # Online Request goes on
+    CHANGE = "change"  # on before and after, something else differs
+    DISABLE = "disable"  # Online Request goes off
+
+
+_KIND_ORDER = {ChangeKind.DISABLE: 0, ChangeKind.ENABLE: 1, ChangeKind.CHANGE: 2}
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the partner files want for one service type (a rendered payload)."""
+
+    partner_id: str
+    partner_name: str
+    service_type: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Current:
+    """What the portal holds for one service type, and its version."""
+
+    partner_id: str
+    service_type: str
+    settings: Mapping[str, Any]
+    version: str
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    """One service type of one partner that apply will update, with the version it must still have."""
+
+    partner_id: str
+    partner_name: str
+    service_type: str
+    kind: ChangeKind
+    version: str
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    payload: Mapping[str, Any]
+    fields: tuple[FieldChange, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.partner_id, self.service_type)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "partner_id": self.partner_id,
+            "partner_name": self.partner_name,
+            "service_type": self.service_type,
+            "kind": self.kind.value,
+            "version": self.version,
+            "before": dict(self.before),
+            "after": dict(self.after),
+            "payload": dict(self.payload),
+            "fields": [{"field": f.field, "before": f.before, "after": f.after} for f in self.fields],
+        }
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A service type in scope and the version the plan saw."""
+
+    partner_id: str
+    service_type: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every change for one environment, sorted; with the versions observed and a checksum of the whole."""
+
+    environment: str
+    changes: tuple[Change, ...]
+    observed: tuple[Observed, ...]
+    checksum: str = field(default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "changes", tuple(sorted(self.changes, key=lambda c: (c.partner_id, c.service_type))))
+        object.__setattr__(self, "observed", tuple(sorted(self.observed, key=lambda o: (o.partner_id,
+                                                                                         o.service_type))))
+        object.__setattr__(self, "checksum", plan_checksum(self.body()))
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def count(self, kind: ChangeKind) -> int:
+        return sum(1 for change in self.changes if change.kind is kind)
+
+    @property
+    def unchanged(self) -> int:
+        return len(self.observed) - len(self.changes)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "enable": self.count(ChangeKind.ENABLE),
+            "change": self.count(ChangeKind.CHANGE),
+            "disable": self.count(ChangeKind.DISABLE),
+            "unchanged": self.unchanged,
+        }
+
+    def body(self) -> dict[str, Any]:
+        """The canonical content the checksum covers."""
+        return {
+            "format_version": PLAN_FORMAT_VERSION,
+            "environment": self.environment,
+            "summary": self.summary(),
+            "changes": [change.as_json() for change in self.changes],
+            "observed": [{"partner_id": o.partner_id, "service_type": o.service_type, "version": o.version}
+                         for o in self.observed],
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.body(), "checksum": self.checksum}
+
+    def to_json(self) -> str:
+        """The canonical JSON text: sorted keys, 2-space indent, trailing newline."""
+        return json.dumps(self.as_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def plan_checksum(body: Mapping[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def compute_plan(environment: str, desired: Iterable[Desired], current: Mapping[tuple[str, str], Current]) -> Plan:
+    """The changes that turn `current` into `desired`. Service types not desired are not managed: left alone."""
+    changes = []
+    observed = []
+    for want in desired:
+        have = current.get((want.partner_id, want.service_type))
+        if have is None:
+            raise HbsError(f"the portal returned no state for {want.partner_id} {want.service_type}; "
+                           "is the service type known to this portal?")
+        observed.append(Observed(want.partner_id, want.service_type, have.version))
+        change = diff_service_type(want, have)
+        if change is not None:
+            changes.append(change)
+    return Plan(environment, tuple(changes), tuple(observed))
+
+
+def diff_service_type(want: Desired, have: Current) -> Change | None:
+    """The change from `have` to `want`, or None when they agree in the portal's canonical form."""
+    before = normalize_settings(have.settings)
+    after = normalize_settings(want.payload)
+    fields = tuple(FieldChange(name, before[name], after[name]) for name in SETTING_FIELDS
+                   if before[name] != after[name])
+    if not fields:
+        return None
+    if after["online_request"] and not before["online_request"]:
+        kind = ChangeKind.ENABLE
+    elif before["online_request"] and not after["online_request"]:
+        kind = ChangeKind.DISABLE
+    else:
+        kind = ChangeKind.CHANGE
+    return Change(want.partner_id, want.partner_name, want.service_type, kind, have.version,
+                  MappingProxyType(before), MappingProxyType(after), MappingProxyType(dict(want.payload)), fields)
+
+
+def plan_from_json(document: Mapping[str, Any]) -> Plan:
+    """Rebuild a Plan from its JSON form; HbsError when the file was altered (checksum) or is not a plan."""
+    try:
+        if document.get("format_version") != PLAN_FORMAT_VERSION:
+            raise HbsError(f"plan format_version {document.get('format_version')!r} is not "
+                           f"{PLAN_FORMAT_VERSION}; re-run `hbsdeploy plan --out` with this version")
+        changes = tuple(
+            Change(c["partner_id"], c["partner_name"], c["service_type"], ChangeKind(c["kind"]), c["version"],
+                   MappingProxyType(c["before"]), MappingProxyType(c["after"]), MappingProxyType(c["payload"]),
+                   tuple(FieldChange(f["field"], f["before"], f["after"]) for f in c["fields"]))
+            for c in document["changes"]
+        )
+        observed = tuple(Observed(o["partner_id"], o["service_type"], o["version"]) for o in document["observed"])
+        plan = Plan(document["environment"], changes, observed)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HbsError(f"not a valid hbsdeploy plan ({type(exc).__name__}: {exc}); re-run `hbsdeploy plan --out`"
+                       ) from None
+    if plan.checksum != document.get("checksum"):
+        raise HbsError("the plan file was altered after it was written (checksum mismatch); "
+                       "re-run `hbsdeploy plan --out` and review it again")
+    return plan

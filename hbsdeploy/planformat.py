@@ -1,0 +1,182 @@
+"""Renderings of a plan: text (terraform-like), JSON, Markdown for pull requests, and portal instructions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from hbsdeploy.plan import Change, ChangeKind, Plan
+from hbsdeploy.servicetypes import service_types
+
+MARKDOWN_LIMIT = 60_000
+MARKDOWN_MARKER = "<!-- hbsdeploy-plan -->"
+
+_SYMBOL = {ChangeKind.ENABLE: "+", ChangeKind.CHANGE: "~", ChangeKind.DISABLE: "-"}
+_COLOUR = {ChangeKind.ENABLE: "green", ChangeKind.CHANGE: "yellow", ChangeKind.DISABLE: "red"}
+_ANSI = {"green": "\033[32m", "yellow": "\033[33m", "red": "\033[31m", "bold": "\033[1m"}
+_RESET = "\033[0m"
+
+Styler = Callable[[str, str], str]
+
+
+def _plain(text: str, _style: str) -> str:
+    return text
+
+
+def ansi(text: str, style: str) -> str:
+    """Colour for a terminal; the CLI passes it only to a TTY without NO_COLOR."""
+    return f"{_ANSI[style]}{text}{_RESET}"
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=True)
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    return f"Plan: {s['enable']} to enable, {s['change']} to change, {s['disable']} to disable."
+
+
+def _label(service_type: str) -> str:
+    spec = service_types().get(service_type)
+    return spec.label if spec else service_type
+
+
+def render_text(plan: Plan, style: Styler = _plain) -> str:
+    """`~ DE*A36 / authorization` blocks with one line per field, then the summary line."""
+    if not plan.has_changes:
+        return (f"No changes in {plan.environment}: the portal matches the partner files "
+                f"({len(plan.observed)} service types checked).\n")
+    lines = [f"hbsdeploy will make these changes in {style(plan.environment, 'bold')}:", ""]
+    for change in plan.changes:
+        symbol = style(_SYMBOL[change.kind], _COLOUR[change.kind])
+        lines.append(f"  {symbol} {change.partner_id} ({change.partner_name}) / {change.service_type} "
+                     f"[{change.kind.value}]")
+        for item in change.fields:
+            lines.append(f"      {symbol} {item.field}: {_value(item.before)} -> {_value(item.after)}")
+        lines.append("")
+    lines.append(summary_line(plan) + f" {plan.unchanged} unchanged.")
+    lines.append(f"Checksum: {plan.checksum}")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(plan: Plan) -> str:
+    """The plan's canonical JSON (format_version, checksum, every change with before and after)."""
+    return plan.to_json()
+
+
+def _md_code(value: Any) -> str:
+    return "`" + _value(value).replace("`", "'") + "`"
+
+
+def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
+    """A pull-request comment: a summary table, then details, cut to stay under `limit` characters."""
+    s = plan.summary()
+    head = [
+        MARKDOWN_MARKER,
+        f"### hbsdeploy plan for `{plan.environment}`",
+        "",
+        "| enable | change | disable | unchanged |",
+        "|---:|---:|---:|---:|",
+        f"| {s['enable']} | {s['change']} | {s['disable']} | {s['unchanged']} |",
+        "",
+    ]
+    if not plan.has_changes:
+        head.append("No changes: the portal matches the partner files.")
+        return "\n".join(head) + "\n"
+    tail = ["", f"Checksum: `{plan.checksum}`", ""]
+    budget = limit - len("\n".join(head + tail)) - 200
+    body: list[str] = []
+    shown = 0
+    for change in plan.changes:
+        block = _markdown_change(change)
+        if len(block) > budget:
+            break
+        body.append(block)
+        budget -= len(block) + 1
+        shown += 1
+    if shown < len(plan.changes):
+        rest = plan.changes[shown:]
+        counts = {kind: sum(1 for c in rest if c.kind is kind) for kind in ChangeKind}
+        body.append(f"\n…and {len(rest)} more changes not shown here ({counts[ChangeKind.ENABLE]} enable, "
+                    f"{counts[ChangeKind.CHANGE]} change, {counts[ChangeKind.DISABLE]} disable): "
+                    "see the plan artifact or `hbsdeploy plan` output.")
+    return "\n".join(head + body + tail)
+
+
+def _markdown_change(change: Change) -> str:
+    lines = [
+        f"<details><summary><code>{_SYMBOL[change.kind]}</code> <b>{_html(change.partner_id)}</b> "
+        f"({_html(change.partner_name)}) / {_html(_label(change.service_type))}: {change.kind.value}</summary>",
+        "",
+        "| field | before | after |",
+        "|---|---|---|",
+    ]
+    for item in change.fields:
+        lines.append(f"| {item.field} | {_md_code(item.before)} | {_md_code(item.after)} |".replace("|`", "| `"))
+    lines += ["", "</details>"]
+    return "\n".join(lines)
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;")
+
+
+def render_instructions(plan: Plan, portal_label: str = "the HBS portal") -> str:
+    """Numbered steps for a person making the plan's changes in the portal's web interface."""
+    if not plan.has_changes:
+        return f"Nothing to do in {plan.environment}: the portal matches the partner files.\n"
+    lines = [f"Steps for {plan.environment} in {portal_label} "
+             f"({len(plan.changes)} service type{'s' if len(plan.changes) != 1 else ''}):", ""]
+    step = 0
+
+    def add(text: str) -> None:
+        nonlocal step
+        step += 1
+        lines.append(f"{step}. {text}")
+
+    add("Log in as a user with the Partner Account Administrator role.")
+    current_partner = None
+    for change in plan.changes:
+        if change.partner_id != current_partner:
+            current_partner = change.partner_id
+            lines.append("")
+            lines.append(f"Partner {change.partner_id} ({change.partner_name}):")
+            add(f"Make sure you are working on partner {change.partner_id} "
+                "(switch the partner account if you manage several).")
+            add("Open Administration > Service Type Settings.")
+        for text in change_steps(change):
+            add(text)
+    lines.append("")
+    lines.append(f"Then record what you did with `hbsdeploy apply --env {plan.environment}` (for a `manual` portal), "
+                 f"and check with `hbsdeploy plan --env {plan.environment}` that nothing is left.")
+    return "\n".join(lines) + "\n"
+
+
+def change_steps(change: Change) -> list[str]:
+    """The clicks for one service type, in the order the portal allows them (Online Request first on, last off)."""
+    label = _label(change.service_type)
+    after, before = change.after, change.before
+    steps = [f"Choose the service type \"{label}\" and click Edit (top right)."]
+    if after["online_request"] and not before["online_request"]:
+        steps.append("Tick \"Online Request\".")
+    if before["broadcast_request"] != after["broadcast_request"]:
+        steps.append(("Tick" if after["broadcast_request"] else "Untick") + " \"Broadcast Request\".")
+    if before["service_url"] != after["service_url"] and after["service_url"]:
+        clear = "Clear \"Service URL\" and type" if before["service_url"] else "Type into \"Service URL\":"
+        steps.append(f"{clear} {after['service_url']} (no blank spaces).")
+    if before["client_certification"] != after["client_certification"]:
+        steps.append(("Tick" if after["client_certification"] else "Untick") + " \"Client Certification\".")
+    if (before["certificate"], before["certificate_sha256"]) != (after["certificate"], after["certificate_sha256"]):
+        if after["certificate"] == "user":
+            steps.append(f"Choose the User certificate with SHA-256 fingerprint {after['certificate_sha256']} "
+                         "(upload it in Certificate Management first if it is not listed).")
+        else:
+            steps.append("Choose the Hubject certificate.")
+    if before["online_request"] and not after["online_request"]:
+        if before["service_url"]:
+            steps.append("Clear \"Service URL\".")
+        steps.append("Untick \"Online Request\".")
+    steps.append("Click \"Update Service Type\" (Cancel would discard the change).")
+    return steps

@@ -1,0 +1,57 @@
+"""Gathering a plan's inputs: desired payloads from the templates, current state from the portal (in parallel)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from hbsdeploy.config import Environment
+from hbsdeploy.plan import Current, Desired, Plan, compute_plan
+from hbsdeploy.portal import Portal, ServiceTypeState
+from hbsdeploy.project import Project
+from hbsdeploy.render import Renderer
+
+Progress = Callable[[int, int], None]
+
+
+def desired_payloads(project: Project, environment: Environment, renderer: Renderer) -> list[Desired]:
+    """The rendered payload of every managed service type of the partners deployed to `environment`."""
+    partners = project.in_environment(environment)
+    names = {p.partner_id: p.name for p in partners}
+    return [Desired(r.partner_id, names[r.partner_id], r.service_type, r.payload)
+            for r in renderer.render_all(partners, [environment])]
+
+
+def read_current(portal: Portal, partner_ids: Iterable[str], parallelism: int,
+                 progress: Progress | None = None) -> dict[tuple[str, str], Current]:
+    """One listing request per partner, `parallelism` at a time."""
+    ids = sorted(set(partner_ids))
+    current: dict[tuple[str, str], Current] = {}
+
+    def one(partner_id: str) -> dict[str, ServiceTypeState]:
+        return portal.list_service_types(partner_id)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        for done, (partner_id, states) in enumerate(zip(ids, pool.map(one, ids)), start=1):
+            for name, state in states.items():
+                current[(partner_id, name)] = Current(partner_id, name, state.settings, state.version)
+            if progress:
+                progress(done, len(ids))
+    return current
+
+
+def make_plan(project: Project, environment: Environment, portal: Portal, parallelism: int,
+              progress: Progress | None = None, renderer: Renderer | None = None) -> Plan:
+    """Render, read the portal, and diff: the plan for one environment."""
+    desired = desired_payloads(project, environment, renderer or Renderer(project.config))
+    current = read_current(portal, (d.partner_id for d in desired), parallelism, progress)
+    return compute_plan(environment.name, desired, current)
+
+
+def scope_size(plan: Plan) -> int:
+    """How many service types the plan covers (changed or not): the base of the disable safety share."""
+    return len(plan.observed)
+
+
+def partners_of(plan: Plan) -> Sequence[str]:
+    return sorted({o.partner_id for o in plan.observed})
