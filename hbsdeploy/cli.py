@@ -47,12 +47,31 @@ class Globals:
 pass_globals = click.make_pass_decorator(Globals)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _LazyGroup(click.Group):
+    """Imports a command's module only when that command runs, so that `validate` starts fast."""
+
+    lazy_commands = {
+        "portal": ("hbsdeploy.cli_portal", "portal"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands and cmd_name not in self.commands:
+            import importlib
+
+            module_name, attribute = self.lazy_commands[cmd_name]
+            self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, "--version", prog_name="hbsdeploy")
 @click.option("--config", "config_path", metavar="FILE", envvar="HBSDEPLOY_CONFIG",
               help="The hbsdeploy.yaml to use (default: the nearest one in this folder or a parent; "
                    "also $HBSDEPLOY_CONFIG).")
-@click.option("-v", "--verbose", count=True, help="Say more on stderr (-vv logs portal requests, secrets redacted).")
+@click.option("-v", "--verbose", count=True, help="Log each portal request and response on stderr (secrets redacted).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems and results, no summaries or progress.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) -> None:
@@ -66,8 +85,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) 
     """
     ctx.obj = Globals(config_path, verbose, quiet)
     if verbose:
-        logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose > 1 else logging.INFO,
-                            format="hbsdeploy: %(message)s")
+        logging.basicConfig(stream=sys.stderr, level=logging.DEBUG, format="hbsdeploy: %(message)s")
+        logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
 @cli.command()
