@@ -144,6 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"hbsdeploy-emulator/{__version__}"
     sys_version = ""
     timeout = 30  # idle keep-alive connections are closed after this
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stalls
 
     def version_string(self) -> str:
         return self.server_version
@@ -292,8 +293,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # Malformed request lines and headers: a JSON error like every other answer, then close.
+        # Malformed request lines and headers: a JSON error like every other answer, then close. A request line
+        # that did not parse leaves the version at HTTP/0.9, which would send no status line: answer as HTTP/1.0.
         self.close_connection = True
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
         try:
             phrase = HTTPStatus(code).phrase
         except ValueError:

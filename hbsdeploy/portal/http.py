@@ -175,11 +175,11 @@ class HttpPortal:
             except requests.exceptions.SSLError as exc:
                 log.debug("%s %s -> TLS error after %.3fs: %s", method, redact_url(url),
                           time.monotonic() - started, exc)
-                raise _tls_error(self.label, exc) from None
+                raise _tls_error(self.label, exc, self._cert is not None) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 elapsed = time.monotonic() - started
                 log.debug("%s %s -> %s after %.3fs", method, redact_url(url), type(exc).__name__, elapsed)
-                tls = _tls_error(self.label, exc) if _looks_like_tls(exc) else None
+                tls = _tls_error(self.label, exc, self._cert is not None) if _looks_like_tls(exc) else None
                 if tls is not None and isinstance(tls, PortalAuthError):
                     raise tls from None
                 if attempt > self.env.max_retries:
@@ -357,10 +357,15 @@ def _looks_like_tls(exc: BaseException) -> bool:
     return any(marker in text for marker in _TLS_MARKERS)
 
 
-def _tls_error(label: str, exc: BaseException) -> PortalError:
+def _tls_error(label: str, exc: BaseException, has_client_cert: bool) -> PortalError:
     """A TLS failure told plainly: expired, wrong host, unknown CA, or our client certificate refused."""
     text = str(exc)
     lowered = text.lower()
+    if "eof occurred in violation of protocol" in lowered or "unexpected eof" in lowered:
+        # The server hung up during the handshake: with TLS 1.3 that is how a refused client certificate looks.
+        cause = ("it probably requires a client certificate: set client_cert and client_key" if not has_client_cert
+                 else "it probably does not accept the client certificate in client_cert")
+        return PortalUnavailable(f"{label}: the portal closed the TLS connection during the handshake; {cause}")
     if "certificate required" in lowered or "alert bad certificate" in lowered or "alert unknown ca" in lowered \
             or "alert certificate unknown" in lowered or "alert handshake failure" in lowered:
         return PortalAuthError(f"{label}: the portal refused the TLS client certificate (or none was sent); set "
