@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from portal_helpers import Sleeps, TlsFiles
 
 from hbsdeploy.portal.emulator import ServerHandle, serve
-from portal_helpers import Sleeps
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """PEM files for one test session: a CA, a server certificate for 127.0.0.1, a client certificate, a second
-    CA nobody trusts, and an expired server certificate."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    other_ca: Path
-    other_client_cert: Path
-    other_client_key: Path
-    expired_cert: Path
-    expired_key: Path
-    wrong_host_cert: Path
-    wrong_host_key: Path
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import TlsFiles
-from portal_helpers import TOKEN, TOKEN_ENV, make_env, payload
+from portal_helpers import TOKEN, TOKEN_ENV, TlsFiles, make_env, payload
 
 from hbsdeploy.portal import (
     PartnerNotFound,
