@@ -65,6 +65,20 @@ class _LazyGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Map a command's returned exit code and hbsdeploy's errors to exit codes, under any caller of `cli`."""
+        try:
+            code = super().invoke(ctx)
+        except InputError as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(exc.exit_code)
+        except HbsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        if isinstance(code, int) and code != EXIT_OK:
+            ctx.exit(code)
+        return code
+
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, "--version", prog_name="hbsdeploy")
@@ -438,15 +452,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except InputError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(exc.exit_code)
-    except HbsError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+from hbsdeploy.cli_ecosystem import doctor, init, schema  # noqa: E402
+
+cli.add_command(schema)
+cli.add_command(init)
+cli.add_command(doctor)

@@ -92,8 +92,11 @@ class Renderer:
         where = f"(partner {partner.path}, environment {environment.name})"
         try:
             text = template.render(context)
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"{_template_location(exc, template)}: {type(exc).__name__}: {exc} {where}"
+        except Exception as exc:  # template code can raise anything: TypeError, ZeroDivisionError, SecurityError...
+            message = str(exc)
+            if "StrictUndefined" in message:
+                message = "a variable or field is undefined (check the names against the context in templates/)"
+            raise TemplateError(f"{_template_location(exc, template)}: {type(exc).__name__}: {message} {where}"
                                 ) from None
         try:
             payload = json.loads(text)
