@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +43,8 @@ class CertificateInfo:
 def read_certificate(path: Path) -> CertificateInfo:
     """Parse the first PEM certificate in `path`; CertificateError when it is missing or not PEM."""
     # Imported here: only partners with user certificates pay for loading cryptography.
+    import hashlib
+
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
     from cryptography.x509.oid import NameOID

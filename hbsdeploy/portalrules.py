@@ -6,18 +6,20 @@ answers 422 with them, as the portal does when a setting cannot be saved.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from hbsdeploy.servicetypes import ServiceTypeSpec
 
+if TYPE_CHECKING:
+    import ipaddress
+
 _PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".localdomain", ".home.arpa", ".lan")
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn"})
+_IP_CHARACTERS = frozenset("0123456789abcdefxABCDEFX.:")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ def check_service_url(url: str, *, allow_private_hosts: bool = False) -> list[Vi
     def bad(rule: str, message: str) -> list[Violation]:
         return [Violation("service_url", rule, message)]
 
-    for index, char in enumerate(url):
+    # Printable ASCII without a blank holds nothing invisible: only other URLs need the character by character look.
+    clean = url.isascii() and url.isprintable() and " " not in url
+    for index, char in enumerate(() if clean else url):
         if char.isspace() or unicodedata.category(char) in _INVISIBLE_CATEGORIES:
             name = unicodedata.name(char, "control character")
             return bad("service-url-whitespace",
@@ -128,6 +132,11 @@ def _check_host(host: str, allow_private_hosts: bool) -> list[Violation]:
 
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not _IP_CHARACTERS.issuperset(host):  # a host name: spares loading ipaddress and socket
+        return None
+    import ipaddress
+    import socket
+
     try:
         return ipaddress.ip_address(host)
     except ValueError:

@@ -57,7 +57,8 @@ def check_partner(partner: Partner, config: Config, environments: Iterable[Envir
             spec = specs[service_type.name]
             if partner.role not in spec.roles:
                 problems.append(doc.problem(service_type.path, "service-type-not-for-role",
-                                            f"{spec.label} is only for {_roles(spec)}, not for this {partner.role.upper()}; remove it",
+                                            f"{spec.label} is only for {_roles(spec)}, not for this "
+                                            f"{partner.role.upper()}; remove it",
                                             key=True))
                 continue
             problems += _check_service_type(partner, spec, service_type, config, environment, now)

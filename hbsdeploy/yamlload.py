@@ -1,13 +1,14 @@
 """Safe YAML loading that remembers where every key and value stands.
 
 PyYAML's own loaders silently keep the last of two duplicate keys, read `yes` as a boolean, and build Python objects
-from tags. This loader only composes the node graph (with libyaml's C parser where available), then builds plain data
+from tags. This loader only runs the parser (libyaml's C parser where available) and builds plain data from its events
 itself: strings, numbers, booleans (`true`/`false` only, as in YAML 1.2), null, lists and string-keyed mappings. Tags,
 duplicate keys, non-string keys, runaway aliases and runaway nesting are errors with a file, line and column.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +24,9 @@ MAX_DEPTH = 64
 
 JsonPath = tuple[str | int, ...]
 
-_PLAIN = "!hbsdeploy/plain"
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
-_ALLOWED_TAGS = frozenset({_PLAIN, _STR, _MAP, _SEQ})
 
 _NULL_WORDS = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUE_WORDS = frozenset({"true", "True", "TRUE"})
@@ -35,16 +34,9 @@ _FALSE_WORDS = frozenset({"false", "False", "FALSE"})
 _INT = re.compile(r"[-+]?[0-9]+\Z")
 _FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
 
-_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _ComposeOnlyLoader(_Base):  # type: ignore[misc]
-    """Tags each plain scalar `_PLAIN` so that we, not PyYAML's YAML 1.1 resolver, decide what it means."""
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        if kind is yaml.ScalarNode:
-            return _PLAIN if implicit[0] else _STR
-        return _SEQ if kind is yaml.SequenceNode else _MAP
+# libyaml's C parser where PyYAML was built with it; the pure-Python parser otherwise. Only the parser is used.
+# (`yaml.CParser` is not exported at the top level: it lives in yaml.cyaml.)
+_Parser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None) or yaml.SafeLoader
 
 
 def format_json_path(path: JsonPath) -> str:
@@ -142,20 +134,16 @@ def load_yaml(path: Path, shown: str | None = None) -> Document:
 
 def parse_yaml(text: str, shown: str) -> Document:
     """Parse YAML text (already decoded) into a Document."""
-    loader = _ComposeOnlyLoader(text)
+    loader = _Parser(text)
+    builder = _Builder(shown, loader)
     try:
-        node = loader.get_single_node()
+        data = builder.build_single_document()
     except yaml.MarkedYAMLError as exc:
         raise InputError([_syntax_problem(shown, text, exc)]) from None
     except yaml.YAMLError as exc:  # errors without a position, e.g. a reader error
         raise InputError([Problem(shown, 1, 1, Severity.ERROR, "yaml-syntax", str(exc).replace("\n", " "))]) from None
     finally:
         loader.dispose()
-    if node is None:
-        raise InputError([Problem(shown, 1, 1, Severity.ERROR, "empty-file",
-                                  "is empty; write a YAML mapping (see partners/ for examples)")])
-    builder = _Builder(shown)
-    data = builder.build(node)
     if builder.problems:
         raise InputError(builder.problems)
     return Document(shown, data, builder.values, builder.keys)
@@ -164,94 +152,208 @@ def parse_yaml(text: str, shown: str) -> Document:
 def _syntax_problem(shown: str, text: str, exc: yaml.MarkedYAMLError) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    source_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
+    lines = text.splitlines()
+    source_line = lines[line - 1] if 0 < line <= len(lines) else ""
     what = exc.problem or exc.context or "invalid YAML"
-    if "expected a single document" in str(exc.context) or "but found another document" in str(what):
-        return Problem(shown, line, column, Severity.ERROR, "multiple-documents",
-                       "holds more than one YAML document; keep one partner per file and remove the `---`")
-    hint = ""
-    if "\t" in source_line[: column]:
-        hint = "; indent with spaces, not tabs"
-    elif "found undefined alias" in what or "found undefined anchor" in what or "found unknown anchor" in what:
-        hint = "; an unquoted value starting with `*` is an alias: quote IDs such as \"*A36\""
-    else:
-        hint = "; fix the YAML syntax"
+    hint = "; indent with spaces, not tabs" if "\t" in source_line[:column] else "; fix the YAML syntax"
     return Problem(shown, line, column, Severity.ERROR, "yaml-syntax", f"{what}{hint}")
 
 
-class _Builder:
-    """Turns a composed node graph into plain data, recording positions and problems."""
+@dataclass
+class _Anchor:
+    """An anchored value, kept to expand its aliases: the data, its size and depth, and its positions."""
 
-    def __init__(self, shown: str) -> None:
+    value: Any
+    nodes: int
+    depth: int
+    values: list[tuple[JsonPath, tuple[int, int]]]
+    keys: list[tuple[JsonPath, tuple[int, int]]]
+
+
+def _mark(event: Any) -> tuple[int, int]:
+    return event.start_mark.line + 1, event.start_mark.column + 1
+
+
+class _Builder:
+    """Builds plain data straight from the parser's events, recording positions and problems.
+
+    Working on events rather than PyYAML's composed nodes bounds the nesting before anything recurses (libyaml's
+    composer recurses in C and crashes the interpreter on a few hundred thousand `[`), and expands aliases by count
+    before copying anything, so an alias bomb fails at once.
+    """
+
+    def __init__(self, shown: str, loader: Any) -> None:
         self.shown = shown
+        self.next_event = loader.get_event
         self.values: dict[JsonPath, tuple[int, int]] = {}
         self.keys: dict[JsonPath, tuple[int, int]] = {}
         self.problems: list[Problem] = []
         self.nodes_built = 0
+        self.anchors: dict[str, _Anchor] = {}
+        self._depth = 0  # nesting depth of the value built last, for the depth of anchored values
 
-    def _problem(self, node: yaml.Node, rule: str, message: str, path: JsonPath) -> None:
-        mark = node.start_mark
-        self.problems.append(Problem(self.shown, mark.line + 1, mark.column + 1, Severity.ERROR, rule, message,
-                                     format_json_path(path)))
+    def _fail(self, event: Any, rule: str, message: str, path: JsonPath = ()) -> InputError:
+        line, column = _mark(event)
+        return InputError([Problem(self.shown, line, column, Severity.ERROR, rule, message, format_json_path(path))])
 
-    def build(self, root: yaml.Node) -> Any:
-        # MAX_DEPTH keeps the recursion far below Python's limit: deep nesting ends in an error, not a RecursionError.
-        return self._build(root, (), 0)
+    def _problem(self, event: Any, rule: str, message: str, path: JsonPath) -> None:
+        line, column = _mark(event)
+        self.problems.append(Problem(self.shown, line, column, Severity.ERROR, rule, message, format_json_path(path)))
 
-    def _build(self, node: yaml.Node, path: JsonPath, depth: int) -> Any:
-        self.nodes_built += 1
+    def build_single_document(self) -> Any:
+        """The data of the stream's only document; InputError for an empty stream or a second document."""
+        self.next_event()  # StreamStartEvent
+        event = self.next_event()
+        if isinstance(event, yaml.StreamEndEvent):  # nothing but comments and blank lines
+            raise InputError([Problem(self.shown, 1, 1, Severity.ERROR, "empty-file",
+                                      "is empty; write a YAML mapping (see partners/ for examples)")])
+        data = self._node(self.next_event(), (), 0)
+        self.next_event()  # DocumentEndEvent
+        event = self.next_event()
+        if not isinstance(event, yaml.StreamEndEvent):
+            raise self._fail(event, "multiple-documents",
+                             "holds more than one YAML document; keep one partner per file and remove the `---`")
+        return data
+
+    def _count(self, event: Any, nodes: int) -> None:
+        self.nodes_built += nodes
         if self.nodes_built > MAX_NODES:
-            raise InputError([Problem(self.shown, node.start_mark.line + 1, node.start_mark.column + 1,
-                                      Severity.ERROR, "yaml-too-large",
-                                      f"expands to more than {MAX_NODES} values (an alias bomb?); remove the aliases")])
-        if depth > MAX_DEPTH:
-            raise InputError([Problem(self.shown, node.start_mark.line + 1, node.start_mark.column + 1,
-                                      Severity.ERROR, "yaml-too-deep",
-                                      f"nests deeper than {MAX_DEPTH} levels; a partner file is a few levels deep")])
-        self.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if node.tag not in _ALLOWED_TAGS:
-            self._problem(node, "yaml-tag", f"YAML tag {node.tag!r} is not allowed; remove it and write a plain value",
-                          path)
-            return None
-        if isinstance(node, yaml.ScalarNode):
-            return _scalar(node) if node.tag == _PLAIN else node.value
-        if isinstance(node, yaml.SequenceNode):
-            return [self._build(item, (*path, index), depth + 1) for index, item in enumerate(node.value)]
-        return self._mapping(node, path, depth)
+            raise self._fail(event, "yaml-too-large",
+                             f"expands to more than {MAX_NODES} values (an alias bomb?); remove the aliases")
 
-    def _mapping(self, node: yaml.MappingNode, path: JsonPath, depth: int) -> dict[str, Any]:
+    def _node(self, event: Any, path: JsonPath, depth: int) -> Any:
+        """Build the value that starts with `event` (already read) at `path`."""
+        self._count(event, 1)
+        position = _mark(event)
+        if isinstance(event, yaml.AliasEvent):
+            return self._alias(event, path, depth)
+        anchor = event.anchor
+        first_value, first_key, nodes_before = len(self.values), len(self.keys), self.nodes_built
+        self.values[path] = position
+        tag = event.tag
+        if isinstance(event, yaml.ScalarEvent):
+            subtree_depth = 0
+            if tag is None:
+                value: Any = _plain(event.value) if event.implicit[0] else event.value
+            elif tag == _STR or tag == "!":
+                value = event.value
+            else:
+                value = self._bad_tag(event, path)
+        else:
+            if depth >= MAX_DEPTH:
+                raise self._fail(event, "yaml-too-deep",
+                                 f"nests deeper than {MAX_DEPTH} levels; a partner file is a few levels deep", path)
+            if isinstance(event, yaml.SequenceStartEvent):
+                value, subtree_depth = self._sequence(path, depth)
+                allowed = _SEQ
+            else:
+                value, subtree_depth = self._mapping(path, depth)
+                allowed = _MAP
+            if tag is not None and tag != "!" and tag != allowed:
+                value = self._bad_tag(event, path)
+        if anchor is not None:
+            size = len(path)
+            self.anchors[anchor] = _Anchor(
+                value, self.nodes_built - nodes_before, subtree_depth,
+                [(p[size:], pos) for p, pos in itertools.islice(self.values.items(), first_value, None)],
+                [(p[size:], pos) for p, pos in itertools.islice(self.keys.items(), first_key, None)])
+        self._depth = subtree_depth
+        return value
+
+    def _bad_tag(self, event: Any, path: JsonPath) -> Any:
+        """Record a tag we refuse; the value it stood on becomes None."""
+        self._problem(event, "yaml-tag", f"YAML tag {event.tag!r} is not allowed; remove it and write a plain value",
+                      path)
+        return None
+
+    def _alias(self, event: Any, path: JsonPath, depth: int) -> Any:
+        anchor = self.anchors.get(event.anchor)
+        if anchor is None:
+            raise self._fail(event, "yaml-syntax",
+                             f"found undefined alias {event.anchor!r}; an unquoted value starting with `*` is an "
+                             "alias: quote IDs such as \"*A36\"", path)
+        self._count(event, anchor.nodes - 1)
+        if depth + anchor.depth > MAX_DEPTH:
+            raise self._fail(event, "yaml-too-deep",
+                             f"nests deeper than {MAX_DEPTH} levels; a partner file is a few levels deep", path)
+        for relative, position in anchor.values:
+            self.values[path + relative] = position
+        for relative, position in anchor.keys:
+            self.keys[path + relative] = position
+        self.values[path] = _mark(event)  # the alias itself; what it expands to points at the anchored lines
+        self._depth = anchor.depth
+        return anchor.value
+
+    def _sequence(self, path: JsonPath, depth: int) -> tuple[list[Any], int]:
+        result: list[Any] = []
+        deepest = 0
+        event = self.next_event()
+        while not isinstance(event, yaml.SequenceEndEvent):
+            result.append(self._node(event, (*path, len(result)), depth + 1))
+            deepest = max(deepest, self._depth)
+            event = self.next_event()
+        return result, deepest + 1
+
+    def _mapping(self, path: JsonPath, depth: int) -> tuple[dict[str, Any], int]:
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = self._key(key_node, path)
+        deepest = 0
+        event = self.next_event()
+        while not isinstance(event, yaml.MappingEndEvent):
+            key = self._key(event, path, depth)
+            value_event = self.next_event()
             if key is None:
-                continue
-            child = (*path, key)
-            if key in result:
-                first_line = self.keys[child][0]
-                self._problem(key_node, "duplicate-key",
-                              f"duplicate key {key!r} (first on line {first_line}); keep one", child)
-                continue
-            self.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = self._build(value_node, child, depth + 1)
-        return result
+                self._skip(value_event, depth + 1)
+            else:
+                child = (*path, key)
+                if key in result:
+                    self._problem(event, "duplicate-key",
+                                  f"duplicate key {key!r} (first on line {self.keys[child][0]}); keep one", child)
+                    self._skip(value_event, depth + 1)
+                else:
+                    self.keys[child] = _mark(event)
+                    result[key] = self._node(value_event, child, depth + 1)
+                    deepest = max(deepest, self._depth)
+            event = self.next_event()
+        return result, deepest + 1
 
-    def _key(self, key_node: yaml.Node, path: JsonPath) -> str | None:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in (_PLAIN, _STR):
-            self._problem(key_node, "non-string-key", "keys must be plain strings", path)
+    def _key(self, event: Any, path: JsonPath, depth: int) -> str | None:
+        """The key that starts with `event`, or None (after recording why) when it is not a plain string."""
+        if not isinstance(event, yaml.ScalarEvent):
+            self._problem(event, "non-string-key", "keys must be plain strings", path)
+            self._skip(event, depth + 1)
             return None
-        if key_node.tag == _PLAIN and not isinstance(_scalar(key_node), str):
-            self._problem(key_node, "non-string-key",
-                          f"key {key_node.value!r} is not a string; keys are names such as service_url", path)
+        text: str = event.value
+        if event.tag is None and event.implicit[0]:
+            if not isinstance(_plain(text), str):
+                self._problem(event, "non-string-key",
+                              f"key {text!r} is not a string; keys are names such as service_url", path)
+                return None
+            if text == "<<":
+                self._problem(event, "yaml-merge-key", "merge keys (<<) are not supported; write the keys out", path)
+                return None
+        elif event.tag not in (None, "!", _STR):
+            self._problem(event, "non-string-key", "keys must be plain strings", path)
             return None
-        if key_node.value == "<<":
-            self._problem(key_node, "yaml-merge-key", "merge keys (<<) are not supported; write the keys out", path)
-            return None
-        return str(key_node.value)
+        return text
+
+    def _skip(self, event: Any, depth: int) -> None:
+        """Read past the value that starts with `event` without building it (it is already reported)."""
+        level = 0
+        while True:
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                level += 1
+                if depth + level > MAX_DEPTH:
+                    raise self._fail(event, "yaml-too-deep",
+                                     f"nests deeper than {MAX_DEPTH} levels; a partner file is a few levels deep")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                level -= 1
+            if level == 0:
+                return
+            event = self.next_event()
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
+def _plain(text: str) -> Any:
     """YAML 1.2 core schema for plain scalars: `yes`, `on`, `0o7`, `1:20` stay strings."""
-    text = node.value
     if text in _NULL_WORDS:
         return None
     if text in _TRUE_WORDS:
