@@ -1,0 +1,111 @@
+"""The commands that fit hbsdeploy into editors and new repositories: `schema`, `init` and `doctor`.
+
+Registered on the `cli` group at the end of hbsdeploy/cli.py. This module does not import hbsdeploy.cli at import
+time (cli imports it), so the group's settings arrive through the click context object.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from hbsdeploy.cli import Globals
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+SCHEMA_NAMES = {"partner": "partner", "config": "config", "payload": "portal-payload"}
+
+
+@click.command()
+@click.argument("name", type=click.Choice(sorted(SCHEMA_NAMES)), default="partner")
+def schema(name: str) -> int:
+    """Print the JSON Schema of partner files, of hbsdeploy.yaml (config), or of portal payloads.
+
+    Editors with a YAML language server validate and complete files that start with a
+    `# yaml-language-server: $schema=...` line pointing at this schema.
+
+    \b
+    Example:
+      hbsdeploy schema partner > schemas/partner.schema.json
+    """
+    from hbsdeploy.resources import load_schema
+
+    click.echo(json.dumps(load_schema(SCHEMA_NAMES[name]), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+@click.command()
+@click.argument("directory", default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--hook-repo", metavar="URL",
+              help="Write a .pre-commit-config.yaml using the hbsdeploy-validate hook from this git repository "
+                   "(default: a local hook running the hbsdeploy on your PATH).")
+@click.option("--hook-rev", metavar="REV", help="The tag or commit of --hook-repo (default: v<this version>).")
+@click.pass_obj
+def init(g: Globals, directory: Path, hook_repo: str | None, hook_rev: str | None) -> int:
+    """Create a new hbsdeploy repository in DIRECTORY (default: here).
+
+    Writes hbsdeploy.yaml (a sandbox portal as default, QA and PROD as manual portals), one example partner,
+    the templates, the JSON Schemas for editors, a .pre-commit-config.yaml and a .gitignore. Never overwrites:
+    if any of these files exists, lists them and writes nothing (exit 1).
+
+    \b
+    Example:
+      hbsdeploy init my-partners && cd my-partners && hbsdeploy validate && hbsdeploy plan
+    """
+    from hbsdeploy.scaffold import ScaffoldConflict, scaffold_files, write_scaffold
+
+    try:
+        written = write_scaffold(directory, scaffold_files(hook_repo, hook_rev))
+    except ScaffoldConflict as exc:
+        click.echo(f"error: {len(exc.existing)} file(s) already exist in {directory}; nothing was written:", err=True)
+        for existing in exc.existing:
+            click.echo(f"  {existing}", err=True)
+        click.echo("choose an empty folder, or move these files away first", err=True)
+        return EXIT_ERROR
+    if not g.quiet:
+        for path in written:
+            click.echo(f"created {path}")
+        where = "" if directory == Path(".") else f"cd {directory} && "
+        click.echo(f"next: {where}hbsdeploy validate && hbsdeploy plan; then `git init` and `pre-commit install`")
+    return EXIT_OK
+
+
+@click.command()
+@click.option("--env", "environment", metavar="ENV", help="The environment to check (default: default_environment).")
+@click.option("--probe", is_flag=True,
+              help="Also reach every Service URL of the environment's partners as the platform does: DNS, TCP, "
+                   "TLS handshake, certificate valid for the host and not expiring within 30 days.")
+@click.option("--probe-ca-bundle", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              envvar="HBSDEPLOY_PROBE_CA_BUNDLE", metavar="FILE",
+              help="Trust this PEM CA bundle when probing instead of the system's public CAs (a private or test "
+                   "CA; also $HBSDEPLOY_PROBE_CA_BUNDLE).")
+@click.option("--timeout", type=click.FloatRange(min=0.1, max=120.0), default=5.0, show_default=True,
+              metavar="SECONDS", help="Timeout of each network step.")
+@click.pass_obj
+def doctor(g: Globals, environment: str | None, probe: bool, probe_ca_bundle: Path | None, timeout: float) -> int:
+    """Check that this machine can plan and apply: one line per check, `ok`, `warn` or `FAIL`.
+
+    Checks the config, the partner files, the environment's client certificate and key (readable, matching,
+    not expiring within 30 days), CA bundle, token variable (never printed) and that the portal is reachable.
+    Exit 0 when nothing failed (warnings allowed), 1 otherwise.
+
+    \b
+    Example:
+      hbsdeploy doctor --env qa --probe
+    """
+    from hbsdeploy.doctor import DoctorOptions, Status, run_checks
+
+    options = DoctorOptions(environment=environment, probe=probe, probe_ca_bundle=probe_ca_bundle, timeout=timeout)
+    failures = 0
+    for check in run_checks(g.config_path, options):
+        failures += check.status is Status.FAIL
+        if not (g.quiet and check.status is Status.OK):
+            click.echo(check.format())
+    if not g.quiet:
+        click.echo(f"{failures} check(s) failed" if failures else "all checks passed")
+    return EXIT_ERROR if failures else EXIT_OK

@@ -1,0 +1,408 @@
+"""`hbsdeploy doctor`: is this machine set up to plan and apply? One check result per line, nothing printed here.
+
+Checks, in order: the config is found and valid; the partner files validate; for the chosen environment, the
+client certificate and key (readable, matching, not expired, warn within 30 days), the CA bundle, the token
+variable (its value is never read into a message), and the portal (an HTTP(S) GET of the base URL for an API;
+the state folder writable for `local` and `manual`). With `probe`, every Service URL of the environment's
+partners is reached the way the platform reaches it: DNS, TCP, TLS handshake, certificate valid for the host.
+
+Decisions: a certificate that expires within 30 days is a warning (it still works today), an expired one a
+failure. Any HTTP answer from the portal, even 401 or 404, proves it reachable; 5xx is a warning. The probe
+trusts the system's CAs (the platform trusts public CAs) unless given a CA bundle, e.g. a private or test CA.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import enum
+import ipaddress
+import os
+import re
+import socket
+import ssl
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from hbsdeploy.config import Config, Environment, find_config, load_config
+from hbsdeploy.errors import HbsError, InputError
+from hbsdeploy.yamlload import display_path
+
+EXPIRY_WARNING_DAYS = 30
+DEFAULT_TIMEOUT = 5.0
+PROBE_CA_ENV_VAR = "HBSDEPLOY_PROBE_CA_BUNDLE"
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The result of one check: `ok`, `warn` or `FAIL`, and one line saying what was found."""
+
+    name: str
+    status: Status
+    detail: str
+
+    def format(self) -> str:
+        return f"{self.status.value:<4} {self.name}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    """What to check: the environment (default: the config's default), probing, and the timeout of each step."""
+
+    environment: str | None = None
+    probe: bool = False
+    probe_ca_bundle: Path | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    now: dt.datetime | None = None
+
+
+def failed(checks: list[Check]) -> bool:
+    """True when any check failed (exit 1)."""
+    return any(c.status is Status.FAIL for c in checks)
+
+
+def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Check]:
+    """Every check, in order, yielded as soon as it is done (network checks take up to `timeout` each)."""
+    now = options.now or dt.datetime.now(dt.timezone.utc)
+    try:
+        config_path = find_config(config_option)
+    except HbsError as exc:
+        yield Check("config", Status.FAIL, str(exc))
+        return
+    try:
+        config = load_config(config_path)
+    except InputError as exc:
+        first = exc.problems[0].format() if exc.problems else str(exc)
+        more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        yield Check("config", Status.FAIL, f"{first}{more}; run `hbsdeploy validate`")
+        return
+    except HbsError as exc:
+        yield Check("config", Status.FAIL, str(exc))
+        return
+    yield Check("config", Status.OK, f"{config.shown} is valid ({len(config.environments)} environments: "
+                                      f"{', '.join(config.environments)})")
+    try:
+        env = config.environment(options.environment)
+    except HbsError as exc:
+        yield Check("environment", Status.FAIL, str(exc))
+        return
+    yield _partners_check(config, env)
+    if env.kind == "http" or env.client_cert or env.client_key:
+        yield from _client_certificate_checks(env, now)
+    if env.kind == "http" or env.ca_bundle:
+        yield _ca_bundle_check(env)
+    if env.kind == "http" or env.token_env:
+        yield _token_check(env)
+    if env.kind == "http":
+        yield _portal_reachable(env, options.timeout)
+    else:
+        yield _state_folder_check(env, config)
+    if options.probe:
+        yield from _probe_checks(config, env, options.probe_ca_bundle, options.timeout, now)
+
+
+def _partners_check(config: Config, env: Environment) -> Check:
+    from hbsdeploy.validate import validate
+
+    report = validate(config, None, env.name)
+    deployed = sum(1 for p in report.partners if env.name in p.environments)
+    if report.errors:
+        return Check("partners", Status.FAIL, f"{len(report.errors)} error(s) in partner files, first: "
+                                              f"{report.errors[0].format()}; run `hbsdeploy validate --env {env.name}`")
+    if report.warnings:
+        return Check("partners", Status.WARN, f"{deployed} partner(s) in {env.name}, {len(report.warnings)} "
+                                              f"warning(s); run `hbsdeploy validate --env {env.name}`")
+    return Check("partners", Status.OK, f"{len(report.partners)} partner file(s) valid, {deployed} deployed to "
+                                        f"{env.name}")
+
+
+# --- certificates ---------------------------------------------------------------------------------------------------
+
+def _expiry(not_after: dt.datetime, now: dt.datetime) -> tuple[Status, str]:
+    days = (not_after - now).total_seconds() / 86400
+    when = not_after.strftime("%Y-%m-%d")
+    if days < 0:
+        return Status.FAIL, f"expired on {when}"
+    if days < EXPIRY_WARNING_DAYS:
+        return Status.WARN, f"expires on {when}, in {int(days)} day(s): renew it"
+    return Status.OK, f"valid until {when} ({int(days)} days)"
+
+
+def _read(path: Path) -> bytes | str:
+    """The file's bytes, or a message why it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return "not found"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+
+
+def _client_certificate_checks(env: Environment, now: dt.datetime) -> Iterator[Check]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
+
+    if env.client_cert is None:
+        if env.client_key is not None:
+            yield Check("client certificate", Status.FAIL, "client_key is set but client_cert is not; set both")
+        else:
+            yield Check("client certificate", Status.WARN,
+                        "none configured (client_cert, client_key); Hubject requires mutual TLS unless a gateway "
+                        "in front of the portal handles it")
+        return
+    shown = display_path(env.client_cert)
+    data = _read(env.client_cert)
+    if isinstance(data, str):
+        yield Check("client certificate", Status.FAIL, f"{shown} {data}")
+        return
+    try:
+        cert = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        yield Check("client certificate", Status.FAIL, f"{shown} holds no valid PEM certificate")
+        return
+    status, when = _expiry(cert.not_valid_after_utc, now)
+    yield Check("client certificate", status, f"{shown}: {cert.subject.rfc4514_string() or 'no subject'}, {when}")
+
+    key_path = env.client_key or env.client_cert  # requests also takes the key inside the certificate file
+    key_shown = display_path(key_path)
+    key_data = _read(key_path)
+    if isinstance(key_data, str):
+        yield Check("client key", Status.FAIL, f"{key_shown} {key_data}")
+        return
+    if env.client_key is None and b"PRIVATE KEY-----" not in key_data:
+        yield Check("client key", Status.FAIL,
+                    f"no client_key set and {key_shown} holds no private key; set client_key")
+        return
+    try:
+        key = load_pem_private_key(key_data, password=None)
+    except TypeError:
+        yield Check("client key", Status.FAIL, f"{key_shown} is encrypted; the portal client needs an unencrypted "
+                                               "key (keep it in a CI secret or a file only you can read)")
+        return
+    except ValueError:
+        yield Check("client key", Status.FAIL, f"{key_shown} holds no valid PEM private key")
+        return
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        yield Check("client key", Status.FAIL, f"{key_shown} does not match {shown} (a different key pair); "
+                                               "use the key the certificate was issued for")
+        return
+    mode = key_path.stat().st_mode
+    if os.name == "posix" and mode & 0o077:
+        yield Check("client key", Status.WARN, f"{key_shown} matches the certificate but others can read it "
+                                               f"(mode {mode & 0o777:o}); chmod 600 it")
+        return
+    yield Check("client key", Status.OK, f"{key_shown} matches the certificate")
+
+
+def _ca_bundle_check(env: Environment) -> Check:
+    from cryptography import x509
+
+    if env.ca_bundle is None:
+        if not env.verify_tls:
+            return Check("CA bundle", Status.WARN, "verify_tls is false: the portal's certificate is not checked")
+        return Check("CA bundle", Status.OK, "none configured: the system trust store verifies the portal")
+    shown = display_path(env.ca_bundle)
+    data = _read(env.ca_bundle)
+    if isinstance(data, str):
+        return Check("CA bundle", Status.FAIL, f"{shown} {data}")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        return Check("CA bundle", Status.FAIL, f"{shown} holds no valid PEM certificate")
+    return Check("CA bundle", Status.OK, f"{shown}: {len(certs)} certificate(s)")
+
+
+def _token_check(env: Environment) -> Check:
+    if not env.token_env:
+        return Check("token", Status.OK, "none configured (token_env)")
+    if os.environ.get(env.token_env):
+        return Check("token", Status.OK, f"${env.token_env} is set")
+    return Check("token", Status.FAIL, f"${env.token_env} is not set or empty; export it (hbsdeploy never prints it)")
+
+
+# --- the portal -----------------------------------------------------------------------------------------------------
+
+def _portal_reachable(env: Environment, timeout: float) -> Check:
+    import requests
+
+    from hbsdeploy.portal.base import redact_url
+
+    shown = redact_url(env.portal)
+    verify: bool | str = str(env.ca_bundle) if env.ca_bundle and env.verify_tls else env.verify_tls
+    cert: tuple[str, str] | str | None = None
+    if env.client_cert and env.client_cert.is_file():
+        cert = (str(env.client_cert), str(env.client_key)) if env.client_key else str(env.client_cert)
+    started = time.monotonic()
+    try:
+        # No token: reachability needs none, and a wrong URL must not receive it.
+        response = requests.get(env.portal, timeout=(min(env.connect_timeout, timeout), timeout), verify=verify,
+                                cert=cert, allow_redirects=False)
+    except requests.exceptions.SSLError as exc:
+        return Check("portal", Status.FAIL, f"{shown}: TLS failed ({_reason(exc)}); check ca_bundle, client_cert")
+    except requests.exceptions.Timeout:
+        return Check("portal", Status.FAIL, f"{shown}: no answer within {timeout:g} s")
+    except (requests.exceptions.RequestException, OSError) as exc:
+        return Check("portal", Status.FAIL, f"{shown}: not reachable ({_reason(exc)})")
+    elapsed = time.monotonic() - started
+    response.close()
+    detail = f"{shown} answered HTTP {response.status_code} in {elapsed:.2f} s"
+    if response.status_code >= 500:
+        return Check("portal", Status.WARN, f"{detail}: reachable, but failing")
+    return Check("portal", Status.OK, detail)
+
+
+def _reason(exc: BaseException) -> str:
+    # requests wraps the socket error in a long message; the `[Errno N] text` part is the useful one.
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    return found.group(1).strip() if found else text
+
+
+def _state_folder_check(env: Environment, config: Config) -> Check:
+    assert env.state_file is not None  # local and manual environments always have one
+    state = env.state_file
+    folder = state.parent
+    shown = display_path(folder)
+    if state.exists() and not os.access(state, os.R_OK | os.W_OK):
+        return Check("portal", Status.FAIL, f"{env.portal}: state {display_path(state)} is not writable")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return Check("portal", Status.FAIL, f"{env.portal}: {display_path(existing)} is not a folder; "
+                                            f"state_dir must be one")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".hbsdeploy-doctor-"):
+            pass
+    except OSError as exc:
+        return Check("portal", Status.FAIL, f"{env.portal}: cannot write in {display_path(existing)} "
+                                            f"({exc.strerror}); fix permissions or state_dir")
+    where = "is writable" if existing == folder else "will be created (its parent is writable)"
+    return Check("portal", Status.OK, f"{env.portal}: state folder {shown} {where}")
+
+
+# --- probing Service URLs -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """A Service URL the platform calls, and who set it."""
+
+    partner_id: str
+    service_type: str
+    url: str
+
+
+def probe_targets(config: Config, env: Environment) -> list[ProbeTarget]:
+    """The Service URLs of service types with Online Request on, for the partners deployed to `env`."""
+    from hbsdeploy.validate import validate
+
+    targets = []
+    for partner in sorted(validate(config, None, env.name).partners, key=lambda p: p.partner_id):
+        if env.name not in partner.environments:
+            continue
+        for name, service_type in sorted(partner.resolve(env.name).items()):
+            url = service_type.values.get("service_url")
+            if service_type.values.get("online_request") is True and isinstance(url, str) and url:
+                targets.append(ProbeTarget(partner.partner_id, name, url))
+    return targets
+
+
+def _probe_checks(config: Config, env: Environment, ca_bundle: Path | None, timeout: float,
+                  now: dt.datetime) -> Iterator[Check]:
+    targets = probe_targets(config, env)
+    if not targets:
+        yield Check("probe", Status.WARN, f"no partner in {env.name} has a Service URL with Online Request on")
+        return
+    for target in targets:
+        status, detail = probe_url(target.url, ca_bundle=ca_bundle, timeout=timeout, now=now,
+                                   allow_private=env.is_sandbox)
+        yield Check(f"probe {target.partner_id} {target.service_type}", status, f"{target.url}: {detail}")
+
+
+def probe_url(url: str, *, ca_bundle: Path | None = None, timeout: float = DEFAULT_TIMEOUT,
+              now: dt.datetime | None = None, allow_private: bool = False) -> tuple[Status, str]:
+    """Reach `url` as the platform does: DNS, TCP, TLS 1.2+ handshake verifying the certificate for the host."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 443
+    except ValueError as exc:
+        return Status.FAIL, f"does not parse ({exc})"
+    host = parts.hostname
+    if parts.scheme.lower() != "https" or not host:
+        return Status.FAIL, "not an https:// URL; the platform only calls HTTPS"
+
+    addresses = _resolve(host, port, timeout)
+    if isinstance(addresses, str):
+        return Status.FAIL, f"DNS: {addresses}"
+    if not allow_private:
+        private = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
+        if private:
+            return Status.FAIL, (f"DNS: {host} resolves to {', '.join(private)}, which the platform cannot reach "
+                                 "from the internet")
+
+    sock: socket.socket | None = None
+    errors = []
+    for address in addresses:
+        try:
+            sock = socket.create_connection((address, port), timeout=timeout)
+            break
+        except TimeoutError:
+            errors.append(f"{address}: no answer within {timeout:g} s")
+        except OSError as exc:
+            errors.append(f"{address}: {exc.strerror or exc}")
+    if sock is None:
+        return Status.FAIL, f"TCP: cannot connect to port {port} ({'; '.join(errors)})"
+
+    context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        sock.settimeout(timeout)
+        with context.wrap_socket(sock, server_hostname=host) as tls:
+            peer: dict[str, Any] = tls.getpeercert() or {}
+            version = tls.version() or "TLS"
+    except ssl.SSLCertVerificationError as exc:
+        hint = ""
+        if exc.verify_code in (18, 19, 20, 21):  # self-signed or unknown issuer
+            hint = ("; the platform trusts public CAs (for a private or test CA: --probe-ca-bundle or "
+                    f"${PROBE_CA_ENV_VAR})")
+        return Status.FAIL, f"TLS: certificate not accepted: {exc.verify_message}{hint}"
+    except ssl.SSLError as exc:
+        return Status.FAIL, f"TLS: handshake failed ({exc.reason or exc})"
+    except TimeoutError:
+        return Status.FAIL, f"TLS: no handshake within {timeout:g} s"
+    except OSError as exc:
+        return Status.FAIL, f"TLS: connection lost during the handshake ({exc.strerror or exc})"
+    finally:
+        sock.close()
+
+    not_after = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(peer["notAfter"]), dt.timezone.utc)
+    status, when = _expiry(not_after, now)
+    return status, f"{addresses[0]} port {port}, {version}, certificate for {host} {when}"
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[str] | str:
+    """The host's addresses, or why there are none. getaddrinfo has no timeout: it runs in a thread."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hbsdeploy-dns")
+    try:
+        future = pool.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        infos = future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        return f"no answer for {host} within {timeout:g} s"
+    except socket.gaierror as exc:
+        return f"{host} does not resolve ({exc.strerror})"
+    finally:
+        pool.shutdown(wait=False)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))

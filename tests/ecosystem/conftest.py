@@ -1,0 +1,33 @@
+"""Fixtures of the ecosystem tests: running the CLI with its real exit codes, in a chosen folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ecosystem_helpers import RunHbs
+
+from hbsdeploy.cli import main
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: runs a real external tool (seconds, not milliseconds); still runs in CI")
+
+
+@pytest.fixture
+def hbs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunHbs:
+    """Run `hbsdeploy ARGS` in `cwd` through the console-script entry point: (exit code, stdout, stderr)."""
+    monkeypatch.delenv("HBSDEPLOY_CONFIG", raising=False)
+
+    def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with monkeypatch.context() as m:
+            if cwd is not None:
+                m.chdir(cwd)
+            with pytest.raises(SystemExit) as exited:
+                main(list(args))
+        out, err = capsys.readouterr()
+        code = exited.value.code
+        return (code if isinstance(code, int) else 0 if code is None else 1), out, err
+
+    return run

@@ -1,0 +1,123 @@
+"""`hbsdeploy init`: a new repository that validates, renders and plans at once, and never overwrites a file."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ecosystem_helpers import RunHbs
+
+from hbsdeploy.resources import default_templates_dir, schemas_dir
+from hbsdeploy.scaffold import HOOK_FILES, HOOK_ID, scaffold_files
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def new_repo(tmp_path: Path, hbs: RunHbs) -> Path:
+    target = tmp_path / "new"
+    code, out, err = hbs("init", str(target))
+    assert code == 0, err
+    assert f"created {target / 'hbsdeploy.yaml'}" in out
+    return target
+
+
+def test_init_writes_config_partner_templates_schemas_and_hooks(new_repo: Path) -> None:
+    written = sorted(str(p.relative_to(new_repo)) for p in new_repo.rglob("*") if p.is_file())
+    assert written == [f.path for f in scaffold_files()]
+    assert {".gitignore", ".pre-commit-config.yaml", "hbsdeploy.yaml", "partners/example-cpo.yaml",
+            "schemas/partner.schema.json", "schemas/config.schema.json",
+            "templates/authorization.json.j2"} <= set(written)
+    for template in default_templates_dir().glob("*.j2"):
+        assert filecmp.cmp(template, new_repo / "templates" / template.name, shallow=False)
+    for schema in schemas_dir().glob("*.schema.json"):
+        assert filecmp.cmp(schema, new_repo / "schemas" / schema.name, shallow=False)
+    ignored = (new_repo / ".gitignore").read_text().splitlines()
+    assert ".hbsdeploy/" in ignored and "*.key" in ignored
+
+
+def test_the_new_repository_validates_renders_and_plans_on_the_sandbox(new_repo: Path, hbs: RunHbs) -> None:
+    code, out, err = hbs("validate", cwd=new_repo)
+    assert (code, out) == (0, "checked 2 files: 0 errors, 0 warnings\n"), err
+    code, out, err = hbs("validate", "--strict", cwd=new_repo)
+    assert code == 0, out + err
+    code, out, err = hbs("render", cwd=new_repo)
+    assert code == 0, err
+    assert json.loads(out)["sandbox"]["DE*X01"]["authorization"]
+    code, out, err = hbs("plan", "--detailed-exitcode", cwd=new_repo)
+    assert code == 2, err  # the sandbox starts empty: enabling the example partner is pending
+    assert "DE*X01" in out
+
+
+def test_the_schema_lines_of_the_new_repository_point_at_its_schemas(new_repo: Path) -> None:
+    for path, schema in (("hbsdeploy.yaml", "config"), ("partners/example-cpo.yaml", "partner")):
+        first = (new_repo / path).read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema=")
+        target = (new_repo / path).parent / first.split("$schema=", 1)[1]
+        assert target.resolve() == (new_repo / "schemas" / f"{schema}.schema.json").resolve()
+
+
+def _validate_precommit_config(path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "pre_commit", "validate-config", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_pre_commit_config_runs_the_validate_hook_like_the_shipped_one(new_repo: Path) -> None:
+    config_path = new_repo / ".pre-commit-config.yaml"
+    _validate_precommit_config(config_path)
+    (hook,) = yaml.safe_load(config_path.read_text())["repos"][0]["hooks"]
+    (shipped,) = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == shipped["id"] == HOOK_ID
+    assert hook["entry"] == shipped["entry"] == "hbsdeploy validate"
+    assert hook["files"] == shipped["files"] == HOOK_FILES
+
+
+def test_init_with_a_hook_repository_uses_the_shipped_hook(tmp_path: Path, hbs: RunHbs) -> None:
+    code, _, err = hbs("-q", "init", str(tmp_path), "--hook-repo", "https://git.example.com/hbsdeploy",
+                       "--hook-rev", "v1.2.3")
+    assert code == 0, err
+    config_path = tmp_path / ".pre-commit-config.yaml"
+    _validate_precommit_config(config_path)
+    repo = yaml.safe_load(config_path.read_text())["repos"][0]
+    assert repo == {"repo": "https://git.example.com/hbsdeploy", "rev": "v1.2.3", "hooks": [{"id": HOOK_ID}]}
+
+
+def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path, hbs: RunHbs) -> None:
+    (tmp_path / "hbsdeploy.yaml").write_text("mine\n")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "authorization.json.j2").write_text("mine too\n")
+    code, out, err = hbs("init", str(tmp_path))
+    assert code == 1
+    assert out == ""
+    assert "2 file(s) already exist" in err
+    assert "\n  hbsdeploy.yaml\n" in err and "\n  templates/authorization.json.j2\n" in err
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "hbsdeploy.yaml", "templates", "templates/authorization.json.j2"]
+    assert (tmp_path / "hbsdeploy.yaml").read_text() == "mine\n"
+
+
+def test_init_twice_refuses_the_second_time(new_repo: Path, hbs: RunHbs) -> None:
+    before = {p: p.read_bytes() for p in new_repo.rglob("*") if p.is_file()}
+    code, _, err = hbs("init", cwd=new_repo)
+    assert code == 1
+    assert f"{len(scaffold_files())} file(s) already exist" in err
+    assert {p: p.read_bytes() for p in new_repo.rglob("*") if p.is_file()} == before
+
+
+def test_init_into_a_file_is_a_usage_error(tmp_path: Path, hbs: RunHbs) -> None:
+    (tmp_path / "afile").write_text("")
+    code, _, err = hbs("init", str(tmp_path / "afile"))
+    assert code == 2
+    assert "is a file" in err
+
+
+def test_library_modules_neither_import_click_nor_print() -> None:
+    for module in ("scaffold", "doctor"):
+        source = (REPO / "hbsdeploy" / f"{module}.py").read_text()
+        assert "import click" not in source and "print(" not in source, module
