@@ -10,6 +10,7 @@ from typing import Any
 from hbsdeploy.errors import HbsError
 from hbsdeploy.portal import ServiceTypeState
 from hbsdeploy.resources import load_schema
+from hbsdeploy.servicetypes import service_types
 from hbsdeploy.settings import DEFAULT_SETTINGS, normalize_settings
 
 
@@ -47,10 +48,16 @@ def partner_yaml(partner_id: str, name: str, role: str, environment: str,
         "service_types:",
     ]
     managed = 0
+    specs = service_types()
     for service_type, state in states.items():
         settings = normalize_settings(state.settings)
-        if settings == dict(DEFAULT_SETTINGS):
-            continue  # never configured in the portal: leave it unmanaged
+        spec = specs.get(service_type)
+        required = spec is not None and role in spec.required_for
+        if settings == dict(DEFAULT_SETTINGS) and not required:
+            continue  # never configured in the portal and not required for the role: leave it unmanaged
+        if spec is not None and role not in spec.roles:
+            raise HbsError(f"{partner_id} has {service_type} configured in the portal, which only a "
+                           f"{' or '.join(sorted(r.upper() for r in spec.roles))} can have; check --role")
         if settings["certificate"] == "user":
             raise HbsError(f"{partner_id} {service_type} uses a User certificate (SHA-256 "
                            f"{settings['certificate_sha256']}); the portal cannot hand back the file. Write this "
@@ -69,7 +76,15 @@ def partner_yaml(partner_id: str, name: str, role: str, environment: str,
 
 
 def _scalar(value: Any) -> str:
-    """A YAML scalar that reads back as exactly `value` (JSON strings are valid YAML double-quoted strings)."""
+    """A YAML scalar that reads back as exactly `value` (JSON strings are valid YAML double-quoted strings, once the
+    characters YAML refuses or reads as line breaks, such as DEL, C1 controls, NEL and U+2028, are escaped)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return json.dumps(value, ensure_ascii=False)
+    return "".join(_escape_yaml(char) for char in json.dumps(value, ensure_ascii=False))
+
+
+def _escape_yaml(char: str) -> str:
+    code = ord(char)
+    if 0x7F <= code <= 0x9F or code in (0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF) or 0xD800 <= code <= 0xDFFF:
+        return f"\\u{code:04x}"
+    return char
