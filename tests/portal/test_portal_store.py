@@ -70,7 +70,7 @@ def test_local_portal_defaults_versions_and_normalisation(tmp_path: Path) -> Non
     assert read == written
     off = portal.update_service_type(PARTNER, "authorization",
                                      payload(online_request=False, service_url=None), '"1"')
-    assert off.settings == DEFAULT_SETTINGS | {"client_certification": True}
+    assert off.settings == {**DEFAULT_SETTINGS, "client_certification": True}
     assert portal.list_service_types(PARTNER)["authorization"].version == '"2"'
 
 
