@@ -122,7 +122,7 @@ def portal_server(ca: trustme.CA) -> Iterator[Any]:
         ca.configure_trust(context)
         context.verify_mode = ssl.CERT_REQUIRED
         server.socket = context.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return f"https://127.0.0.1:{server.server_address[1]}"
 
