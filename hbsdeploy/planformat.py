@@ -67,7 +67,8 @@ def render_json(plan: Plan) -> str:
 
 
 def _md_code(value: Any) -> str:
-    return "`" + _value(value).replace("`", "'") + "`"
+    # A pipe ends a table cell even inside a code span unless escaped; a backtick would end the span.
+    return "`" + _value(value).replace("`", "'").replace("|", "\\|") + "`"
 
 
 def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
