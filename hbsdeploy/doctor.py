@@ -107,7 +107,7 @@ def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Ch
     if env.kind == "http":
         yield _portal_reachable(env, options.timeout)
     else:
-        yield _state_folder_check(env, config)
+        yield _state_folder_check(env)
     if options.probe:
         yield from _probe_checks(config, env, options.probe_ca_bundle, options.timeout, now)
 
@@ -270,7 +270,7 @@ def _reason(exc: BaseException) -> str:
     return found.group(1).strip() if found else text
 
 
-def _state_folder_check(env: Environment, config: Config) -> Check:
+def _state_folder_check(env: Environment) -> Check:
     assert env.state_file is not None  # local and manual environments always have one
     state = env.state_file
     folder = state.parent

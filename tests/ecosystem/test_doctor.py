@@ -435,7 +435,8 @@ def test_doctor_probe_reports_every_service_url(tmp_path: Path, tls_server: Any,
 
 
 def test_doctor_probe_ca_bundle_option_and_without_it(tmp_path: Path, tls_server: Any, ca_file: Path,
-                                                      hbs: RunHbs) -> None:
+                                                      hbs: RunHbs, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HBSDEPLOY_PROBE_CA_BUNDLE", raising=False)
     root = write_repo(tmp_path, "  sandbox:\n    portal: local\n", {"DE*A01": tls_server().url})
     code, out, _ = hbs("doctor", "--probe", "--probe-ca-bundle", str(ca_file), cwd=root)
     assert code == 0, out
