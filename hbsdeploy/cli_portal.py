@@ -78,8 +78,8 @@ def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_
         finally:
             handle.stop()
             stats = handle.stats
-            click.echo(f"stopped after {stats.requests} requests, faults injected: "
-                       f"{sum(stats.faults.values())}", err=True)
+            click.echo(f"stopped after {stats.requests} requests, {sum(stats.faults.values())} faults injected",
+                       err=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -56,7 +56,7 @@ def is_partner_id(value: str) -> bool:
 
 @dataclass
 class Stats:
-    """What the emulator has served: requests by status and faults injected by kind."""
+    """What the emulator has served: requests (answered or dropped), answers by status, faults injected by kind."""
 
     requests: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
@@ -123,9 +123,11 @@ class _Server(ThreadingHTTPServer):
             return fault
 
     def count(self, status: int) -> None:
+        """One request served; status 0 for one whose connection was dropped."""
         with self._lock:
             self.stats.requests += 1
-            self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
+            if status:
+                self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
 
     def log(self, line: str) -> None:
         if self._log_stream is None:
@@ -189,6 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             status = self._send(reply)
         finally:
+            self.server.count(status)
             elapsed = (time.monotonic() - started) * 1000
             shown = f"{status}" if status else "dropped"
             extra = f" fault={fault}" if fault else ""
@@ -284,7 +287,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        self.server.count(reply.status)
         return reply.status
 
     def _drop(self) -> None:
@@ -303,6 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             phrase = "error"
         self._send(_error(code, message or phrase))
+        self.server.count(code)
         self.server.log(f'{self.client_address[0]} "{_printable(getattr(self, "requestline", ""))}" {code}')
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
