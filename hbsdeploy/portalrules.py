@@ -6,6 +6,7 @@ answers 422 with them, as the portal does when a setting cannot be saved.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,7 +66,15 @@ def check_settings(spec: ServiceTypeSpec, settings: Mapping[str, Any], *,
 def check_service_url(url: str, *, allow_private_hosts: bool = False) -> list[Violation]:
     """The Service URL rules: absolute https, nothing invisible, no credentials, fragment or query, a valid port,
     no OICP path (the platform appends it), and a host the platform can reach from the internet."""
+    return list(_check_service_url(url, allow_private_hosts))
 
+
+@functools.lru_cache(maxsize=4096)  # a partner's URL is checked once per environment, often the same one
+def _check_service_url(url: str, allow_private_hosts: bool) -> tuple[Violation, ...]:
+    return tuple(_service_url_violations(url, allow_private_hosts))
+
+
+def _service_url_violations(url: str, allow_private_hosts: bool) -> list[Violation]:
     def bad(rule: str, message: str) -> list[Violation]:
         return [Violation("service_url", rule, message)]
 

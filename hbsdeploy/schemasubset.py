@@ -15,7 +15,7 @@ with check-jsonschema on every example file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ SUPPORTED = frozenset({"type", "enum", "const", "pattern", "minLength", "maxLeng
 
 
 _Loc = tuple[str | int, ...]
+_Check = Callable[[Any], bool]
 
 
 class Unsupported(ValueError):
@@ -111,6 +112,8 @@ class SubsetValidator:
         self._patterns: dict[str, re.Pattern[str]] = {}
         self._refs: dict[str, Any] = {}
         self._check(schema)
+        self._compiled: dict[int, _Check] = {}
+        self._valid_root = self._compile(schema)
 
     # -- set-up: refuse what we do not implement, compile patterns, resolve references once ----------------------
 
@@ -159,16 +162,44 @@ class SubsetValidator:
 
     # -- validation --------------------------------------------------------------------------------------------------
 
+    # -- a compiled yes/no check: most files are valid, and then nothing needs to say where or why ------------------
+
+    def _compile(self, schema: Any) -> _Check:
+        if schema is True:
+            return _always
+        if schema is False:
+            return _never
+        key = id(schema)
+        if key not in self._compiled:
+            self._compiled[key] = _never  # replaced below; a reference cycle compiles lazily through _ref_check
+            self._compiled[key] = self._compile_object(schema)
+        return self._compiled[key]
+
+    def _ref_check(self, ref: str) -> _Check:
+        target = self._refs[ref]
+        return lambda instance: self._compile(target)(instance)
+
+    def _compile_object(self, schema: dict[str, Any]) -> _Check:
+        checks = [check for keyword, value in schema.items()
+                  if (check := _compile_keyword(self, keyword, value, schema)) is not None]
+        if not checks:
+            return _always
+        if len(checks) == 1:
+            return checks[0]
+        return lambda instance: all(check(instance) for check in checks)
+
     def iter_errors(self, instance: Any) -> Iterator[SchemaError]:
         """Every failed keyword, outermost first."""
+        if self._valid_root(instance):
+            return iter(())
         return self._errors(instance, self.schema, (), ())
 
     def is_valid(self, instance: Any) -> bool:
         """True when the instance has no error."""
-        return self._valid(instance, self.schema)
+        return self._valid_root(instance)
 
     def _valid(self, instance: Any, schema: Any) -> bool:
-        return next(self._errors(instance, schema, (), ()), None) is None
+        return self._compile(schema)(instance)
 
     def _errors(self, instance: Any, schema: Any, path: _Loc, spath: _Loc) -> Iterator[SchemaError]:
         if schema is True:
@@ -235,7 +266,17 @@ def _max_length(v: SubsetValidator, value: Any, instance: Any, schema: Any, path
         yield _error(f"{instance!r} is too long", "maxLength", value, instance, schema, path, spath)
 
 
-def _bound(keyword: str, fails: Any) -> Any:
+_BOUNDS: dict[str, Callable[[Any, Any], bool]] = {
+    "minimum": lambda i, v: bool(i < v),
+    "maximum": lambda i, v: bool(i > v),
+    "exclusiveMinimum": lambda i, v: bool(i <= v),
+    "exclusiveMaximum": lambda i, v: bool(i >= v),
+}
+
+
+def _bound(keyword: str) -> Any:
+    fails = _BOUNDS[keyword]
+
     def check(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
               spath: _Loc) -> Iterator[SchemaError]:
         if _is_number(instance) and fails(instance, value):
@@ -354,10 +395,10 @@ _KEYWORDS: dict[str, Any] = {
     "pattern": _pattern,
     "minLength": _min_length,
     "maxLength": _max_length,
-    "minimum": _bound("minimum", lambda i, v: i < v),
-    "maximum": _bound("maximum", lambda i, v: i > v),
-    "exclusiveMinimum": _bound("exclusiveMinimum", lambda i, v: i <= v),
-    "exclusiveMaximum": _bound("exclusiveMaximum", lambda i, v: i >= v),
+    "minimum": _bound("minimum"),
+    "maximum": _bound("maximum"),
+    "exclusiveMinimum": _bound("exclusiveMinimum"),
+    "exclusiveMaximum": _bound("exclusiveMaximum"),
     "properties": _properties,
     "additionalProperties": _additional_properties,
     "required": _required,
@@ -371,3 +412,73 @@ _KEYWORDS: dict[str, Any] = {
     "not": _not,
     "if": _if,
 }
+
+
+def _always(instance: Any) -> bool:
+    return True
+
+
+def _never(instance: Any) -> bool:
+    return False
+
+
+def _compile_keyword(v: SubsetValidator, keyword: str, value: Any, schema: dict[str, Any]) -> _Check | None:
+    """A yes/no check of one keyword, with the semantics of its error function above; None for annotations."""
+    if keyword == "type":
+        types = [_TYPES[name] for name in (value if isinstance(value, list) else [value])]
+        if len(types) == 1:
+            return types[0]  # type: ignore[no-any-return]
+        return lambda i: any(t(i) for t in types)
+    if keyword == "enum":
+        if all(isinstance(choice, str) for choice in value):
+            choices = frozenset(value)
+            return lambda i: isinstance(i, str) and i in choices
+        return lambda i: any(_equal(i, choice) for choice in value)
+    if keyword == "const":
+        return lambda i: _equal(i, value)
+    if keyword == "pattern":
+        search = v._patterns[value].search
+        return lambda i: not isinstance(i, str) or search(i) is not None
+    if keyword == "minLength":
+        return lambda i: not isinstance(i, str) or len(i) >= value
+    if keyword == "maxLength":
+        return lambda i: not isinstance(i, str) or len(i) <= value
+    if keyword in _BOUNDS:
+        fails = _BOUNDS[keyword]
+        return lambda i: not _is_number(i) or not fails(i, value)
+    if keyword == "properties":
+        properties = [(name, v._compile(sub)) for name, sub in value.items()]
+        return lambda i: not isinstance(i, dict) or all(check(i[name]) for name, check in properties if name in i)
+    if keyword == "additionalProperties":
+        known = frozenset(schema.get("properties", {}))
+        if value is False:
+            return lambda i: not isinstance(i, dict) or known.issuperset(i)
+        extra = v._compile(value)
+        return lambda i: not isinstance(i, dict) or all(extra(i[name]) for name in i if name not in known)
+    if keyword == "required":
+        return lambda i: not isinstance(i, dict) or all(name in i for name in value)
+    if keyword == "propertyNames":
+        names = v._compile(value)
+        return lambda i: not isinstance(i, dict) or all(names(name) for name in i)
+    if keyword == "minProperties":
+        return lambda i: not isinstance(i, dict) or len(i) >= value
+    if keyword == "maxProperties":
+        return lambda i: not isinstance(i, dict) or len(i) <= value
+    if keyword == "$ref":
+        return v._ref_check(value)
+    if keyword in ("allOf", "anyOf", "oneOf"):
+        subs = [v._compile(sub) for sub in value]
+        if keyword == "allOf":
+            return lambda i: all(check(i) for check in subs)
+        if keyword == "anyOf":
+            return lambda i: any(check(i) for check in subs)
+        return lambda i: sum(1 for check in subs if check(i)) == 1
+    if keyword == "not":
+        negated = v._compile(value)
+        return lambda i: not negated(i)
+    if keyword == "if":
+        condition = v._compile(value)
+        then = v._compile(schema.get("then", True))
+        otherwise = v._compile(schema.get("else", True))
+        return lambda i: then(i) if condition(i) else otherwise(i)
+    return None  # annotations, and `then`/`else` (checked through `if`)

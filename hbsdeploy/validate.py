@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hbsdeploy import schemacheck
 from hbsdeploy.config import Config, Environment
-from hbsdeploy.errors import InputError, Problem, Severity
+from hbsdeploy.errors import InputError, Problem, Severity, UsageError
 from hbsdeploy.partner import Partner, partner_from_document
 from hbsdeploy.rules import check_partner
 from hbsdeploy.yamlload import display_path, load_yaml
 
 # Good enough to spot a partner ID in a file that is not being validated this run (pre-commit passes changed files).
-_ID_LINE = re.compile(r"^(?:operator_id|provider_id)[ \t]*:[ \t]*[\"']?([^\"'\s#]+)", re.MULTILINE)
+_ID_LINE = re.compile(rb"^(?:operator_id|provider_id)[ \t]*:[ \t]*[\"']?([^\"'\s#]+)", re.MULTILINE)
+
+
+def id_key(partner_id: str) -> str:
+    """The form two partner IDs are compared in: OICP IDs ignore case, and `DE*A36` and `DEA36` are the same."""
+    return partner_id.upper().replace("*", "").replace("-", "")
 
 
 @dataclass
@@ -60,13 +66,16 @@ def load_partner(path: Path) -> Partner:
 
 def validate(config: Config, paths: list[Path] | None = None, environment: str | None = None) -> ValidationReport:
     """Validate the config and the partner files (all of them when `paths` is None) in one or all environments."""
+    if environment is not None and environment not in config.environments:
+        known = ", ".join(sorted(config.environments))
+        raise UsageError(f"--env {environment}: {config.shown} has no such environment; choose one of: {known}")
     report = ValidationReport()
     config_path = config.path.resolve()
     if paths is None:
         partner_paths = config.partner_files()
         report.files = 1 + len(partner_paths)
     else:
-        partner_paths = [p for p in paths if p.resolve() != config_path]
+        partner_paths = [p for p in paths if p.name != config.path.name or p.resolve() != config_path]
         report.files = len(paths)
     environments: list[Environment] = (
         [config.environment(environment)] if environment else list(config.environments.values())
@@ -89,37 +98,51 @@ def _duplicate_ids(partners: list[Partner], config: Config, checked: list[Path] 
     first_seen: dict[str, Partner] = {}
     problems = []
     for partner in partners:
-        other = first_seen.setdefault(partner.partner_id, partner)
+        other = first_seen.setdefault(id_key(partner.partner_id), partner)
         if other is not partner:
             line = other.document.position((other.id_key,))[0]
             problems.append(partner.document.problem(
                 (partner.id_key,), "duplicate-partner-id",
-                f"partner ID {partner.partner_id!r} is also used by {other.path}:{line}; one file per partner"))
+                f"partner ID {partner.partner_id!r} is also used by {other.path}:{line}{_as(other, partner)}; "
+                "one file per partner"))
     if checked is not None:
         problems += _duplicates_in_unchecked_files(first_seen, config, checked)
     return problems
 
 
+def _as(other: Partner, partner: Partner) -> str:
+    return "" if other.partner_id == partner.partner_id else f" (as {other.partner_id!r})"
+
+
 def _duplicates_in_unchecked_files(ids: dict[str, Partner], config: Config, checked: list[Path]) -> list[Problem]:
+    """Partner IDs of the checked files that a partner file not checked this run also declares (found by a line scan,
+    not a full load: pre-commit passes only the changed files, and this must stay fast for a thousand partners)."""
     if not ids:
         return []
-    checked_resolved = {p.resolve() for p in checked}
+    checked_files = set()
+    for path in checked:
+        try:
+            checked_files.add(os.path.realpath(path))
+        except (OSError, ValueError):
+            continue
+    partners_dir = os.path.realpath(config.partners_dir)
     problems = []
     for path in config.partner_files():
-        if path.resolve() in checked_resolved:
+        if os.path.join(partners_dir, path.name) in checked_files:
             continue
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            raw = path.read_bytes()
         except OSError:
             continue
-        for match in _ID_LINE.finditer(text):
-            partner = ids.get(match.group(1))
+        for match in _ID_LINE.finditer(raw):
+            written = match.group(1).decode("utf-8", errors="replace")
+            partner = ids.get(id_key(written))
             if partner is not None:
-                line = text.count("\n", 0, match.start()) + 1
+                line = raw.count(b"\n", 0, match.start()) + 1
                 problems.append(partner.document.problem(
                     (partner.id_key,), "duplicate-partner-id",
-                    f"partner ID {partner.partner_id!r} is also used by {display_path(path)}:{line}; "
-                    "one file per partner"))
+                    f"partner ID {partner.partner_id!r} is also used by {display_path(path)}:{line}"
+                    f"{'' if written == partner.partner_id else f' (as {written!r})'}; one file per partner"))
     return problems
 
 

@@ -31,8 +31,16 @@ _SEQ = "tag:yaml.org,2002:seq"
 _NULL_WORDS = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUE_WORDS = frozenset({"true", "True", "TRUE"})
 _FALSE_WORDS = frozenset({"false", "False", "FALSE"})
+_WORDS: dict[str, Any] = {**dict.fromkeys(_NULL_WORDS - {"", "~"}), **dict.fromkeys(_TRUE_WORDS, True),
+                          **dict.fromkeys(_FALSE_WORDS, False)}
 _INT = re.compile(r"[-+]?[0-9]+\Z")
 _FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+
+_ScalarEvent = yaml.ScalarEvent
+_AliasEvent = yaml.AliasEvent
+_SequenceStartEvent = yaml.SequenceStartEvent
+_SequenceEndEvent = yaml.SequenceEndEvent
+_MappingEndEvent = yaml.MappingEndEvent
 
 # libyaml's C parser where PyYAML was built with it; the pure-Python parser otherwise. Only the parser is used.
 # (`yaml.CParser` is not exported at the top level: it lives in yaml.cyaml.)
@@ -79,9 +87,11 @@ class Document:
 
 def display_path(path: Path) -> str:
     """The path as a user typed it where possible: relative to the working directory when below it."""
+    if not path.is_absolute() and ".." not in path.parts:
+        return str(path)  # already relative to the working directory, as typed
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError):  # not below the working directory, or that directory is gone
         return str(path)
 
 
@@ -223,16 +233,20 @@ class _Builder:
 
     def _node(self, event: Any, path: JsonPath, depth: int) -> Any:
         """Build the value that starts with `event` (already read) at `path`."""
-        self._count(event, 1)
-        position = _mark(event)
-        if isinstance(event, yaml.AliasEvent):
+        self.nodes_built += 1
+        if self.nodes_built > MAX_NODES:
+            self._count(event, 0)
+        kind = type(event)
+        if kind is _AliasEvent:
             return self._alias(event, path, depth)
+        mark = event.start_mark
+        self.values[path] = (mark.line + 1, mark.column + 1)
         anchor = event.anchor
-        first_value, first_key, nodes_before = len(self.values), len(self.keys), self.nodes_built
-        self.values[path] = position
+        if anchor is not None:
+            first_value, first_key, nodes_before = len(self.values) - 1, len(self.keys), self.nodes_built - 1
         tag = event.tag
-        if isinstance(event, yaml.ScalarEvent):
-            subtree_depth = 0
+        if kind is _ScalarEvent:
+            self._depth = 0
             if tag is None:
                 value: Any = _plain(event.value) if event.implicit[0] else event.value
             elif tag == _STR or tag == "!":
@@ -243,21 +257,20 @@ class _Builder:
             if depth >= MAX_DEPTH:
                 raise self._fail(event, "yaml-too-deep",
                                  f"nests deeper than {MAX_DEPTH} levels; a partner file is a few levels deep", path)
-            if isinstance(event, yaml.SequenceStartEvent):
-                value, subtree_depth = self._sequence(path, depth)
+            if kind is _SequenceStartEvent:
+                value = self._sequence(path, depth)
                 allowed = _SEQ
             else:
-                value, subtree_depth = self._mapping(path, depth)
+                value = self._mapping(path, depth)
                 allowed = _MAP
             if tag is not None and tag != "!" and tag != allowed:
                 value = self._bad_tag(event, path)
         if anchor is not None:
             size = len(path)
             self.anchors[anchor] = _Anchor(
-                value, self.nodes_built - nodes_before, subtree_depth,
+                value, self.nodes_built - nodes_before, self._depth,
                 [(p[size:], pos) for p, pos in itertools.islice(self.values.items(), first_value, None)],
                 [(p[size:], pos) for p, pos in itertools.islice(self.keys.items(), first_key, None)])
-        self._depth = subtree_depth
         return value
 
     def _bad_tag(self, event: Any, path: JsonPath) -> Any:
@@ -284,22 +297,29 @@ class _Builder:
         self._depth = anchor.depth
         return anchor.value
 
-    def _sequence(self, path: JsonPath, depth: int) -> tuple[list[Any], int]:
+    def _sequence(self, path: JsonPath, depth: int) -> list[Any]:
+        """The list whose items start with the next event; sets self._depth to its nesting depth."""
         result: list[Any] = []
         deepest = 0
         event = self.next_event()
-        while not isinstance(event, yaml.SequenceEndEvent):
+        while type(event) is not _SequenceEndEvent:
             result.append(self._node(event, (*path, len(result)), depth + 1))
             deepest = max(deepest, self._depth)
             event = self.next_event()
-        return result, deepest + 1
+        self._depth = deepest + 1
+        return result
 
-    def _mapping(self, path: JsonPath, depth: int) -> tuple[dict[str, Any], int]:
+    def _mapping(self, path: JsonPath, depth: int) -> dict[str, Any]:
+        """The mapping whose keys start with the next event; sets self._depth to its nesting depth."""
         result: dict[str, Any] = {}
         deepest = 0
         event = self.next_event()
-        while not isinstance(event, yaml.MappingEndEvent):
-            key = self._key(event, path, depth)
+        while type(event) is not _MappingEndEvent:
+            text = event.value if type(event) is _ScalarEvent and event.tag is None else None
+            if text is not None and text[:1].isalpha() and text not in _WORDS:  # a plain name: the usual key
+                key: str | None = text
+            else:
+                key = self._key(event, path, depth)
             value_event = self.next_event()
             if key is None:
                 self._skip(value_event, depth + 1)
@@ -310,11 +330,14 @@ class _Builder:
                                   f"duplicate key {key!r} (first on line {self.keys[child][0]}); keep one", child)
                     self._skip(value_event, depth + 1)
                 else:
-                    self.keys[child] = _mark(event)
+                    mark = event.start_mark
+                    self.keys[child] = (mark.line + 1, mark.column + 1)
                     result[key] = self._node(value_event, child, depth + 1)
-                    deepest = max(deepest, self._depth)
+                    if self._depth > deepest:
+                        deepest = self._depth
             event = self.next_event()
-        return result, deepest + 1
+        self._depth = deepest + 1
+        return result
 
     def _key(self, event: Any, path: JsonPath, depth: int) -> str | None:
         """The key that starts with `event`, or None (after recording why) when it is not a plain string."""
@@ -354,6 +377,8 @@ class _Builder:
 
 def _plain(text: str) -> Any:
     """YAML 1.2 core schema for plain scalars: `yes`, `on`, `0o7`, `1:20` stay strings."""
+    if text[:1].isalpha():  # names, words and URLs: text, but for true, false and null
+        return _WORDS.get(text, text)
     if text in _NULL_WORDS:
         return None
     if text in _TRUE_WORDS:
