@@ -136,11 +136,22 @@ def partners_of_changes(plan: Plan) -> list[str]:
 
 
 def _apply_change(portal: Portal, change: Change) -> ChangeResult:
+    # Anything a write raises is this change's failure, reported with the others; never an end to the whole apply
+    # that leaves the changes made so far unreported.
     try:
         portal.update_service_type(change.partner_id, change.service_type, dict(change.payload), change.version)
-        stored = portal.get_service_type(change.partner_id, change.service_type)
     except PortalError as exc:
         return ChangeResult(change, Status.FAILED, str(exc))
+    except Exception as exc:  # e.g. a transport error the portal client did not classify
+        return ChangeResult(change, Status.FAILED, f"unexpected error while writing ({type(exc).__name__}: "
+                                                   f"{' '.join(str(exc).split())[:300]}); check the portal")
+    try:
+        stored = portal.get_service_type(change.partner_id, change.service_type)
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, PortalError) else f"{type(exc).__name__}: {exc}"
+        return ChangeResult(change, Status.FAILED, f"the portal accepted the update but reading it back failed "
+                                                   f"({' '.join(reason.split())[:300]}); run plan to see whether "
+                                                   "it holds")
     if normalize_settings(stored.settings) != dict(change.after):
         return ChangeResult(change, Status.FAILED,
                             "the portal accepted the update but reads back different settings; check the portal")

@@ -1,0 +1,107 @@
+"""apply_plan and its safety checks on the embedded portal, with portals that misbehave in one precise way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from plan_factories import offline, settings, want, want_payload
+
+from hbsdeploy.apply import StalePlan, Status, apply_plan, check_disable_share, check_fresh
+from hbsdeploy.audit import AuditLog, read_audit
+from hbsdeploy.errors import HbsError
+from hbsdeploy.plan import Plan, compute_plan
+from hbsdeploy.planning import read_current
+from hbsdeploy.portal import PortalUnavailable, ServiceTypeState
+from hbsdeploy.portal.local import LocalPortal
+
+PARTNERS = ("DE*A36", "DE*B12", "DE*C34")
+
+
+class Misbehaving(LocalPortal):
+    """A LocalPortal that fails one way for one partner."""
+
+    def __init__(self, path: Path, partner: str, fault: str) -> None:
+        super().__init__(path)
+        self.partner = partner
+        self.fault = fault
+
+    def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
+                            if_match: str) -> ServiceTypeState:
+        if partner_id == self.partner and self.fault == "write-crashes":
+            raise ConnectionResetError("peer reset the connection")
+        if partner_id == self.partner and self.fault == "write-ignored":
+            return self.get_service_type(partner_id, service_type)
+        return super().update_service_type(partner_id, service_type, payload, if_match)
+
+    def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
+        if partner_id == self.partner and self.fault == "read-back-fails":
+            raise PortalUnavailable("portal 'x': read timed out")
+        return super().get_service_type(partner_id, service_type)
+
+
+def plan_for(portal: LocalPortal, desired: list[Any]) -> Plan:
+    return compute_plan("qa", desired, read_current(portal, {d.partner_id for d in desired}, 4))
+
+
+def all_on() -> list[Any]:
+    return [want(pid, service_url=f"https://{i}.example.com") for i, pid in enumerate(PARTNERS)]
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("write-crashes", "unexpected error while writing (ConnectionResetError: peer reset the connection)"),
+    ("read-back-fails", "the portal accepted the update but reading it back failed (portal 'x': read timed out)"),
+    ("write-ignored", "the portal accepted the update but reads back different settings"),
+])
+def test_a_failing_change_is_reported_and_the_others_are_applied(tmp_path: Path, fault: str, message: str) -> None:
+    portal = Misbehaving(tmp_path / "state.sqlite3", "DE*B12", fault)
+    plan = plan_for(portal, all_on())
+    result = apply_plan(plan, portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=2)
+    statuses = {r.change.partner_id: (r.status, r.message) for r in result.results}
+    assert statuses["DE*A36"] == (Status.APPLIED, None) and statuses["DE*C34"] == (Status.APPLIED, None)
+    status, text = statuses["DE*B12"]
+    assert status is Status.FAILED and text is not None and message in text
+    assert not result.ok and not result.interrupted
+    audit = {e["partner_id"]: e["result"] for e in read_audit(tmp_path / "audit.jsonl")}
+    assert audit == {"DE*A36": "applied", "DE*B12": "failed", "DE*C34": "applied"}
+    # a re-run against a portal that works again finishes the job
+    healthy = LocalPortal(tmp_path / "state.sqlite3")
+    rerun = apply_plan(plan_for(healthy, all_on()), healthy, AuditLog(tmp_path / "audit.jsonl"))
+    assert rerun.ok and not plan_for(healthy, all_on()).has_changes
+
+
+def test_check_fresh_names_what_changed_and_allows_an_unchanged_portal(tmp_path: Path) -> None:
+    portal = LocalPortal(tmp_path / "state.sqlite3")
+    plan = plan_for(portal, all_on())
+    check_fresh(plan, portal, 4)  # nothing changed
+    portal.update_service_type("DE*C34", "authorization", settings(), '"0"')
+    with pytest.raises(StalePlan, match=r"DE\*C34/authorization \(planned at version \"0\", now \"1\"\); nothing "
+                                        r"was written\. Run `hbsdeploy plan --env qa --out FILE` again"):
+        check_fresh(plan, portal, 4)
+
+
+def test_check_fresh_ignores_service_types_the_plan_does_not_change(tmp_path: Path) -> None:
+    portal = LocalPortal(tmp_path / "state.sqlite3")
+    plan = plan_for(portal, all_on())
+    portal.update_service_type("DE*A36", "reservation", settings(), '"0"')  # not in the plan
+    check_fresh(plan, portal, 4)
+
+
+@pytest.mark.parametrize("disabled, allowed", [(1, True), (2, False)])
+def test_disable_share(tmp_path: Path, disabled: int, allowed: bool) -> None:
+    portal = LocalPortal(tmp_path / "state.sqlite3")
+    for pid in ("DE*A36", "DE*B12", "DE*C34", "DE*D56"):
+        portal.update_service_type(pid, "authorization", settings(), '"0"')
+    desired = [want_payload(pid, "authorization", offline()) if i < disabled else want(pid)
+               for i, pid in enumerate(("DE*A36", "DE*B12", "DE*C34", "DE*D56"))]
+    plan = plan_for(portal, desired)
+    assert plan.summary()["disable"] == disabled
+    check_disable_share(plan, 0.5, force=False)  # 2 of 4 is not more than half
+    if allowed:
+        check_disable_share(plan, 0.25, force=False)  # exactly the share: allowed
+    else:
+        with pytest.raises(HbsError, match=r"disables 2 of 4 service types in scope \(50%"):
+            check_disable_share(plan, 0.25, force=False)
+    check_disable_share(plan, 0.0, force=True)
