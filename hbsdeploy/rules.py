@@ -117,7 +117,7 @@ def _check_certificate(partner: Partner, service_type: ResolvedServiceType, conf
     if path is None:
         return [doc.problem(at, "path-escapes-repository",
                             f"certificate_file {file_value!r} points outside the repository; keep certificates "
-                            f"below {config.root}")]
+                            f"in the folder of {config.shown} or below it")]
     try:
         info = read_certificate(path)
     except CertificateError as exc:

@@ -1,0 +1,161 @@
+"""Portal rules that depend on time, on several files or on the environment chosen: user certificates generated
+for the test (expiry is relative to now), duplicate partner IDs across files, and per-environment severity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from validate_helpers import DATA, validation_lines, working_directory
+
+from hbsdeploy.config import load_config
+from hbsdeploy.errors import UsageError
+from hbsdeploy.validate import validate
+
+NOW = dt.datetime.now(dt.timezone.utc)
+
+PARTNER = """\
+name: Certificate Operator
+role: cpo
+operator_id: "DE*CRT"
+environments:
+  sandbox:
+  qa:
+service_types:
+  authorization:
+    online_request: true
+    service_url: https://oicp.cert-operator.example.com
+    client_certification: true
+    certificate: user
+    certificate_file: certs/{name}.pem
+"""
+
+
+def write_certificate(path: Path, *, common_name: str, dns_names: list[str], not_after: dt.datetime) -> None:
+    """A self-signed certificate with these names and end of validity."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(min(NOW, not_after) - dt.timedelta(days=365)).not_valid_after(not_after))
+    if dns_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]),
+                                        critical=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(builder.sign(key, hashes.SHA256()).public_bytes(Encoding.PEM))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repository with the corpus config and an empty partners/ folder."""
+    root = tmp_path / "repo"
+    (root / "partners").mkdir(parents=True)
+    config = (DATA / "hbsdeploy.yaml").read_text().replace("partners: valid", "partners: partners")
+    (root / "hbsdeploy.yaml").write_text(config)
+    return root
+
+
+def _certificate_lines(repo: Path, name: str, *, common_name: str = "oicp.cert-operator.example.com",
+                       dns_names: tuple[str, ...] = ("oicp.cert-operator.example.com",),
+                       not_after: dt.datetime = NOW + dt.timedelta(days=365)) -> list[str]:
+    write_certificate(repo / "certs" / f"{name}.pem", common_name=common_name, dns_names=list(dns_names),
+                      not_after=not_after)
+    (repo / "partners" / "operator.yaml").write_text(PARTNER.format(name=name))
+    with working_directory(repo):
+        return validation_lines(load_config(repo / "hbsdeploy.yaml"), None)
+
+
+def test_good_user_certificate(repo: Path) -> None:
+    assert _certificate_lines(repo, "good") == []
+
+
+def test_wildcard_san_covers_the_host(repo: Path) -> None:
+    assert _certificate_lines(repo, "wildcard", common_name="other", dns_names=("*.cert-operator.example.com",)) == []
+
+
+def test_expired_certificate_is_an_error(repo: Path) -> None:
+    expired = NOW - dt.timedelta(days=2)
+    assert _certificate_lines(repo, "expired", not_after=expired) == [
+        f"partners/operator.yaml:13:23: error[certificate-expired]: certificate 'certs/expired.pem' expired on "
+        f"{expired.date().isoformat()}; upload a renewed one"]
+
+
+def test_certificate_expiring_within_30_days_is_a_warning(repo: Path) -> None:
+    soon = NOW + dt.timedelta(days=10)
+    assert _certificate_lines(repo, "soon", not_after=soon) == [
+        f"partners/operator.yaml:13:23: warning[certificate-expiring]: certificate 'certs/soon.pem' expires on "
+        f"{soon.date().isoformat()}, within 30 days; renew it"]
+
+
+def test_certificate_valid_for_31_days_is_fine(repo: Path) -> None:
+    assert _certificate_lines(repo, "month", not_after=NOW + dt.timedelta(days=31)) == []
+
+
+def test_certificate_names_another_host_is_a_warning(repo: Path) -> None:
+    assert _certificate_lines(repo, "other", common_name="oicp.elsewhere.example.com",
+                              dns_names=("oicp.elsewhere.example.com", "www.elsewhere.example.com")) == [
+        "partners/operator.yaml:13:23: warning[certificate-host-mismatch]: certificate 'certs/other.pem' names "
+        "oicp.elsewhere.example.com, www.elsewhere.example.com, not the Service URL's host "
+        "oicp.cert-operator.example.com"]
+
+
+def test_common_name_counts_when_there_is_no_san(repo: Path) -> None:
+    assert _certificate_lines(repo, "cn-only", dns_names=()) == []
+    assert _certificate_lines(repo, "cn-other", common_name="oicp.elsewhere.example.com", dns_names=()) == [
+        "partners/operator.yaml:13:23: warning[certificate-host-mismatch]: certificate 'certs/cn-other.pem' names "
+        "oicp.elsewhere.example.com, not the Service URL's host oicp.cert-operator.example.com"]
+
+
+def test_duplicate_partner_ids_name_both_files_when_both_are_checked(repo: Path) -> None:
+    shutil.copy(DATA / "valid" / "cpo.yaml", repo / "partners" / "a-first.yaml")
+    copy = (DATA / "valid" / "cpo.yaml").read_text().replace('operator_id: "DE*A36"', "operator_id: DEA36")
+    (repo / "partners" / "b-second.yaml").write_text(copy)
+    config = load_config(repo / "hbsdeploy.yaml")
+    expected = ["partners/b-second.yaml:4:14: error[duplicate-partner-id]: partner ID 'DEA36' is also used by "
+                "partners/a-first.yaml:4 (as 'DE*A36'); one file per partner"]
+    with working_directory(repo):
+        assert validation_lines(config, None) == expected
+        assert validation_lines(config, [Path("partners/a-first.yaml"), Path("partners/b-second.yaml")]) == expected
+        # pre-commit passes only the changed file: the other one is still found
+        assert validation_lines(config, [Path("partners/b-second.yaml")]) == expected
+
+
+def test_protected_environment_makes_client_certification_off_an_error() -> None:
+    path = Path("invalid/rule-client-certification-off-protected.yaml")
+    with working_directory(DATA):
+        config = load_config(DATA / "hbsdeploy.yaml")
+        warning = (f"{path}:10:5: warning[client-certification-off]: Client Certification is off (recommended on); "
+                   "set client_certification: true")
+        assert validation_lines(config, [path], "qa") == [warning]
+        assert validation_lines(config, [path], "sandbox") == [warning]
+        assert validation_lines(config, [path], "prod") == [
+            f"{path}:10:5: error[client-certification-off]: Client Certification must be on in protected environment "
+            "'prod'; set client_certification: true"]
+
+
+def test_private_hosts_allowed_only_in_the_sandbox() -> None:
+    sandbox_only = Path("valid/sandbox-only-private-host.yaml")
+    text = (DATA / sandbox_only).read_text().replace("  sandbox:\n", "  sandbox:\n  qa:\n")
+    with working_directory(DATA):
+        config = load_config(DATA / "hbsdeploy.yaml")
+        assert validation_lines(config, [sandbox_only]) == []
+    from hbsdeploy.partner import partner_from_document
+    from hbsdeploy.rules import check_partner
+    from hbsdeploy.yamlload import parse_yaml
+
+    partner = partner_from_document(parse_yaml(text, "p.yaml"))
+    rules = sorted(p.rule for p in check_partner(partner, config, config.environments.values()))
+    assert rules == ["service-url-private-host", "service-url-private-host"]
+    assert check_partner(partner, config, [config.environments["sandbox"]]) == []
+
+
+def test_unknown_env_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="--env staging: .* choose one of: prod, qa, sandbox"):
+        validate(load_config(DATA / "hbsdeploy.yaml"), None, "staging")
