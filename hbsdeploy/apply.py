@@ -113,7 +113,11 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
         for change in changes:
             if stop.is_set():
                 return
-            record(_apply_change(portal, change))
+            try:
+                record(_apply_change(portal, change))
+            except BaseException:
+                stop.set()  # e.g. the audit log cannot be written: no other worker starts a write
+                raise
 
     interrupted = False
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
@@ -124,6 +128,9 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
+        except BaseException:
+            stop.set()
+            raise
     ordered = tuple(results.get(change.key, ChangeResult(change, Status.NOT_ATTEMPTED,
                                                          "interrupted before this change" if interrupted or
                                                          stop.is_set() else None))

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hbsdeploy.errors import HbsError
+
 
 def current_user() -> str:
     """Who is applying: the login name, or the CI's actor where one is set."""
@@ -21,6 +23,10 @@ def current_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+class AuditError(HbsError):
+    """The audit log cannot be written: apply stops rather than change the portal unaudited."""
 
 
 class AuditLog:
@@ -49,13 +55,18 @@ class AuditLog:
         }
         line = (json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, line)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise AuditError(f"cannot append to the audit log {self.path} ({exc.strerror or exc}); apply "
+                                 f"stopped after {partner_id} {service_type} ({result}). Fix the file or its folder, "
+                                 "then run `hbsdeploy plan` to see what remains") from None
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ def read_current(portal: Portal, partner_ids: Iterable[str], parallelism: int,
         return portal.list_service_types(partner_id)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        for done, (partner_id, states) in enumerate(zip(ids, pool.map(one, ids)), start=1):
+        for done, (partner_id, states) in enumerate(zip(ids, pool.map(one, ids), strict=True), start=1):
             for name, state in states.items():
                 current[(partner_id, name)] = Current(partner_id, name, state.settings, state.version)
             if progress:

@@ -105,3 +105,16 @@ def test_disable_share(tmp_path: Path, disabled: int, allowed: bool) -> None:
         with pytest.raises(HbsError, match=r"disables 2 of 4 service types in scope \(50%"):
             check_disable_share(plan, 0.25, force=False)
     check_disable_share(plan, 0.0, force=True)
+
+
+def test_an_audit_log_that_cannot_be_written_stops_apply(tmp_path: Path) -> None:
+    from hbsdeploy.audit import AuditError
+
+    portal = LocalPortal(tmp_path / "state.sqlite3")
+    plan = plan_for(portal, all_on())
+    (tmp_path / "audit.jsonl").mkdir()  # a folder where the log should be: every append fails
+    with pytest.raises(AuditError, match=r"cannot append to the audit log .*audit\.jsonl.*apply stopped after "
+                                         r"DE\*A36 authorization \(applied\).*`hbsdeploy plan`"):
+        apply_plan(plan, portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=1)
+    remaining = plan_for(portal, all_on())
+    assert len(remaining.changes) == 2  # the one write made is kept; no other was attempted
