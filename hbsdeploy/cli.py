@@ -52,6 +52,9 @@ class _LazyGroup(click.Group):
 
     lazy_commands = {
         "portal": ("hbsdeploy.cli_portal", "portal"),
+        "schema": ("hbsdeploy.cli_ecosystem", "schema"),
+        "init": ("hbsdeploy.cli_ecosystem", "init"),
+        "doctor": ("hbsdeploy.cli_ecosystem", "doctor"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -99,12 +102,23 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) 
     """
     ctx.obj = Globals(config_path, verbose, quiet)
     if verbose:
-        logging.basicConfig(stream=sys.stderr, level=logging.DEBUG, format="hbsdeploy: %(message)s")
-        logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+        _log_to_stderr(logging.getLogger("hbsdeploy"))
+        if verbose > 1:
+            _log_to_stderr(logging.getLogger("urllib3"))
+
+
+def _log_to_stderr(logger: logging.Logger) -> None:
+    # A handler of our own (not basicConfig), so -v works even where the root logger is already configured.
+    if not any(getattr(h, "hbsdeploy", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("hbsdeploy: %(message)s"))
+        handler.hbsdeploy = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, readable=False))
 @click.option("--env", "environment", metavar="ENV", help="Check the rules of this environment only (default: all).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
@@ -120,7 +134,8 @@ def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, outpu
       hbsdeploy validate partners/example-cpo.yaml --env prod
     """
     from hbsdeploy import reporting
-    from hbsdeploy.validate import ValidationReport, validate as run_validate, validation_failed
+    from hbsdeploy.validate import ValidationReport, validation_failed
+    from hbsdeploy.validate import validate as run_validate
 
     try:
         config = g.load_config()
@@ -215,7 +230,7 @@ def _plan_for(g: Globals, config: Config, env: Environment, partner_ids: tuple[s
 
     project = load_project(config, env, partner_ids)
     _warn(g, project.warnings)
-    portal = open_portal(env)
+    portal = open_portal(env, parallelism=parallelism)
     progress = _ProgressLine(g, f"reading {env.name}")
     try:
         return make_plan(project, env, portal, parallelism, progress)
@@ -318,7 +333,7 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
             return EXIT_OK
     check_disable_share(the_plan, config.max_disable_fraction, force)
 
-    portal = open_portal(env)
+    portal = open_portal(env, parallelism=parallelism)
     try:
         if plan_file is not None:
             check_fresh(the_plan, portal, parallelism)
@@ -459,9 +474,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
-
-from hbsdeploy.cli_ecosystem import doctor, init, schema  # noqa: E402
-
-cli.add_command(schema)
-cli.add_command(init)
-cli.add_command(doctor)

@@ -181,12 +181,13 @@ def portal_label(env: Environment) -> str:
     return f"portal {env.name!r} ({where})"
 
 
-def open_portal(env: Environment) -> Portal:
-    """The portal of an environment: `local` and `manual` -> the store at env.state_file; a URL -> the HTTP client."""
+def open_portal(env: Environment, *, parallelism: int = 8) -> Portal:
+    """The portal of an environment: `local` and `manual` -> the store at env.state_file; a URL -> the HTTP client
+    (with a connection for each of `parallelism` workers)."""
     if env.kind == "http":
         from hbsdeploy.portal.http import HttpPortal
 
-        return HttpPortal(env)
+        return HttpPortal(env, pool_size=parallelism)
     from hbsdeploy.portal.local import LocalPortal
 
     if env.state_file is None:

@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from hbsdeploy import __version__
 from hbsdeploy.portal.base import (
@@ -70,12 +72,13 @@ class HttpPortal:
     def __init__(self, env: Environment, *, session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
                  max_retry_after: float = MAX_RETRY_AFTER, backoff_base: float = BACKOFF_BASE,
-                 backoff_cap: float = BACKOFF_CAP) -> None:
+                 backoff_cap: float = BACKOFF_CAP, pool_size: int = 10) -> None:
         self.env = env
         self.label = portal_label(env)
         self.base_url = env.portal.rstrip("/")
         self.request_count = 0
         self.retry_count = 0
+        self._count_lock = threading.Lock()  # the counters are bumped from plan's and apply's worker threads
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.max_retry_after = max_retry_after
@@ -104,7 +107,13 @@ class HttpPortal:
             if token is None:
                 raise PortalAuthError(f"{self.label}: the environment variable {env.token_env} (token_env) is not "
                                       "set or empty; export the portal's bearer token in it")
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # One pooled connection per worker thread: a smaller pool would close and re-handshake TLS each time.
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(10, pool_size))
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
         self.session.auth = _Bearer(token)
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
 
@@ -167,7 +176,8 @@ class HttpPortal:
         attempt = 0
         while True:
             attempt += 1
-            self.request_count += 1
+            with self._count_lock:
+                self.request_count += 1
             started = time.monotonic()
             try:
                 response = self.session.request(method, url, data=data, headers=headers, timeout=self.timeout,
@@ -213,7 +223,8 @@ class HttpPortal:
             delay = retry_after
         else:
             delay = self._rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
-        self.retry_count += 1
+        with self._count_lock:
+            self.retry_count += 1
         log.debug("%s: retry %d in %.3fs", self.label, attempt, delay)
         self._sleep(delay)
 

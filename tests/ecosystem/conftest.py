@@ -10,10 +10,6 @@ from ecosystem_helpers import RunHbs
 from hbsdeploy.cli import main
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: runs a real external tool (seconds, not milliseconds); still runs in CI")
-
-
 @pytest.fixture
 def hbs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunHbs:
     """Run `hbsdeploy ARGS` in `cwd` through the console-script entry point: (exit code, stdout, stderr)."""

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hbsdeploy.cli import cli
 from hbsdeploy.config import load_config
 from hbsdeploy.partner import partner_from_document
-from hbsdeploy.render import Renderer, TemplateError
+from hbsdeploy.render import Renderer
 from hbsdeploy.yamlload import parse_yaml
 
 DATA = Path(__file__).parent / "data"

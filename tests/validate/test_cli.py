@@ -155,9 +155,6 @@ def test_no_traceback_for_any_bad_input(tmp_path: Path) -> None:
     assert named == {*paths}
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py declares PATHS as click.Path(readable=True): click refuses an "
-                                       "unreadable file with a usage error (exit 2) before validate can report it "
-                                       "with its located message (exit 1)")
 def test_unreadable_file_on_the_command_line(tmp_path: Path) -> None:
     secret = tmp_path / "secret.yaml"
     secret.write_text("name: x\n")
