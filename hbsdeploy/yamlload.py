@@ -21,6 +21,7 @@ from hbsdeploy.errors import InputError, Problem, Severity
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # values built, counting each alias expansion: stops an alias bomb early
 MAX_DEPTH = 64
+TOO_DEEP_MESSAGE = f"nests deeper than {MAX_DEPTH} levels; a partner file is a few levels deep"
 
 JsonPath = tuple[str | int, ...]
 
@@ -165,6 +166,8 @@ def _syntax_problem(shown: str, text: str, exc: yaml.MarkedYAMLError) -> Problem
     lines = text.splitlines()
     source_line = lines[line - 1] if 0 < line <= len(lines) else ""
     what = exc.problem or exc.context or "invalid YAML"
+    if "maximum nesting depth" in what:  # libyaml 0.2.5 refuses 1,000 levels while scanning, before our own check
+        return Problem(shown, line, column, Severity.ERROR, "yaml-too-deep", TOO_DEEP_MESSAGE)
     hint = "; indent with spaces, not tabs" if "\t" in source_line[:column] else "; fix the YAML syntax"
     return Problem(shown, line, column, Severity.ERROR, "yaml-syntax", f"{what}{hint}")
 
@@ -256,7 +259,7 @@ class _Builder:
         else:
             if depth >= MAX_DEPTH:
                 raise self._fail(event, "yaml-too-deep",
-                                 f"nests deeper than {MAX_DEPTH} levels; a partner file is a few levels deep", path)
+                                 TOO_DEEP_MESSAGE, path)
             if kind is _SequenceStartEvent:
                 value = self._sequence(path, depth)
                 allowed = _SEQ
@@ -288,7 +291,7 @@ class _Builder:
         self._count(event, anchor.nodes - 1)
         if depth + anchor.depth > MAX_DEPTH:
             raise self._fail(event, "yaml-too-deep",
-                             f"nests deeper than {MAX_DEPTH} levels; a partner file is a few levels deep", path)
+                             TOO_DEEP_MESSAGE, path)
         for relative, position in anchor.values:
             self.values[path + relative] = position
         for relative, position in anchor.keys:
@@ -367,7 +370,7 @@ class _Builder:
                 level += 1
                 if depth + level > MAX_DEPTH:
                     raise self._fail(event, "yaml-too-deep",
-                                     f"nests deeper than {MAX_DEPTH} levels; a partner file is a few levels deep")
+                                     TOO_DEEP_MESSAGE)
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 level -= 1
             if level == 0:
