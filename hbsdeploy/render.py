@@ -16,7 +16,6 @@ from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jsonschema import Draft202012Validator
 
 from hbsdeploy.certs import CertificateError, read_certificate
 from hbsdeploy.config import Config, Environment
@@ -24,6 +23,7 @@ from hbsdeploy.errors import HbsError
 from hbsdeploy.partner import Partner, ResolvedServiceType
 from hbsdeploy.resources import load_schema
 from hbsdeploy.rules import resolve_repository_path
+from hbsdeploy.schemacheck import compile_schema
 from hbsdeploy.servicetypes import service_types
 from hbsdeploy.settings import DEFAULT_SETTINGS, SETTING_FIELDS
 
@@ -60,7 +60,7 @@ class Renderer:
             autoescape=False,
             keep_trailing_newline=True,
         )
-        self._payload_validator = Draft202012Validator(load_schema("portal-payload"))
+        self._payload_validator = compile_schema(load_schema("portal-payload"))
         self._templates: dict[str, jinja2.Template] = {}
 
     def _template(self, service_type: str) -> jinja2.Template:
