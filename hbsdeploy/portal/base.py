@@ -137,9 +137,10 @@ def redact_url(url: str) -> str:
 
 @functools.cache
 def payload_validator() -> Any:
-    from jsonschema import Draft202012Validator
+    """The compiled validator of schemas/portal-payload.schema.json (the one render uses too)."""
+    from hbsdeploy.schemacheck import compile_schema
 
-    return Draft202012Validator(load_schema("portal-payload"))
+    return compile_schema(load_schema("portal-payload"))
 
 
 def check_payload(service_type: str, payload: Any, *, allow_private_hosts: bool) -> list[Detail]:

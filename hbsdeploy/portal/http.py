@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hbsdeploy.portal")
 
 USER_AGENT = f"hbsdeploy/{__version__}"
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})  # and 500 for a GET: a read changes nothing, so repeating it is safe
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 MAX_RETRY_AFTER = 60.0
 BACKOFF_BASE = 0.5
@@ -201,7 +201,7 @@ class HttpPortal:
             elapsed = time.monotonic() - started
             self._log(method, url, response, elapsed, data)
             status = response.status_code
-            if status in RETRY_STATUSES:
+            if status in RETRY_STATUSES or (status == 500 and method == "GET"):
                 retry_after = _retry_after(response)
                 if retry_after is not None and retry_after > self.max_retry_after:
                     cap = self.max_retry_after
@@ -309,7 +309,7 @@ class HttpPortal:
         settings = entry.get("settings")
         if not isinstance(settings, dict):
             raise self._shape(f"settings of {service_type}", "an object")
-        errors = sorted(payload_validator().iter_errors(settings), key=lambda e: str(e.path))
+        errors = sorted(payload_validator().iter_errors(settings), key=lambda e: str(e.absolute_path))
         if errors:
             raise self._shape(f"settings of {service_type}", f"valid settings ({errors[0].message[:200]})")
         version = entry.get("version")
