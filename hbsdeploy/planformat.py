@@ -54,7 +54,8 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
         lines.append(f"  {symbol} {change.partner_id} ({change.partner_name}) / {change.service_type} "
                      f"[{change.kind.value}]")
         for item in change.fields:
-            lines.append(f"      {symbol} {item.field}: {_value(item.before)} -> {_value(item.after)}")
+            field = f"{change.service_type}.{item.field}"
+            lines.append(f"      {symbol} {field}: {_value(item.before)} -> {_value(item.after)}")
         lines.append("")
     lines.append(summary_line(plan) + f" {plan.unchanged} unchanged.")
     lines.append(f"Checksum: {plan.checksum}")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from e2e_helpers import Tls
 
 from hbsdeploy.portal.emulator import ServerHandle, serve
 
@@ -20,17 +20,6 @@ def repo(repo_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("HBSDEPLOY_CONFIG", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
     return repo_copy
-
-
-@dataclass(frozen=True)
-class Tls:
-    """A CA, a server certificate for 127.0.0.1, and a client certificate the server trusts."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
 
 
 @pytest.fixture(scope="session")

@@ -102,3 +102,14 @@ service_types:
   reservation:
     online_request: false
 """
+
+
+@dataclass(frozen=True)
+class Tls:
+    """A CA, a server certificate for 127.0.0.1, and a client certificate the server trusts."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path

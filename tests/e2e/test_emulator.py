@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Tls
-from e2e_helpers import EXAMPLE_KEYS, EXAMPLE_PARTNERS, TOKEN, TOKEN_ENV, Ran, read_audit_lines, run_cli, snapshot
+from e2e_helpers import EXAMPLE_KEYS, EXAMPLE_PARTNERS, TOKEN, TOKEN_ENV, Ran, Tls, read_audit_lines, run_cli, snapshot
 
 from hbsdeploy.apply import Status, apply_plan
 from hbsdeploy.audit import AuditLog

@@ -46,12 +46,12 @@ def by_kind(plan: Plan, kind: ChangeKind) -> Change:
 
 def test_text_has_one_terraform_like_line_per_field_and_the_summary(plan: Plan) -> None:
     text = planformat.render_text(plan)
-    assert '      ~ service_url: "https://old.example.com" -> "https://new.example.com"' in text
+    assert '      ~ authorization.service_url: "https://old.example.com" -> "https://new.example.com"' in text
     assert "  ~ DE*A36 (Example Charging) / authorization [change]" in text
     assert "  + DE*A36 (Example Charging) / reservation [enable]" in text
-    assert "      + online_request: false -> true" in text
+    assert "      + reservation.online_request: false -> true" in text
     assert "  - DE-8EO (Partner DE-8EO) / authorization [disable]" in text
-    assert '      - service_url: "https://oicp.example.com/base" -> null' in text
+    assert '      - authorization.service_url: "https://oicp.example.com/base" -> null' in text
     assert "Plan: 1 to enable, 1 to change, 1 to disable. 1 unchanged." in text
     assert f"Checksum: {plan.checksum}" in text
     assert "+49*536" not in text  # unchanged: not listed
