@@ -18,8 +18,18 @@ from hbsdeploy.audit import AuditLog
 from hbsdeploy.errors import HbsError
 from hbsdeploy.plan import Change, ChangeKind, Plan
 from hbsdeploy.planning import read_current, scope_size
-from hbsdeploy.portal import Portal, PortalError
+from hbsdeploy.portal import (
+    PartnerNotFound,
+    PayloadRejected,
+    Portal,
+    PortalAuthError,
+    PortalError,
+    VersionConflict,
+)
 from hbsdeploy.settings import normalize_settings
+
+# How a failed change says that the portal may hold it after all (the write's answer was lost, and so was the look).
+UNKNOWN_OUTCOME = "the update may or may not have been made: run plan to see what the portal holds"
 
 
 class StalePlan(HbsError):
@@ -147,11 +157,17 @@ def _apply_change(portal: Portal, change: Change) -> ChangeResult:
     # that leaves the changes made so far unreported.
     try:
         portal.update_service_type(change.partner_id, change.service_type, dict(change.payload), change.version)
+    except (VersionConflict, PayloadRejected, PartnerNotFound, PortalAuthError) as exc:
+        return ChangeResult(change, Status.FAILED, str(exc))  # refused: the portal wrote nothing
     except PortalError as exc:
-        return ChangeResult(change, Status.FAILED, str(exc))
+        if type(exc) is PortalError:  # a 4xx answer the portal gave: refused, nothing written
+            return ChangeResult(change, Status.FAILED, str(exc))
+        # No answer, or one that cannot be read (timeout, closed connection, 5xx, a body outside the contract):
+        # the write may have been made. Look before calling it failed.
+        return _after_unclear_write(portal, change, str(exc))
     except Exception as exc:  # e.g. a transport error the portal client did not classify
-        return ChangeResult(change, Status.FAILED, f"unexpected error while writing ({type(exc).__name__}: "
-                                                   f"{' '.join(str(exc).split())[:300]}); check the portal")
+        return _after_unclear_write(portal, change, f"unexpected error while writing ({type(exc).__name__}: "
+                                                    f"{' '.join(str(exc).split())[:300]}); check the portal")
     try:
         stored = portal.get_service_type(change.partner_id, change.service_type)
     except Exception as exc:
@@ -163,6 +179,19 @@ def _apply_change(portal: Portal, change: Change) -> ChangeResult:
         return ChangeResult(change, Status.FAILED,
                             "the portal accepted the update but reads back different settings; check the portal")
     return ChangeResult(change, Status.APPLIED)
+
+
+def _after_unclear_write(portal: Portal, change: Change, reason: str) -> ChangeResult:
+    """A write whose answer was lost or unusable: applied if the portal now holds it under a new version."""
+    try:
+        stored = portal.get_service_type(change.partner_id, change.service_type)
+    except Exception:
+        return ChangeResult(change, Status.FAILED, f"{reason}; {UNKNOWN_OUTCOME}")
+    if stored.version != change.version and normalize_settings(stored.settings) == dict(change.after):
+        return ChangeResult(change, Status.APPLIED, f"the answer to the update was lost or unusable ({reason}); "
+                                                    "reading it back shows the update was made")
+    return ChangeResult(change, Status.FAILED, f"{reason}; the portal does not hold the update: run plan to see "
+                                               "what remains")
 
 
 def apply_confirmed(plan: Plan, portal: Portal, audit: AuditLog, confirm: Callable[[Change], bool]) -> ApplyResult:
