@@ -41,11 +41,12 @@ service_types:
 """
 
 CONFIG = """\
+partners: {partners_dir}
 default_environment: {default}
 environments:
   sandbox:
     portal: local
-{state}  qa:
+  qa:
     portal: {url}
     max_retries: {max_retries}
     timeouts:
@@ -70,13 +71,15 @@ def partner_ids(count: int) -> list[str]:
 
 def make_repo(folder: Path, partners: int, *, url: str = "local", variant: str = "a", default: str = "qa",
               read_timeout: float = 10, max_retries: int = 4, parallelism: int = 4,
-              sandbox_state: Path | None = None) -> Path:
+              partners_dir: str = "partners", config_name: str = "hbsdeploy.yaml") -> Path:
     """A repository with the project's templates, `partners` CPO partner files (two service types each) and a qa
-    environment whose portal is `url`. Variant "a" and "b" want different settings for every service type."""
+    environment whose portal is `url`. Variant "a" and "b" want different settings for every service type; two
+    variants can share one folder (and so one sandbox store and audit log) with their own partner folders and
+    config files."""
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "templates").exists():
         shutil.copytree(REPO / "templates", folder / "templates")
-    partner_dir = folder / "partners"
+    partner_dir = folder / partners_dir
     if partner_dir.exists():
         shutil.rmtree(partner_dir)
     partner_dir.mkdir()
@@ -85,10 +88,9 @@ def make_repo(folder: Path, partners: int, *, url: str = "local", variant: str =
         (partner_dir / f"partner-{index:03d}.yaml").write_text(
             PARTNER.format(index=index, operator_id=operator_id(index), variant=variant,
                            certification=certification), encoding="utf-8")
-    state = f"    state: {sandbox_state}\n" if sandbox_state else ""
-    (folder / "hbsdeploy.yaml").write_text(
+    (folder / config_name).write_text(
         CONFIG.format(default=default, url=url, read_timeout=read_timeout, max_retries=max_retries,
-                      parallelism=parallelism, state=state), encoding="utf-8")
+                      parallelism=parallelism, partners_dir=partners_dir), encoding="utf-8")
     return folder
 
 
@@ -208,8 +210,9 @@ def desired_after(keys: Iterable[Key], variant: str) -> dict[Key, dict[str, Any]
 class FakePortal:
     """A tiny portal on 127.0.0.1 (stdlib http.server) that answers well from a LocalPortal, except for the methods
     given a misbehaviour in `modes`: "close" (hang up without answering), "not-json" (200 with an HTML body),
-    "wrong-body" (200 with JSON of another shape, `wrong_body`), "retry-after" (429, Retry-After: 3600).
-    With `write_first`, a misbehaving PUT stores the payload before answering badly (the answer is what breaks)."""
+    "wrong-body" (200 with JSON of another shape, `wrong_body`), "retry-after" (429, Retry-After: 3600),
+    "500-once" (one 500, then well again). With `write_first`, a misbehaving PUT stores the payload before
+    answering badly (the answer is what breaks)."""
 
     def __init__(self, state_file: Path, modes: dict[str, str], *, write_first: bool = False,
                  wrong_body: dict[str, Any] | None = None) -> None:
@@ -272,6 +275,9 @@ class FakePortal:
                 return self.send(handler, 422, {"error": "validation", "message": str(exc)})
             if mode == "ok":
                 return self.send(handler, 200, _state_body(state), {"ETag": state.version})
+        if mode == "500-once":
+            del self.modes[method]
+            return self.send(handler, 500, {"error": "internal", "message": "a passing failure"})
         if mode == "close":
             handler.close_connection = True
             handler.connection.shutdown(socket.SHUT_RDWR)

@@ -217,6 +217,16 @@ def test_a_misbehaving_portal_while_planning_is_one_line_naming_it(work: Path, f
     assert "PUT" not in portal.requests
 
 
+def test_a_read_answered_500_is_retried(work: Path, fake: Callable[..., FakePortal]) -> None:
+    """A GET changes nothing, so a 500 on one is retried like a 503; without that, a portal failing 1 request in 50
+    would fail nearly every plan over 100 partners (see bench/bench_faults.py)."""
+    portal = fake({"GET": "500-once"})
+    make_repo(work, 1, url=portal.url, max_retries=2)
+    ran = run_cli("plan")
+    assert ran.code == 0 and "Plan: 2 to enable" in ran.stdout, ran.output
+    assert portal.requests["GET"] == 2
+
+
 @pytest.mark.parametrize("mode", ["close", "not-json", "wrong-body", "retry-after"])
 def test_a_write_answered_badly_without_landing_is_failed_and_the_rerun_applies_it(
         work: Path, fake: Callable[..., FakePortal], mode: str) -> None:

@@ -1,0 +1,166 @@
+"""Concurrency: two applies with different desired states for the same partners at once.
+
+No update is lost: each version is written once, by one side; the other side is told "the portal changed since the
+plan"; every service type ends with one side's settings, never a mix.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from reliability_helpers import (
+    audit_entries,
+    desired_after,
+    held,
+    make_repo,
+    parse_report,
+    partner_ids,
+    start_cli,
+    strict_audit_lines,
+)
+
+from hbsdeploy.apply import ApplyResult, Status, apply_plan
+from hbsdeploy.audit import AuditLog
+from hbsdeploy.config import load_config
+from hbsdeploy.planning import make_plan
+from hbsdeploy.portal import ServiceTypeState
+from hbsdeploy.portal.emulator import ServerHandle
+from hbsdeploy.portal.http import HttpPortal
+from hbsdeploy.project import load_project
+
+Start = Callable[..., ServerHandle]
+PARTNERS = 12
+KEYS = [(p, t) for p in partner_ids(PARTNERS) for t in ("authorization", "reservation")]
+CHANGED = "changed since the plan"
+
+
+def check_race(state_file: Path, reports: dict[str, dict[tuple[str, str], str]]) -> dict[str, int]:
+    """Each service type: written exactly once, holding all of one side's settings; that side alone says applied."""
+    wanted = {variant: desired_after(KEYS, variant) for variant in ("a", "b")}
+    holds = held(state_file)
+    wins = {"a": 0, "b": 0}
+    for key in KEYS:
+        settings, version = holds[key]
+        assert version == 1, (key, version)  # one write per version: the other side's was refused, not stacked
+        winner = next(v for v in ("a", "b") if settings == wanted[v][key])  # StopIteration would be a mix
+        wins[winner] += 1
+        loser = "b" if winner == "a" else "a"
+        assert reports[winner].get(key) == "applied", (key, reports[winner].get(key))
+        assert reports[loser].get(key, "stale") != "applied", key
+    return wins
+
+
+def collect(processes: Mapping[str, subprocess.Popen[str]]) -> dict[str, dict[tuple[str, str], str]]:
+    """Each side's per-change outcome (none for a saved plan refused as a whole), checking what it printed."""
+    reports: dict[str, dict[tuple[str, str], str]] = {}
+    for variant, process in processes.items():
+        out, err = process.communicate(timeout=120)
+        assert process.returncode in (0, 1) and "Traceback" not in err, (variant, out, err)
+        report = parse_report(out)
+        if not report:  # the whole saved plan was refused before any write
+            assert process.returncode == 1 and "the portal changed since the plan was made" in err, err
+            assert "nothing was written" in err
+        for outcome in report.values():
+            if outcome.status != "applied":
+                assert outcome.status == "failed" and CHANGED in (outcome.message or ""), outcome
+        assert process.returncode == (0 if report and all(o.status == "applied" for o in report.values()) else 1)
+        reports[variant] = {key: outcome.status for key, outcome in report.items()}
+    return reports
+
+
+def test_two_cli_applies_against_the_emulator_lose_no_update(tmp_path: Path, emulator: Start) -> None:
+    handle = emulator(latency_ms=20)
+    repos = {v: make_repo(tmp_path / v, PARTNERS, url=handle.url, variant=v, parallelism=2) for v in ("a", "b")}
+    for repo in repos.values():  # both plans from the same versions
+        assert start_cli(repo, "plan", "--out", "plan.json").wait(timeout=60) == 0
+    processes = {variant: start_cli(repo, "apply", "plan.json") for variant, repo in repos.items()}
+    reports = collect(processes)
+    check_race(handle.portal.store.path, reports)
+    for variant, repo in repos.items():
+        entries = strict_audit_lines(repo)  # whole lines only
+        assert sorted((e["partner_id"], e["service_type"]) for e in entries) == sorted(reports[variant])
+        assert all(e["result"] == reports[variant][(e["partner_id"], e["service_type"])] for e in entries)
+    # the side that lost a service type sees it again in its next plan, planned from the winner's version
+    for variant, repo in repos.items():
+        lost = sum(1 for key in KEYS if reports[variant].get(key) != "applied")
+        planned = start_cli(repo, "plan", "--detailed-exitcode")
+        out, _ = planned.communicate(timeout=60)
+        assert planned.returncode == (2 if lost else 0)
+        assert (f"Plan: 0 to enable, {lost} to change, 0 to disable." in out) if lost else "No changes" in out
+
+
+def test_two_cli_applies_on_one_local_store_lose_no_update(tmp_path: Path) -> None:
+    """Two partner folders and configs in one repository: one sandbox store, one audit log, two processes."""
+    repo = tmp_path / "repo"
+    for variant in ("a", "b"):
+        make_repo(repo, PARTNERS, variant=variant, default="sandbox", parallelism=2, partners_dir=f"partners-{variant}",
+                  config_name=f"{variant}.yaml")
+    for variant in ("a", "b"):  # both plans from the same versions
+        assert start_cli(repo, "--config", f"{variant}.yaml", "plan", "--out", f"{variant}.json").wait(60) == 0
+    processes = {v: start_cli(repo, "--config", f"{v}.yaml", "apply", f"{v}.json") for v in ("a", "b")}
+    reports = collect(processes)
+    check_race(repo / ".hbsdeploy" / "sandbox.sqlite3", reports)
+    entries = strict_audit_lines(repo)  # both processes appended to one audit log: whole lines only
+    assert len(entries) == sum(len(report) for report in reports.values())
+    assert sorted(e["result"] for e in entries).count("applied") == len(KEYS)
+
+
+class Rendezvous:
+    """An HttpPortal whose writes wait for the other applier's write of the same service type: a forced race."""
+
+    def __init__(self, portal: HttpPortal, barriers: dict[tuple[str, str], threading.Barrier]) -> None:
+        self.portal = portal
+        self.barriers = barriers
+
+    def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
+        return self.portal.list_service_types(partner_id)
+
+    def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
+        return self.portal.get_service_type(partner_id, service_type)
+
+    def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
+                            if_match: str) -> ServiceTypeState:
+        self.barriers[(partner_id, service_type)].wait(timeout=30)
+        return self.portal.update_service_type(partner_id, service_type, payload, if_match)
+
+    def close(self) -> None:
+        self.portal.close()
+
+
+def test_every_write_raced_on_the_same_version_has_one_winner(tmp_path: Path, emulator: Start) -> None:
+    handle = emulator()
+    repos = {v: make_repo(tmp_path / v, PARTNERS, url=handle.url, variant=v) for v in ("a", "b")}
+    barriers = {key: threading.Barrier(2) for key in KEYS}
+    plans, portals, audits = {}, {}, {}
+    for variant, repo in repos.items():
+        config = load_config(repo / "hbsdeploy.yaml")
+        env = config.environment("qa")
+        portals[variant] = Rendezvous(HttpPortal(env), barriers)
+        plans[variant] = make_plan(load_project(config, env), env, portals[variant].portal, 4)
+        audits[variant] = AuditLog(config.state_dir / "audit.jsonl")
+    results: dict[str, ApplyResult] = {}
+
+    def run(variant: str) -> None:
+        results[variant] = apply_plan(plans[variant], portals[variant], audits[variant], parallelism=4)
+
+    threads = [threading.Thread(target=run, args=(v,)) for v in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for portal in portals.values():
+        portal.close()
+    reports = {v: {r.change.key: r.status.value for r in results[v].results} for v in ("a", "b")}
+    for variant in ("a", "b"):
+        for item in results[variant].results:
+            if item.status is not Status.APPLIED:
+                assert item.status is Status.FAILED and f"{CHANGED} (412" in (item.message or ""), item
+    wins = check_race(handle.portal.store.path, reports)
+    assert wins["a"] + wins["b"] == len(KEYS)
+    assert handle.stats.statuses.get(412) == len(KEYS)  # every race had a loser, told so by the portal
+    for variant, repo in repos.items():
+        assert {(e["partner_id"], e["service_type"]): e["result"] for e in audit_entries(repo)} == reports[variant]
