@@ -57,16 +57,27 @@ class AuditLog:
         with self._lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
-                    os.write(fd, line)
-                    os.fsync(fd)
+                    _append_line(fd, line)
                 finally:
                     os.close(fd)
             except OSError as exc:
                 raise AuditError(f"cannot append to the audit log {self.path} ({exc.strerror or exc}); apply "
                                  f"stopped after {partner_id} {service_type} ({result}). Fix the file or its folder, "
                                  "then run `hbsdeploy plan` to see what remains") from None
+
+
+def _append_line(fd: int, line: bytes) -> None:
+    # A crash mid-write (power loss, a full disk) can leave a torn last line: start on a fresh line, so the torn one
+    # stays the only entry lost, instead of gluing this entry to it where read_audit must skip both.
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        line = b"\n" + line
+    written = os.write(fd, line)  # one write with O_APPEND: whole lines, even from concurrent applies
+    if written != len(line):
+        raise OSError(f"wrote {written} of {len(line)} bytes (disk full?)")
+    os.fsync(fd)
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:

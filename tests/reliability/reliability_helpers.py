@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -163,21 +165,44 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def start_cli(repo: Path, *args: str, prefix: Sequence[str] = ()) -> subprocess.Popen[str]:
-    """Start `python -m hbsdeploy ARGS` in `repo` (or `python PREFIX... ARGS`), output captured."""
+class Child:
+    """An hbsdeploy process whose output goes to temporary files (a pipe nobody reads would block a long plan)."""
+
+    def __init__(self, command: Sequence[str], cwd: Path) -> None:
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish)
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish)
+        # SIGINT back to its default in the child, so that Python turns it into KeyboardInterrupt even where the
+        # test runner was started with SIGINT ignored (a background job).
+        self.process = subprocess.Popen(list(command), cwd=cwd, env=child_env(), stdout=self._out, stderr=self._err,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def finish(self, timeout: float = 120) -> tuple[int, str, str]:
+        """Wait for the exit: (exit code, stdout, stderr)."""
+        code = self.process.wait(timeout=timeout)
+        texts = []
+        for handle in (self._out, self._err):
+            handle.seek(0)
+            texts.append(handle.read().decode("utf-8", "replace"))
+            handle.close()
+        return code, texts[0], texts[1]
+
+
+def start_cli(repo: Path, *args: str, prefix: Sequence[str] = ()) -> Child:
+    """Start `python -m hbsdeploy ARGS` in `repo` (or `python PREFIX... ARGS`)."""
     command = [sys.executable, *prefix] if prefix else [sys.executable, "-m", "hbsdeploy"]
-    return subprocess.Popen([*command, *args], cwd=repo, env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return Child([*command, *args], repo)
 
 
-def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen[str] | None = None,
-             limit: float = 60) -> None:
+def wait_for(condition: Callable[[], bool], what: str, process: Child | None = None, limit: float = 60) -> None:
     """Poll until `condition` holds (a generous bound only against hanging; nothing is asserted on time)."""
     deadline = time.monotonic() + limit
     while not condition():
         if process is not None and process.poll() is not None:
-            out, err = process.communicate()
-            raise AssertionError(f"the process ended ({process.returncode}) before {what}:\n{out}\n{err}")
+            code, out, err = process.finish()
+            raise AssertionError(f"the process ended ({code}) before {what}:\n{out}\n{err}")
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.01)

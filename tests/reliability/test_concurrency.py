@@ -6,13 +6,13 @@ plan"; every service type ends with one side's settings, never a mix.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from reliability_helpers import (
+    Child,
     audit_entries,
     desired_after,
     held,
@@ -54,20 +54,20 @@ def check_race(state_file: Path, reports: dict[str, dict[tuple[str, str], str]])
     return wins
 
 
-def collect(processes: Mapping[str, subprocess.Popen[str]]) -> dict[str, dict[tuple[str, str], str]]:
+def collect(processes: Mapping[str, Child]) -> dict[str, dict[tuple[str, str], str]]:
     """Each side's per-change outcome (none for a saved plan refused as a whole), checking what it printed."""
     reports: dict[str, dict[tuple[str, str], str]] = {}
     for variant, process in processes.items():
-        out, err = process.communicate(timeout=120)
-        assert process.returncode in (0, 1) and "Traceback" not in err, (variant, out, err)
+        code, out, err = process.finish()
+        assert code in (0, 1) and "Traceback" not in err, (variant, out, err)
         report = parse_report(out)
         if not report:  # the whole saved plan was refused before any write
-            assert process.returncode == 1 and "the portal changed since the plan was made" in err, err
+            assert code == 1 and "the portal changed since the plan was made" in err, err
             assert "nothing was written" in err
         for outcome in report.values():
             if outcome.status != "applied":
                 assert outcome.status == "failed" and CHANGED in (outcome.message or ""), outcome
-        assert process.returncode == (0 if report and all(o.status == "applied" for o in report.values()) else 1)
+        assert code == (0 if report and all(o.status == "applied" for o in report.values()) else 1)
         reports[variant] = {key: outcome.status for key, outcome in report.items()}
     return reports
 
@@ -76,7 +76,7 @@ def test_two_cli_applies_against_the_emulator_lose_no_update(tmp_path: Path, emu
     handle = emulator(latency_ms=20)
     repos = {v: make_repo(tmp_path / v, PARTNERS, url=handle.url, variant=v, parallelism=2) for v in ("a", "b")}
     for repo in repos.values():  # both plans from the same versions
-        assert start_cli(repo, "plan", "--out", "plan.json").wait(timeout=60) == 0
+        assert start_cli(repo, "plan", "--out", "plan.json").finish()[0] == 0
     processes = {variant: start_cli(repo, "apply", "plan.json") for variant, repo in repos.items()}
     reports = collect(processes)
     check_race(handle.portal.store.path, reports)
@@ -87,9 +87,8 @@ def test_two_cli_applies_against_the_emulator_lose_no_update(tmp_path: Path, emu
     # the side that lost a service type sees it again in its next plan, planned from the winner's version
     for variant, repo in repos.items():
         lost = sum(1 for key in KEYS if reports[variant].get(key) != "applied")
-        planned = start_cli(repo, "plan", "--detailed-exitcode")
-        out, _ = planned.communicate(timeout=60)
-        assert planned.returncode == (2 if lost else 0)
+        code, out, _ = start_cli(repo, "plan", "--detailed-exitcode").finish()
+        assert code == (2 if lost else 0)
         assert (f"Plan: 0 to enable, {lost} to change, 0 to disable." in out) if lost else "No changes" in out
 
 
@@ -100,7 +99,7 @@ def test_two_cli_applies_on_one_local_store_lose_no_update(tmp_path: Path) -> No
         make_repo(repo, PARTNERS, variant=variant, default="sandbox", parallelism=2, partners_dir=f"partners-{variant}",
                   config_name=f"{variant}.yaml")
     for variant in ("a", "b"):  # both plans from the same versions
-        assert start_cli(repo, "--config", f"{variant}.yaml", "plan", "--out", f"{variant}.json").wait(60) == 0
+        assert start_cli(repo, "--config", f"{variant}.yaml", "plan", "--out", f"{variant}.json").finish()[0] == 0
     processes = {v: start_cli(repo, "--config", f"{v}.yaml", "apply", f"{v}.json") for v in ("a", "b")}
     reports = collect(processes)
     check_race(repo / ".hbsdeploy" / "sandbox.sqlite3", reports)
