@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from hbsdeploy.servicetypes import ServiceTypeSpec
+from hbsdeploy.yamlload import redact_userinfo
 
 if TYPE_CHECKING:
     import ipaddress
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 _PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".localdomain", ".home.arpa", ".lan")
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn"})
 _IP_CHARACTERS = frozenset("0123456789abcdefxABCDEFX.:")
+# What urlsplit leaves of a host that a resolver can take: an LDH name (underscores too, seen in the wild) or an IP
+# literal (IPv6 without brackets, a zone after %25). Anything else, e.g. `%31%32%37.0.0.1`, which URL parsers
+# percent-decode to 127.0.0.1, is refused.
+_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:")
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ def _service_url_violations(url: str, allow_private_hosts: bool) -> list[Violati
     except ValueError as exc:
         return bad("service-url-invalid", f"Service URL does not parse ({exc}); write https://host/path")
     if parts.scheme.lower() != "https" or not parts.netloc:
-        return bad("service-url-https", f"Service URL {url!r} must be an absolute https:// URL")
+        return bad("service-url-https", f"Service URL {redact_userinfo(repr(url))} must be an absolute https:// URL")
     if "@" in parts.netloc:
         return bad("service-url-credentials",
                    "Service URL must not carry a user name or password; the platform authenticates with certificates")
@@ -123,21 +128,71 @@ def _check_host(host: str, allow_private_hosts: bool) -> list[Violation]:
         return [Violation("service_url", "service-url-host",
                           f"Service URL host {host!r} has non-ASCII characters (a look-alike?); "
                           "write the intended host in ASCII (punycode xn--... for an international name)")]
-    if allow_private_hosts:
-        return []
-    address = _ip_literal(host)
+    if not _HOST_CHARACTERS.issuperset(host.partition("%")[0] if ":" in host else host):
+        return [Violation("service_url", "service-url-host",
+                          f"Service URL host {host!r} is not a host name (letters, digits, - and . only) or an IP "
+                          "address; write the host as the platform must call it, without %-escapes")]
+    found = _check_international(host)
+    if allow_private_hosts or found and found[0].severity == "error":
+        return found
+    address = _ip_literal(host.removesuffix("."))  # `127.0.0.1.` is 127.0.0.1 to URL parsers and resolvers
     if address is not None:
-        if not address.is_global:
+        if not _is_global(address):
             return [Violation("service_url", "service-url-private-host",
                               f"Service URL host {host} is a loopback, private or link-local address the platform "
                               "cannot reach; use your public host name")]
-        return []
+        return found
     lowered = host.lower().rstrip(".")
     if lowered == "localhost" or lowered.endswith(_PRIVATE_SUFFIXES) or "." not in lowered:
         return [Violation("service_url", "service-url-private-host",
                           f"Service URL host {host!r} is a local name the platform cannot reach from the internet; "
                           "use your public host name")]
-    return []
+    return found
+
+
+def _check_international(host: str) -> list[Violation]:
+    """A punycode (xn--) label must decode; one that decodes to a look-alike of a Latin name (scripts mixed in one
+    label, or only Cyrillic letters that look Latin, as in xn--80ak6aa92e = аррӏе) is a warning showing the name
+    with every non-ASCII character escaped, for the reviewer."""
+    if "xn--" not in host.lower():
+        return []
+    try:
+        decoded = host.encode("ascii").decode("idna")
+    except UnicodeError:
+        return [Violation("service_url", "service-url-host",
+                          f"Service URL host {host!r} holds an invalid punycode (xn--) label; write the host as "
+                          "registered")]
+    if not any(_looks_latin(label) for label in decoded.split(".")):
+        return []
+    return [Violation("service_url", "service-url-international-host",
+                      f"Service URL host {host!r} stands for {ascii(decoded)}, which mixes scripts or imitates Latin "
+                      "letters (a look-alike host?); check that it is the intended host", "warning")]
+
+
+_LATIN_LOOKING_CYRILLIC = frozenset("аеорсухіјӏѕһԁԛԝҽ")
+
+
+def _looks_latin(label: str) -> bool:
+    letters = [char for char in label if char.isalpha()]
+    scripts = {unicodedata.name(char, "?").split(" ")[0] for char in letters}
+    if len(scripts) > 1:
+        return True
+    return bool(letters) and not label.isascii() and all(char in _LATIN_LOOKING_CYRILLIC for char in letters)
+
+
+def _is_global(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Reachable from the internet: global itself, and so is any IPv4 address it embeds (IPv4-mapped, 6to4, NAT64)."""
+    import ipaddress
+
+    if not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in ipaddress.IPv6Network("64:ff9b::/96"):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None and not embedded.is_global:
+            return False
+    return True
 
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -7,6 +7,7 @@
 | service-type-not-for-role    | error                             |
 | (hbsdeploy.portalrules)      | error: the portal refuses it      |
 | cpo-broadcast                | warning                           |
+| name-invisible-characters    | warning                           |
 | emp-without-broadcast        | warning                           |
 | client-certification-off     | warning; error where protected    |
 | certificate-*                | see _check_certificate            |
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,6 +44,8 @@ def check_partner(partner: Partner, config: Config, environments: Iterable[Envir
             problems.append(doc.problem(("environments", name), "unknown-environment",
                                         f"environment {name!r} is not in {config.shown}; use one of: {known}",
                                         key=True))
+    if not partner.name.isprintable():
+        problems.append(_invisible_in_name(partner))
     specs = service_types()
     for environment in environments:
         if environment.name not in partner.environments:
@@ -63,6 +67,15 @@ def check_partner(partner: Partner, config: Config, environments: Iterable[Envir
                 continue
             problems += _check_service_type(partner, spec, service_type, config, environment, now)
     return problems
+
+
+def _invisible_in_name(partner: Partner) -> Problem:
+    index, char = next((i, c) for i, c in enumerate(partner.name) if not c.isprintable())
+    name = unicodedata.name(char, "control character")
+    return partner.document.problem(("name",), "name-invisible-characters",
+                                    f"name contains U+{ord(char):04X} ({name}) at position {index + 1}: a control, "
+                                    "line-break, bidirectional or invisible character that garbles or disguises "
+                                    "plans on a terminal; write the name in visible characters", Severity.WARNING)
 
 
 def _check_service_type(partner: Partner, spec: ServiceTypeSpec, service_type: ResolvedServiceType, config: Config,

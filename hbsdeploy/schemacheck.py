@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from hbsdeploy.errors import Problem
 from hbsdeploy.resources import load_schema
 from hbsdeploy.schemasubset import SubsetValidator, Unsupported, ecma_pattern
-from hbsdeploy.yamlload import Document, JsonPath
+from hbsdeploy.yamlload import Document, JsonPath, redact_userinfo
 
 YAML11_BOOLEANS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False}
 _TYPE_NAMES = {"boolean": "true or false", "string": "a string", "object": "a mapping", "array": "a list",
@@ -71,12 +71,12 @@ def check(document: Document, validator: SchemaValidator) -> list[Problem]:
 
 def show(value: Any, limit: int = 60) -> str:
     """A value for a message, as YAML would write it where that is unambiguous (true, null, 5); strings in quotes,
-    with invisible and bidirectional characters escaped; long values cut."""
+    with invisible and bidirectional characters escaped, URL passwords hidden; long values cut."""
     if value is True or value is False:
         return "true" if value else "false"
     if value is None:
         return "null"
-    text = repr(value)
+    text = redact_userinfo(repr(value))  # a password in a URL stays out of messages and CI logs
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

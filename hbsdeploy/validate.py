@@ -12,7 +12,7 @@ from hbsdeploy.config import Config, Environment
 from hbsdeploy.errors import InputError, Problem, Severity, UsageError
 from hbsdeploy.partner import Partner, partner_from_document
 from hbsdeploy.rules import check_partner
-from hbsdeploy.yamlload import display_path, load_yaml
+from hbsdeploy.yamlload import display_path, load_yaml, printable
 
 # Good enough to spot a partner ID in a file that is not being validated this run (pre-commit passes changed files).
 _ID_LINE = re.compile(rb"^(?:operator_id|provider_id)[ \t]*:[ \t]*[\"']?([^\"'\s#]+)", re.MULTILINE)
@@ -82,6 +82,12 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
     )
     partners: list[Partner] = []
     for path in partner_paths:
+        if paths is None and _links_out_of(config.root, path):
+            shown = os.path.join(display_path(path.parent), printable(path.name))  # the link, not its target
+            report.add([Problem(shown, 1, 1, Severity.ERROR, "path-escapes-repository",
+                                "is a symbolic link to a file outside the repository; copy the partner file into "
+                                "the partner folder instead")])
+            continue
         try:
             partner = load_partner(path)
         except InputError as exc:
@@ -92,6 +98,13 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
     report.add(_duplicate_ids(partners, config, partner_paths if paths is not None else None))
     report.partners = partners
     return report.finish()
+
+
+def _links_out_of(root: Path, path: Path) -> bool:
+    """Whether `path` is a symbolic link leading out of `root` (already resolved); one lstat for a plain file."""
+    if not path.is_symlink():
+        return False
+    return root not in path.resolve().parents
 
 
 def _duplicate_ids(partners: list[Partner], config: Config, checked: list[Path] | None) -> list[Problem]:
