@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hbsdeploy import schemacheck
-from hbsdeploy.errors import HbsError, InputError
-from hbsdeploy.yamlload import Document, display_path, load_yaml
+from hbsdeploy.errors import HbsError, InputError, Problem
+from hbsdeploy.schemacheck import show
+from hbsdeploy.yamlload import Document, JsonPath, display_path, load_yaml
 
 CONFIG_FILE_NAME = "hbsdeploy.yaml"
 CONFIG_ENV_VAR = "HBSDEPLOY_CONFIG"
@@ -105,9 +107,59 @@ def load_config(path: Path) -> Config:
     return _build(path, document)
 
 
+# Folders and files hbsdeploy reads partners and templates from, or writes state to: they must stay inside the folder
+# of hbsdeploy.yaml (the repository), so that a reviewed change to the config cannot make validate read or apply write
+# elsewhere. The TLS files (client_cert, client_key, ca_bundle) are secrets kept out of the repository: anywhere.
+_CONTAINED = ("partners", "templates", "state_dir")
+_CONTAINED_PER_ENVIRONMENT = ("state",)
+
+
+def _escapes(root: Path, value: str) -> bool:
+    """Whether `value`, relative to `root`, leaves it: absolute, `..` out, or through a symbolic link out."""
+    candidate = (root / value).resolve()
+    return candidate != root and root not in candidate.parents
+
+
+def _escape_problems(root: Path, document: Document) -> list[Problem]:
+    data: dict[str, Any] = document.data
+    found: list[tuple[JsonPath, str]] = [((key,), data[key]) for key in _CONTAINED if isinstance(data.get(key), str)]
+    for name, settings in data["environments"].items():
+        for key in _CONTAINED_PER_ENVIRONMENT:
+            value = (settings or {}).get(key)
+            if isinstance(value, str):
+                found.append((("environments", name, key), value))
+    problems = [document.problem(where, "path-escapes-repository",
+                                 f"{where[-1]} {show(value)} points outside the folder of {document.path}; use a "
+                                 "path relative to that folder and below it")
+                for where, value in found if _escapes(root, value)]
+    for name, settings in data["environments"].items():
+        portal = (settings or {}).get("portal")
+        if not isinstance(portal, str) or portal in (PORTAL_LOCAL, PORTAL_MANUAL):
+            continue
+        where = ("environments", name, "portal")
+        try:
+            netloc = urlsplit(portal).netloc
+        except ValueError as exc:
+            problems.append(document.problem(where, "portal-setting", f"portal {show(portal)} does not parse "
+                                                                      f"({exc}); write https://host/path"))
+            continue
+        if "@" in netloc:
+            problems.append(document.problem(where, "portal-credentials",
+                                             f"portal {show(portal)} carries a user name or password, a secret in "
+                                             "a file that goes to git; remove it and give the token in token_env"))
+        elif not portal.isprintable():
+            problems.append(document.problem(where, "portal-setting",
+                                             f"portal {show(portal)} holds a control or invisible character; "
+                                             "write the URL in plain characters"))
+    return problems
+
+
 def _build(path: Path, document: Document) -> Config:
     data: dict[str, Any] = document.data
     root = path.resolve().parent
+    escapes = _escape_problems(root, document)
+    if escapes:
+        raise InputError(escapes)
     state_dir = root / data.get("state_dir", ".hbsdeploy")
     environments = {
         name: _environment(name, settings or {}, root, state_dir)
