@@ -180,8 +180,6 @@ def test_cli_renders_hostile_values_inert(tmp_path: Path) -> None:
     assert "</summary><script>" in plan.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="planformat prints partner_name raw (render_text, render_instructions); "
-                                       "validate only warns (name-invisible-characters). Fix in planformat.")
 def test_plan_text_never_prints_a_bidi_or_escape_character_of_a_name_raw(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "partners").mkdir(parents=True)
