@@ -115,7 +115,8 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
 def _markdown_change(change: Change) -> str:
     lines = [
         f"<details><summary><code>{_SYMBOL[change.kind]}</code> <b>{_html(change.partner_id)}</b> "
-        f"({_html(visible(change.partner_name))}) / {_html(_label(change.service_type))}: {change.kind.value}</summary>",
+        f"({_html(visible(change.partner_name))}) / {_html(_label(change.service_type))}: "
+        f"{change.kind.value}</summary>",
         "",
         "| field | before | after |",
         "|---|---|---|",
