@@ -353,7 +353,7 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
     for item in result.results:
         change = item.change
         line = f"{item.status.value:>13}: {change.partner_id} / {change.service_type} ({change.kind.value})"
-        click.echo(line + (f": {item.message}" if item.message and item.status.value != "applied" else ""))
+        click.echo(line + (f": {item.message}" if item.message else ""))
     summary = (f"Apply: {result.count(Status.APPLIED)} applied, {result.count(Status.FAILED)} failed, "
                f"{result.count(Status.NOT_ATTEMPTED)} not attempted.")
     click.echo(summary)
