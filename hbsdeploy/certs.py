@@ -39,6 +39,9 @@ class CertificateInfo:
         return False
 
 
+MAX_CERTIFICATE_BYTES = 1024 * 1024  # a PEM certificate with its chain is a few KiB
+
+
 @functools.cache
 def read_certificate(path: Path) -> CertificateInfo:
     """Parse the first PEM certificate in `path`; CertificateError when it is missing or not PEM."""
@@ -50,11 +53,16 @@ def read_certificate(path: Path) -> CertificateInfo:
     from cryptography.x509.oid import NameOID
 
     try:
-        data = path.read_bytes()
+        if path.exists() and not path.is_file():  # a folder, a pipe or a device: never opened (a pipe would block)
+            raise CertificateError("is not a regular file")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CERTIFICATE_BYTES + 1)
     except FileNotFoundError:
         raise CertificateError("file not found") from None
     except OSError as exc:
         raise CertificateError(f"cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_CERTIFICATE_BYTES:
+        raise CertificateError(f"is larger than {MAX_CERTIFICATE_BYTES // 1024} KiB; not a certificate file")
     if b"-----BEGIN CERTIFICATE-----" not in data:
         raise CertificateError("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
     try:

@@ -114,9 +114,15 @@ _CONTAINED = ("partners", "templates", "state_dir")
 _CONTAINED_PER_ENVIRONMENT = ("state",)
 
 
+_PATH_SETTINGS = ("state", "client_cert", "client_key", "ca_bundle")
+
+
 def _escapes(root: Path, value: str) -> bool:
     """Whether `value`, relative to `root`, leaves it: absolute, `..` out, or through a symbolic link out."""
-    candidate = (root / value).resolve()
+    try:
+        candidate = (root / value).resolve()
+    except (ValueError, OSError):  # a NUL character, a symlink loop: reported as unusable, not as an escape
+        return False
     return candidate != root and root not in candidate.parents
 
 
@@ -128,6 +134,14 @@ def _escape_problems(root: Path, document: Document) -> list[Problem]:
             value = (settings or {}).get(key)
             if isinstance(value, str):
                 found.append((("environments", name, key), value))
+    unusable: list[tuple[JsonPath, str]] = [((key,), data[key]) for key in _CONTAINED if isinstance(data.get(key), str)]
+    unusable += [(("environments", name, key), (settings or {})[key]) for name, settings in data["environments"].items()
+                 for key in _PATH_SETTINGS if isinstance((settings or {}).get(key), str)]
+    bad_paths = [document.problem(where, "invalid-path", f"{where[-1]} {show(value)} holds a control or invisible "
+                                                         "character; write a plain file path")
+                 for where, value in unusable if not value.isprintable()]
+    if bad_paths:
+        return bad_paths
     problems = [document.problem(where, "path-escapes-repository",
                                  f"{where[-1]} {show(value)} points outside the folder of {document.path}; use a "
                                  "path relative to that folder and below it")

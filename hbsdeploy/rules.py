@@ -126,6 +126,10 @@ def _check_certificate(partner: Partner, service_type: ResolvedServiceType, conf
     if values.get("certificate", "hubject") != "user":
         return [doc.problem(at, "certificate-file-unexpected",
                             "certificate_file is only used with certificate: user; remove it or set certificate: user")]
+    if not file_value.isprintable():
+        return [doc.problem(at, "certificate-invalid",
+                            f"certificate_file {file_value!r} holds a control or invisible character; write the "
+                            "path of the PEM file")]
     path = resolve_repository_path(config, file_value)
     if path is None:
         return [doc.problem(at, "path-escapes-repository",
@@ -161,7 +165,10 @@ def _roles(spec: ServiceTypeSpec) -> str:
 
 def resolve_repository_path(config: Config, value: str) -> Path | None:
     """`value` relative to the repository root, or None when it escapes the root (absolute, `..`, a link out)."""
-    candidate = (config.root / value).resolve()
+    try:
+        candidate = (config.root / value).resolve()
+    except (ValueError, OSError):  # a NUL character, a path too long, a symlink loop: nothing to read there
+        return None
     root = config.root.resolve()
     if candidate != root and root not in candidate.parents:
         return None
