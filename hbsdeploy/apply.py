@@ -138,6 +138,9 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
+            cancel = getattr(portal, "cancel", None)  # workers waiting to retry give up instead of sleeping on
+            if cancel is not None:
+                cancel()
         except BaseException:
             stop.set()
             raise

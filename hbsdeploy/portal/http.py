@@ -70,7 +70,7 @@ class HttpPortal:
     """The portal API over HTTP(S), as described in schemas/portal-api.openapi.yaml."""
 
     def __init__(self, env: Environment, *, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                 sleep: Callable[[float], None] | None = None, rng: random.Random | None = None,
                  max_retry_after: float = MAX_RETRY_AFTER, backoff_base: float = BACKOFF_BASE,
                  backoff_cap: float = BACKOFF_CAP, pool_size: int = 10) -> None:
         self.env = env
@@ -79,7 +79,8 @@ class HttpPortal:
         self.request_count = 0
         self.retry_count = 0
         self._count_lock = threading.Lock()  # the counters are bumped from plan's and apply's worker threads
-        self._sleep = sleep
+        self._cancelled = threading.Event()
+        self._sleep = sleep or self._cancelled.wait  # a back-off wait ends at once on cancel()
         self._rng = rng or random.Random()
         self.max_retry_after = max_retry_after
         self.backoff_base = backoff_base
@@ -227,6 +228,16 @@ class HttpPortal:
             self.retry_count += 1
         log.debug("%s: retry %d in %.3fs", self.label, attempt, delay)
         self._sleep(delay)
+        self._raise_if_cancelled()
+
+    def cancel(self) -> None:
+        """Stop waiting to retry: a call in back-off fails at once (apply calls this on Ctrl-C, so that it ends
+        promptly; a request already under way, and the read-back of a write, still run to their end)."""
+        self._cancelled.set()
+
+    def _raise_if_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise PortalUnavailable(f"{self.label}: interrupted while waiting to retry; the request was not sent again")
 
     def _log(self, method: str, url: str, response: requests.Response, elapsed: float, data: bytes | None) -> None:
         if not log.isEnabledFor(logging.DEBUG):
