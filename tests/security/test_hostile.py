@@ -317,6 +317,6 @@ def test_every_command_refuses_a_config_that_escapes(tmp_path: Path) -> None:
 
 
 def test_library_errors_are_hbs_errors_not_tracebacks(corpus: Path) -> None:
-    """Rendering a config whose template folder is refused is an HbsError, as the CLI prints it."""
+    """A refused config is an HbsError (one line, exit 1 in the CLI), whichever command loads it."""
     with working_directory(corpus), pytest.raises(HbsError):
         load_config(Path("configs/path-templates-absolute.yaml"))
