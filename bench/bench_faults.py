@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, operator_id  # noqa: E402
+from common import REPO, partner_text  # noqa: E402
 
 from hbsdeploy.apply import UNKNOWN_OUTCOME, Status, apply_plan  # noqa: E402
 from hbsdeploy.audit import AuditLog, read_audit  # noqa: E402
@@ -44,24 +44,6 @@ from hbsdeploy.render import Renderer  # noqa: E402
 from hbsdeploy.settings import normalize_settings  # noqa: E402
 
 MAY_HAVE_LANDED = (UNKNOWN_OUTCOME, "run plan to see whether it holds")
-
-PARTNER = """\
-name: Soak Partner {index}
-role: cpo
-operator_id: "{operator_id}"
-environments:
-  qa:
-service_types:
-  authorization:
-    online_request: true
-    broadcast_request: false
-    service_url: https://oicp.partner{index}.example.com
-    client_certification: true
-  reservation:
-    online_request: true
-    service_url: https://oicp.partner{index}.example.com/reservation
-    client_certification: true
-"""
 
 CONFIG = """\
 partners: partners
@@ -86,7 +68,7 @@ def make_repository(folder: Path, partners: int, url: str, max_retries: int, par
     shutil.copytree(REPO / "templates", folder / "templates")
     for index in range(partners):
         (folder / "partners" / f"partner-{index:05d}.yaml").write_text(
-            PARTNER.format(index=index, operator_id=operator_id(index)), encoding="utf-8")
+            partner_text(index, "  qa:\n"), encoding="utf-8")
     (folder / "hbsdeploy.yaml").write_text(
         CONFIG.format(url=url, max_retries=max_retries, parallelism=parallelism), encoding="utf-8")
     return folder

@@ -41,34 +41,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, operator_id  # noqa: E402
+from common import REPO, operator_id, partner_text  # noqa: E402
 
 TOKEN_ENV = "HBSDEPLOY_BENCH_TOKEN"
 TOKEN = "bench-token-not-a-secret"
 ENVIRONMENTS = ("qa", "prod")
 TARGET_RATIO = 1.5
 
-PARTNER = """\
-name: Bench Partner {index}
-role: cpo
-operator_id: "{operator_id}"
-environments:
-  qa:
-    service_types:
-      authorization:
-        service_url: https://oicp-qa.partner{index}.example.com
-  prod:
-service_types:
-  authorization:
-    online_request: true
-    broadcast_request: false
-    service_url: https://oicp.partner{index}.example.com
-    client_certification: true
-  reservation:
-    online_request: true
-    service_url: https://oicp.partner{index}.example.com/reservation
-    client_certification: true
-"""
+QA_AND_PROD = ("  qa:\n    service_types:\n      authorization:\n"
+               "        service_url: https://oicp-qa.partner{index}.example.com\n  prod:\n")
 
 
 @dataclass(frozen=True)
@@ -100,7 +81,7 @@ def make_repository(folder: Path, partners: int, urls: dict[str, str], tls: Tls,
     ids = []
     for index in range(partners):
         ids.append(operator_id(index))
-        text = PARTNER.format(index=index, operator_id=ids[-1])
+        text = partner_text(index, QA_AND_PROD)
         (folder / "partners" / f"partner-{index:05d}.yaml").write_text(text, encoding="utf-8")
     lines = ["default_environment: qa", "environments:"]
     for name in ENVIRONMENTS:

@@ -13,17 +13,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 HBSDEPLOY = [sys.executable, "-m", "hbsdeploy"]
 
+SANDBOX_AND_QA = "  sandbox:\n  qa:\n    service_types:\n      authorization:\n" \
+    "        service_url: https://oicp-qa.partner{index}.example.com\n"
+
 PARTNER = """\
 name: Bench Partner {index}
 role: cpo
 operator_id: "{operator_id}"
 environments:
-  sandbox:
-  qa:
-    service_types:
-      authorization:
-        service_url: https://oicp-qa.partner{index}.example.com
-service_types:
+{environments}service_types:
   authorization:
     online_request: true
     broadcast_request: false
@@ -34,6 +32,12 @@ service_types:
     service_url: https://oicp.partner{index}.example.com/reservation
     client_certification: true
 """
+
+
+def partner_text(index: int, environments: str = SANDBOX_AND_QA) -> str:
+    """A CPO partner file with Authorization and Reservation; `environments` is the indented block under
+    `environments:` (it may use {index})."""
+    return PARTNER.format(index=index, operator_id=operator_id(index), environments=environments.format(index=index))
 
 
 def operator_id(index: int) -> str:
@@ -52,7 +56,7 @@ def make_repository(folder: Path, partners: int) -> Path:
     shutil.copy(REPO / "hbsdeploy.yaml", folder / "hbsdeploy.yaml")
     shutil.copytree(REPO / "templates", folder / "templates")
     for index in range(partners):
-        text = PARTNER.format(index=index, operator_id=operator_id(index))
+        text = partner_text(index)
         (folder / "partners" / f"partner-{index:05d}.yaml").write_text(text)
     return folder
 
