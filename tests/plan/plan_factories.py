@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import strategies as st
+from shared_helpers import online_payload
 
 from hbsdeploy.plan import Current, Desired
 from hbsdeploy.settings import DEFAULT_SETTINGS, normalize_settings
@@ -14,18 +15,7 @@ PARTNERS = ("DE*A36", "DE*B12", "+49*536", "DE-8EO", "AT*X01")
 SERVICE_TYPES = ("authorization", "reservation")
 
 
-def settings(**overrides: Any) -> dict[str, Any]:
-    """A complete, online payload (the recommended CPO Authorization), with overrides."""
-    base: dict[str, Any] = {
-        "online_request": True,
-        "broadcast_request": False,
-        "service_url": "https://oicp.example.com/base",
-        "client_certification": True,
-        "certificate": "hubject",
-        "certificate_sha256": None,
-    }
-    base.update(overrides)
-    return base
+settings = online_payload
 
 
 def offline() -> dict[str, Any]:

@@ -6,24 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared_helpers import online_payload
+
 from hbsdeploy.config import Environment
 
 TOKEN = "s3cr3t-token-value-never-logged"
 TOKEN_ENV = "HBSDEPLOY_TEST_PORTAL_TOKEN"
 
 
-def payload(**overrides: Any) -> dict[str, Any]:
-    """A valid Authorization payload (online, Hubject certificate), with overrides."""
-    base: dict[str, Any] = {
-        "online_request": True,
-        "broadcast_request": False,
-        "service_url": "https://oicp.example.com/base",
-        "client_certification": True,
-        "certificate": "hubject",
-        "certificate_sha256": None,
-    }
-    base.update(overrides)
-    return base
+payload = online_payload
 
 
 def make_env(portal: str, **overrides: Any) -> Environment:

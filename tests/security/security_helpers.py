@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from shared_helpers import working_directory  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE = REPO / "tests" / "data" / "hostile"
@@ -21,15 +21,6 @@ RENDERED = "--- rendered payloads ---"
 UPDATE = os.environ.get("HBSDEPLOY_UPDATE_EXPECTED") == "1"
 
 
-@contextmanager
-def working_directory(path: Path) -> Iterator[None]:
-    """Run with `path` as the working directory: problems then name files relative to it."""
-    before = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
 
 
 def unsafe_characters(text: str) -> list[str]:

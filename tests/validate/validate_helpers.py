@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from shared_helpers import working_directory  # noqa: F401 (re-exported)
 
 from hbsdeploy.config import Config, load_config
 from hbsdeploy.errors import InputError
@@ -20,15 +20,6 @@ INVALID = sorted((DATA / "invalid").glob("*.yaml"))
 UPDATE = os.environ.get("HBSDEPLOY_UPDATE_EXPECTED") == "1"
 
 
-@contextmanager
-def working_directory(path: Path) -> Iterator[None]:
-    """Run with `path` as the working directory: problems then name files relative to it."""
-    before = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
 
 
 def corpus_config() -> Config:
