@@ -305,6 +305,7 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
     from hbsdeploy import planformat
     from hbsdeploy.apply import Status, apply_confirmed, apply_plan, check_disable_share, check_fresh
     from hbsdeploy.audit import AuditLog
+    from hbsdeploy.plan import read_plan_file
     from hbsdeploy.portal import open_portal
     from hbsdeploy.portal.base import portal_label
 
@@ -312,7 +313,7 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
     if plan_file is not None:
         if partner_ids:
             raise UsageError("--partner cannot narrow a saved plan; plan again with --partner")
-        the_plan = _read_plan_file(plan_file, checksum)
+        the_plan = read_plan_file(plan_file, checksum)
         if environment and environment != the_plan.environment:
             raise HbsError(f"{plan_file} is a plan for {the_plan.environment!r}, not {environment!r}")
         env = config.environment(the_plan.environment)
@@ -361,32 +362,6 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
         click.echo(f"Run `hbsdeploy apply --env {env.name}` again to finish: it plans what remains.", err=True)
         return EXIT_INTERRUPTED if result.interrupted else EXIT_ERROR
     return EXIT_OK
-
-
-def _read_plan_file(path: Path, checksum: str | None) -> Plan:
-    import json
-
-    from hbsdeploy.plan import plan_from_json
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HbsError(f"{path}: cannot read the plan file ({exc.strerror}); check the path") from None
-    try:
-        document = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HbsError(f"{path}: not a plan file (invalid JSON: {exc}); write one with `hbsdeploy plan --out`"
-                       ) from None
-    if not isinstance(document, dict):
-        raise HbsError(f"{path}: not a plan file; write one with `hbsdeploy plan --out`")
-    try:
-        the_plan = plan_from_json(document)
-    except HbsError as exc:
-        raise HbsError(f"{path}: {exc}") from None
-    if checksum and checksum not in (the_plan.checksum, the_plan.checksum.removeprefix("sha256:")):
-        raise HbsError(f"{path}: checksum {the_plan.checksum} is not the reviewed {checksum}; "
-                       "apply only the plan that was reviewed")
-    return the_plan
 
 
 def _confirm(env: Environment, the_plan: Plan) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -210,4 +211,28 @@ def plan_from_json(document: Mapping[str, Any]) -> Plan:
     if plan.checksum != document.get("checksum"):
         raise HbsError("the plan file was altered after it was written (checksum mismatch); "
                        "re-run `hbsdeploy plan --out` and review it again")
+    return plan
+
+
+def read_plan_file(path: Path, checksum: str | None = None) -> Plan:
+    """Load a plan written by `plan --out`; HbsError naming the file when it is unreadable, not a plan, altered, or
+    not the reviewed one (`checksum`, with or without its `sha256:` prefix)."""
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise HbsError(f"{path}: cannot read the plan file ({exc.strerror}); check the path") from None
+    except UnicodeDecodeError:
+        raise HbsError(f"{path}: not a plan file (not UTF-8 text); write one with `hbsdeploy plan --out`") from None
+    except json.JSONDecodeError as exc:
+        raise HbsError(f"{path}: not a plan file (invalid JSON: {exc}); write one with `hbsdeploy plan --out`"
+                       ) from None
+    if not isinstance(document, dict):
+        raise HbsError(f"{path}: not a plan file; write one with `hbsdeploy plan --out`")
+    try:
+        plan = plan_from_json(document)
+    except HbsError as exc:
+        raise HbsError(f"{path}: {exc}") from None
+    if checksum and checksum not in (plan.checksum, plan.checksum.removeprefix("sha256:")):
+        raise HbsError(f"{path}: checksum {plan.checksum} is not the reviewed {checksum}; "
+                       "apply only the plan that was reviewed")
     return plan

@@ -122,6 +122,13 @@ def test_a_file_that_is_not_a_plan_is_refused(repo: Path, content: str, message:
     assert "Traceback" not in refused.output
 
 
+def test_a_binary_file_given_as_plan_is_refused_without_a_traceback(repo: Path) -> None:
+    (repo / "plan.json").write_bytes(b"\xff\xfe{\x00")
+    refused = run_cli("apply", "plan.json")
+    assert refused.code == 1 and "plan.json: not a plan file (not UTF-8 text)" in refused.stderr
+    assert "Traceback" not in refused.output
+
+
 def test_a_checksum_that_is_not_the_reviewed_one_is_refused(repo: Path) -> None:
     assert run_cli("plan", "--out", "plan.json").code == 0
     refused = run_cli("apply", "plan.json", "--checksum", "sha256:" + "0" * 64)
