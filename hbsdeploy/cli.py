@@ -78,6 +78,10 @@ class _LazyGroup(click.Group):
         except HbsError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # a file we were told to write (--out, state_dir) cannot be: say which and why
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}; check the path and its permissions", err=True)
+            ctx.exit(EXIT_ERROR)
         if isinstance(code, int) and code != EXIT_OK:
             ctx.exit(code)
         return code

@@ -1,0 +1,26 @@
+"""Files the CLI is told to write but cannot: a one-line error naming the path, exit 1, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hbsdeploy.cli import cli
+
+
+@pytest.mark.parametrize("args", [
+    ("plan", "--out", "blocker/plan.json"),
+    ("render", "--out", "blocker/payloads"),
+    ("import", "--env", "sandbox", "--partner", "DE*A36", "--role", "cpo", "--out", "blocker/de-a36.yaml"),
+])
+def test_an_output_path_that_cannot_be_written_is_one_line(repo_copy: Path, args: tuple[str, ...],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo_copy)
+    (repo_copy / "blocker").write_text("a file where a folder is needed\n")
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: blocker") and "check the path" in lines[0]
