@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from hbsdeploy.audit import AuditLog
+from hbsdeploy.audit import AuditError, AuditLog
 from hbsdeploy.errors import HbsError
 from hbsdeploy.plan import Change, ChangeKind, Plan
 from hbsdeploy.planning import read_current, scope_size
@@ -55,6 +55,7 @@ class ApplyResult:
 
     results: tuple[ChangeResult, ...]
     interrupted: bool = False
+    audit_error: str | None = None  # the audit log failed mid-apply: no write was started after that
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status is status)
@@ -107,12 +108,22 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
     lock = threading.Lock()
     done = 0
 
+    audit_errors: list[str] = []
+
     def record(result: ChangeResult) -> None:
         nonlocal done
         change = result.change
-        audit.record(environment=plan.environment, partner_id=change.partner_id, service_type=change.service_type,
-                     kind=change.kind.value, before=change.before, after=change.after, result=result.status.value,
-                     message=result.message, plan_checksum=plan.checksum)
+        try:
+            audit.record(environment=plan.environment, partner_id=change.partner_id,
+                         service_type=change.service_type, kind=change.kind.value, before=change.before,
+                         after=change.after, result=result.status.value, message=result.message,
+                         plan_checksum=plan.checksum)
+        except AuditError as exc:
+            stop.set()  # no other worker starts a write the log could not record
+            result = ChangeResult(change, result.status, ((result.message + "; ") if result.message else "")
+                                  + "not in the audit log")
+            with lock:
+                audit_errors.append(str(exc))
         with lock:
             results[change.key] = result
             done += 1
@@ -126,8 +137,10 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
             try:
                 record(_apply_change(portal, change))
             except BaseException:
-                stop.set()  # e.g. the audit log cannot be written: no other worker starts a write
+                stop.set()
                 raise
+
+    audit.check_writable()
 
     interrupted = False
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
@@ -148,7 +161,7 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
                                                          "interrupted before this change" if interrupted or
                                                          stop.is_set() else None))
                     for change in plan.changes)
-    return ApplyResult(ordered, interrupted or stop.is_set())
+    return ApplyResult(ordered, interrupted or stop.is_set(), audit_errors[0] if audit_errors else None)
 
 
 def partners_of_changes(plan: Plan) -> list[str]:
@@ -198,10 +211,18 @@ def _after_unclear_write(portal: Portal, change: Change, reason: str) -> ChangeR
 
 
 def apply_confirmed(plan: Plan, portal: Portal, audit: AuditLog, confirm: Callable[[Change], bool]) -> ApplyResult:
-    """For a `manual` portal: record each change the operator confirms as done in the real portal."""
-    results = []
+    """For a `manual` portal: record each change the operator confirms as done in the real portal. An interruption
+    (KeyboardInterrupt from `confirm`) leaves the rest not attempted and still returns the report."""
+    audit.check_writable()
+    results: dict[tuple[str, str], ChangeResult] = {}
+    interrupted = False
     for change in plan.changes:
-        if confirm(change):
+        try:
+            confirmed = confirm(change)
+        except KeyboardInterrupt:
+            interrupted = True
+            break
+        if confirmed:
             result = _apply_change(portal, change)
         else:
             result = ChangeResult(change, Status.NOT_ATTEMPTED, "not confirmed as done in the portal")
@@ -209,5 +230,7 @@ def apply_confirmed(plan: Plan, portal: Portal, audit: AuditLog, confirm: Callab
                      kind=change.kind.value, before=change.before, after=change.after,
                      result=result.status.value, message=result.message or "confirmed by the operator",
                      plan_checksum=plan.checksum)
-        results.append(result)
-    return ApplyResult(tuple(results))
+        results[change.key] = result
+    not_reached = "interrupted before this change"
+    ordered = tuple(results.get(c.key, ChangeResult(c, Status.NOT_ATTEMPTED, not_reached)) for c in plan.changes)
+    return ApplyResult(ordered, interrupted)

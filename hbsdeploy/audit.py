@@ -26,7 +26,8 @@ def current_user() -> str:
 
 
 class AuditError(HbsError):
-    """The audit log cannot be written: apply stops rather than change the portal unaudited."""
+    """The audit log cannot be written: apply checks that before its first write, and stops starting writes when it
+    happens later (the change just made is reported, marked as missing from the log)."""
 
 
 class AuditLog:
@@ -36,6 +37,15 @@ class AuditLog:
         self.path = path
         self.user = current_user()
         self._lock = threading.Lock()
+
+    def check_writable(self) -> None:
+        """AuditError now, before any write to the portal, when the log cannot be appended to."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise AuditError(f"cannot append to the audit log {self.path} ({exc.strerror or exc}); nothing was "
+                             "written to the portal. Fix the file or its folder and run apply again") from None
 
     def record(self, *, environment: str, partner_id: str, service_type: str, kind: str,
                before: Mapping[str, Any], after: Mapping[str, Any], result: str, message: str | None,

@@ -362,7 +362,9 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
     summary = (f"Apply: {result.count(Status.APPLIED)} applied, {result.count(Status.FAILED)} failed, "
                f"{result.count(Status.NOT_ATTEMPTED)} not attempted.")
     click.echo(summary)
-    if not result.ok:
+    if result.audit_error:
+        click.echo(f"error: {result.audit_error}", err=True)
+    if not result.ok or result.audit_error:
         click.echo(f"Run `hbsdeploy apply --env {env.name}` again to finish: it plans what remains.", err=True)
         return EXIT_INTERRUPTED if result.interrupted else EXIT_ERROR
     return EXIT_OK
@@ -388,8 +390,11 @@ def _manual_confirmation(auto_approve: bool) -> Callable[[Change], bool]:
     def confirm(change: Change) -> bool:
         if auto_approve:
             return True
-        return click.confirm(f"Done in the portal: {change.partner_id} / {change.service_type}?", default=False,
-                             err=True)
+        try:
+            return click.confirm(f"Done in the portal: {change.partner_id} / {change.service_type}?",
+                                 default=False, err=True)
+        except click.Abort:  # Ctrl-C or end of input: stop asking, still report what was recorded
+            raise KeyboardInterrupt from None
 
     if not auto_approve and not sys.stdin.isatty() and not os.environ.get("HBSDEPLOY_ALLOW_PIPED_CONFIRMATION"):
         raise UsageError("a manual portal needs a person to confirm each step; run apply in a terminal, or pass "

@@ -107,14 +107,32 @@ def test_disable_share(tmp_path: Path, disabled: int, allowed: bool) -> None:
     check_disable_share(plan, 0.0, force=True)
 
 
-def test_an_audit_log_that_cannot_be_written_stops_apply(tmp_path: Path) -> None:
+def test_an_audit_log_that_cannot_be_written_refuses_apply_before_any_write(tmp_path: Path) -> None:
     from hbsdeploy.audit import AuditError
 
     portal = LocalPortal(tmp_path / "state.sqlite3")
     plan = plan_for(portal, all_on())
     (tmp_path / "audit.jsonl").mkdir()  # a folder where the log should be: every append fails
-    with pytest.raises(AuditError, match=r"cannot append to the audit log .*audit\.jsonl.*apply stopped after "
-                                         r"DE\*A36 authorization \(applied\).*`hbsdeploy plan`"):
+    with pytest.raises(AuditError, match=r"cannot append to the audit log .*audit\.jsonl.*nothing was written"):
         apply_plan(plan, portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=1)
-    remaining = plan_for(portal, all_on())
-    assert len(remaining.changes) == 2  # the one write made is kept; no other was attempted
+    assert plan_for(portal, all_on()).changes == plan.changes  # the portal is untouched
+
+
+def test_an_audit_log_failing_mid_apply_stops_new_writes_and_still_reports(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from hbsdeploy.audit import AuditError
+
+    portal = LocalPortal(tmp_path / "state.sqlite3")
+    plan = plan_for(portal, all_on())
+    assert len(plan.changes) == 3
+
+    def full_disk(self: AuditLog, **entry: object) -> None:
+        raise AuditError("cannot append to the audit log (No space left on device)")
+
+    monkeypatch.setattr(AuditLog, "record", full_disk)
+    result = apply_plan(plan, portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=1)
+    assert result.audit_error is not None and "No space left" in result.audit_error
+    first, *rest = result.results
+    assert first.status is Status.APPLIED and first.message == "not in the audit log"
+    assert [r.status for r in rest] == [Status.NOT_ATTEMPTED, Status.NOT_ATTEMPTED]
+    assert len(plan_for(portal, all_on()).changes) == 2  # the one write made is kept and reported
