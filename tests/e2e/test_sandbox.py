@@ -270,6 +270,16 @@ def test_manual_portal_prints_instructions_and_records_what_was_confirmed(repo: 
     assert all(e["message"] == "confirmed by the operator" for e in entries if e["result"] == "applied")
 
 
+def test_manual_apply_interrupted_at_a_prompt_still_reports_what_was_recorded(repo: Path) -> None:
+    write_config(repo, LOCAL_CONFIG.format(default="sandbox"))
+    stopped = run_cli("apply", "--env", "qa", input="y\n", env=PIPED)  # end of input at the second prompt
+    assert stopped.code == 130, stopped.output
+    assert "Apply: 1 applied, 0 failed, 3 not attempted." in stopped.stdout
+    assert stopped.stdout.count("interrupted before this change") == 3
+    assert "Plan: 3 to enable" in run_cli("plan", "--env", "qa").stdout
+    assert [e["result"] for e in read_audit_lines(repo)] == ["applied"]
+
+
 def test_partial_failure_is_reported_and_a_rerun_finishes(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_update = LocalPortal.update_service_type
 
