@@ -246,9 +246,10 @@ def _portal_reachable(env: Environment, timeout: float) -> Check:
         cert = (str(env.client_cert), str(env.client_key)) if env.client_key else str(env.client_cert)
     started = time.monotonic()
     try:
-        # No token: reachability needs none, and a wrong URL must not receive it.
+        # No credentials at all: reachability needs none, and a wrong URL must receive none (not even ~/.netrc's,
+        # which requests would add without an explicit auth).
         response = requests.get(env.portal, timeout=(min(env.connect_timeout, timeout), timeout), verify=verify,
-                                cert=cert, allow_redirects=False)
+                                cert=cert, allow_redirects=False, auth=_no_auth)
     except requests.exceptions.SSLError as exc:
         return Check("portal", Status.FAIL, f"{shown}: TLS failed ({_reason(exc)}); check ca_bundle, client_cert")
     except requests.exceptions.Timeout:
@@ -261,6 +262,10 @@ def _portal_reachable(env: Environment, timeout: float) -> Check:
     if response.status_code >= 500:
         return Check("portal", Status.WARN, f"{detail}: reachable, but failing")
     return Check("portal", Status.OK, detail)
+
+
+def _no_auth(request: Any) -> Any:
+    return request
 
 
 def _reason(exc: BaseException) -> str:

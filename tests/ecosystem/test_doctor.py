@@ -463,3 +463,38 @@ def test_doctor_probe_skips_service_types_with_online_request_off(tmp_path: Path
     code, out, _ = hbs("doctor", "--probe", cwd=root)
     assert lines_by_check(out)["probe"] == "warn no partner in sandbox has a Service URL with Online Request on"
     assert code == 0, out
+
+
+def test_doctor_sends_no_credentials_not_even_from_netrc(tmp_path: Path, hbs: RunHbs,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Capture(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        netrc = tmp_path / ".netrc"
+        netrc.write_text("machine 127.0.0.1 login alice password netrc-secret\n")
+        netrc.chmod(0o600)
+        monkeypatch.setenv("NETRC", str(netrc))
+        monkeypatch.setenv("HOME", str(tmp_path))
+        root = write_repo(tmp_path / "repo", api_environment(f"http://127.0.0.1:{server.server_port}", token=False,
+                                                              cert=False, ca_bundle=""))
+        hbs("doctor", "--env", "api", cwd=root)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [None]
