@@ -68,16 +68,27 @@ class _LazyGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["hbsdeploy.detailed_exitcode"] = "--detailed-exitcode" in args
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> object:
-        """Map a command's returned exit code and hbsdeploy's errors to exit codes, under any caller of `cli`."""
+        """Map a command's returned exit code and hbsdeploy's errors to exit codes, under any caller of `cli`.
+
+        With --detailed-exitcode, 2 means "changes pending" only: a usage error exits 1 there (as in Terraform).
+        """
+        usage_code = EXIT_ERROR if ctx.meta.get("hbsdeploy.detailed_exitcode") else EXIT_USAGE
         try:
             code = super().invoke(ctx)
+        except click.UsageError as exc:
+            setattr(exc, "exit_code", usage_code)  # noqa: B010 (a ClassVar in click's typing; per instance here)
+            raise
         except InputError as exc:
             click.echo(str(exc), err=True)
             ctx.exit(exc.exit_code)
         except HbsError as exc:
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            ctx.exit(usage_code if exc.exit_code == EXIT_USAGE else exc.exit_code)
         except OSError as exc:  # a file we were told to write (--out, state_dir) cannot be: say which and why
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"error: {where}{exc.strerror or exc}; check the path and its permissions", err=True)

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hbsdeploy import schemacheck
-from hbsdeploy.errors import HbsError, InputError, Problem
+from hbsdeploy.errors import HbsError, InputError, Problem, UsageError
 from hbsdeploy.schemacheck import show
 from hbsdeploy.yamlload import Document, JsonPath, display_path, load_yaml
 
@@ -65,13 +65,14 @@ class Config:
     document: Document | None = None
 
     def environment(self, name: str | None) -> Environment:
-        """The environment called `name`, or the default one; a UsageError-free HbsError naming the choices."""
+        """The environment called `name` (from --env: an unknown one is a UsageError naming the choices), or the
+        default one."""
         chosen = name or self.default_environment
         try:
             return self.environments[chosen]
         except KeyError:
             known = ", ".join(sorted(self.environments))
-            raise HbsError(f"{self.shown}: no environment {chosen!r}; choose one of: {known}") from None
+            raise UsageError(f"{self.shown}: no environment {chosen!r}; choose one of: {known}") from None
 
     def partner_files(self) -> list[Path]:
         """Every partner file, sorted by name."""

@@ -24,3 +24,17 @@ def test_an_output_path_that_cannot_be_written_is_one_line(repo_copy: Path, args
     assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: blocker") and "check the path" in lines[0]
+
+
+@pytest.mark.parametrize("args, code", [
+    (("plan", "--formt", "json"), 2),
+    (("plan", "--env", "bogus"), 2),
+    (("render", "--env", "bogus"), 2),
+    (("plan", "--detailed-exitcode", "--formt", "json"), 1),  # 2 would read as "changes pending"
+    (("plan", "--detailed-exitcode", "--env", "bogus"), 1),
+])
+def test_usage_errors_exit_2_except_where_2_means_changes_pending(repo_copy: Path, args: tuple[str, ...], code: int,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo_copy)
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == code, result.output
