@@ -47,11 +47,17 @@ class LocalPortal:
         with self._errors():
             return self.store.register_partner(partner_id)
 
-    def _known_partner(self, partner_id: str) -> None:
+    def _known_partner(self, partner_id: str, *, writing: bool = False) -> bool:
+        """Whether the store holds the partner. With auto_register every partner exists: a read of an unknown one
+        sees the defaults and writes nothing (plan stays a pure read); its first write registers it."""
         if self.auto_register:
-            self.store.register_partner(partner_id)
-        elif not self.store.has_partner(partner_id):
+            if writing:
+                self.store.register_partner(partner_id)
+                return True
+            return self.store.has_partner(partner_id)
+        if not self.store.has_partner(partner_id):
             raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}; register it in the portal first")
+        return True
 
     def _spec_name(self, service_type: str) -> str:
         if service_type not in service_types():
@@ -62,9 +68,8 @@ class LocalPortal:
     def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
         """Every service type the portal knows for the partner, defaults for those never written."""
         with self._errors():
-            self._known_partner(partner_id)
             try:
-                stored = self.store.read_all(partner_id)
+                stored = self.store.read_all(partner_id) if self._known_partner(partner_id) else {}
             except UnknownPartner:
                 raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}") from None
         states = {}
@@ -79,7 +84,8 @@ class LocalPortal:
         """One service type with its version."""
         name = self._spec_name(service_type)
         with self._errors():
-            self._known_partner(partner_id)
+            if not self._known_partner(partner_id):
+                return ServiceTypeState(partner_id, name, normalize_settings(DEFAULT_SETTINGS), format_etag(0))
             try:
                 stored = self.store.read(partner_id, name)
             except UnknownPartner:
@@ -92,7 +98,7 @@ class LocalPortal:
         """Store the payload (normalised) if `if_match` is the current version."""
         name = self._spec_name(service_type)
         with self._errors():
-            self._known_partner(partner_id)
+            self._known_partner(partner_id, writing=True)
         details = check_payload(name, payload, allow_private_hosts=self.allow_private_hosts)
         if details:
             summary = "; ".join(f"{d.field}: {d.message}" for d in details)

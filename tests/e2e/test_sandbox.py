@@ -338,3 +338,13 @@ def test_stopping_apply_leaves_the_rest_not_attempted(repo: Path) -> None:
     assert "Plan: 3 to enable" in run_cli("plan").stdout
     assert run_cli("apply", "--auto-approve").code == 0
     assert run_cli("plan", "--detailed-exitcode").code == 0
+
+
+def test_plan_and_import_only_read_the_store(repo: Path) -> None:
+    from hbsdeploy.portal.store import Store
+
+    assert run_cli("plan").code == 0
+    assert run_cli("import", "--env", "sandbox", "--partner", "DE*Z99", "--role", "cpo").code == 0
+    assert Store(state_file(repo)).partners() == []  # a typo'd partner ID is not recorded by a read
+    assert run_cli("apply", "--auto-approve").code == 0
+    assert "DE*A36" in Store(state_file(repo)).partners()  # the first write registers the partner
