@@ -430,9 +430,10 @@ def import_(g: Globals, environment: str, partner_id: str, role: str | None, nam
       hbsdeploy import --env qa --partner 'DE*A36' --out partners/de-a36.yaml
     """
     from hbsdeploy.atomic import write_atomic
-    from hbsdeploy.importer import infer_role, partner_yaml
+    from hbsdeploy.importer import check_partner_id, infer_role, partner_yaml
     from hbsdeploy.portal import open_portal
 
+    check_partner_id(partner_id, role)
     config = g.load_config()
     env = config.environment(environment)
     portal = open_portal(env)

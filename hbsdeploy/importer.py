@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from hbsdeploy.errors import HbsError
 from hbsdeploy.portal import ServiceTypeState
 from hbsdeploy.resources import load_schema
+from hbsdeploy.schemacheck import show
+from hbsdeploy.schemasubset import ecma_pattern
 from hbsdeploy.servicetypes import service_types
 from hbsdeploy.settings import DEFAULT_SETTINGS, normalize_settings
+
+
+def roles_of_id(partner_id: str) -> set[str]:
+    """The roles whose OICP ID format `partner_id` fits: {"cpo"} (OperatorID), {"emp"} (ProviderID), both, or none."""
+    properties = load_schema("partner")["properties"]
+    found = set()
+    for role, key in (("cpo", "operator_id"), ("emp", "provider_id")):
+        if ecma_pattern(properties[key]["pattern"]).search(partner_id):
+            found.add(role)
+    return found
+
+
+def check_partner_id(partner_id: str, role: str | None) -> None:
+    """HbsError, before the portal is asked, when the ID fits no OICP format or not the `--role` given."""
+    fits = roles_of_id(partner_id)
+    shown = show(partner_id)
+    if not fits:
+        raise HbsError(f"--partner {shown} is neither an OperatorID (e.g. DE*A36) nor a ProviderID (e.g. DE8EO); "
+                       "check the ID")
+    if role and role not in fits:
+        kind = "an OperatorID (e.g. DE*A36)" if role == "cpo" else "a ProviderID (e.g. DE8EO)"
+        raise HbsError(f"--partner {shown} is not {kind}, which --role {role} needs; check the ID or the role")
 
 
 def infer_role(partner_id: str, states: Mapping[str, ServiceTypeState], role: str | None) -> str:
@@ -21,14 +44,10 @@ def infer_role(partner_id: str, states: Mapping[str, ServiceTypeState], role: st
     if any(normalize_settings(s.settings) != dict(DEFAULT_SETTINGS) for name, s in states.items()
            if name == "reservation"):
         return "cpo"
-    properties = load_schema("partner")["properties"]
-    is_operator = re.fullmatch(properties["operator_id"]["pattern"], partner_id) is not None
-    is_provider = re.fullmatch(properties["provider_id"]["pattern"], partner_id) is not None
-    if is_operator and not is_provider:
-        return "cpo"
-    if is_provider and not is_operator:
-        return "emp"
-    raise HbsError(f"{partner_id!r} could be an OperatorID or a ProviderID; pass --role cpo or --role emp")
+    fits = roles_of_id(partner_id)
+    if len(fits) == 1:
+        return fits.pop()
+    raise HbsError(f"{show(partner_id)} could be an OperatorID or a ProviderID; pass --role cpo or --role emp")
 
 
 def partner_yaml(partner_id: str, name: str, role: str, environment: str,

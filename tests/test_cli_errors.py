@@ -38,3 +38,17 @@ def test_usage_errors_exit_2_except_where_2_means_changes_pending(repo_copy: Pat
     monkeypatch.chdir(repo_copy)
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == code, result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--partner", "garbage!", "--role", "cpo"), "is neither an OperatorID (e.g. DE*A36) nor a ProviderID"),
+    (("--partner", "DE-8EO", "--role", "cpo"), "is not an OperatorID (e.g. DE*A36), which --role cpo needs"),
+    (("--partner", "DE*A36"), "could be an OperatorID or a ProviderID; pass --role cpo or --role emp"),
+])
+def test_import_refuses_an_id_that_cannot_make_a_valid_partner_file(repo_copy: Path, args: tuple[str, ...],
+                                                                    message: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo_copy)
+    result = CliRunner().invoke(cli, ["import", "--env", "sandbox", "--out", "partners/new.yaml", *args])
+    assert result.exit_code == 1 and message in result.stderr
+    assert not (repo_copy / "partners" / "new.yaml").exists()
