@@ -149,6 +149,8 @@ def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, outpu
       hbsdeploy validate partners/example-cpo.yaml --env prod
     """
     from hbsdeploy import reporting
+    from hbsdeploy.config import CONFIG_FILE_NAME
+    from hbsdeploy.errors import Severity
     from hbsdeploy.validate import ValidationReport, validation_failed
     from hbsdeploy.validate import validate as run_validate
 
@@ -156,6 +158,12 @@ def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, outpu
         config = g.load_config()
     except InputError as exc:
         report = ValidationReport(files=1, problems=exc.problems).finish()
+    except HbsError as exc:
+        if output_format != "json":
+            raise
+        # Scripts parse this output: a missing config is a problem in the report, not a line of prose.
+        missing = Problem(CONFIG_FILE_NAME, 1, 1, Severity.ERROR, "config-not-found", str(exc))
+        report = ValidationReport(files=0, problems=[missing]).finish()
     else:
         report = run_validate(config, list(paths) if paths else None, environment)
     if output_format == "json":

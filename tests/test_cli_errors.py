@@ -52,3 +52,14 @@ def test_import_refuses_an_id_that_cannot_make_a_valid_partner_file(repo_copy: P
     result = CliRunner().invoke(cli, ["import", "--env", "sandbox", "--out", "partners/new.yaml", *args])
     assert result.exit_code == 1 and message in result.stderr
     assert not (repo_copy / "partners" / "new.yaml").exists()
+
+
+def test_validate_json_reports_a_missing_config_as_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HBSDEPLOY_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["validate", "--format", "json"])
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["format_version"] == 1 and [e["rule"] for e in document["errors"]] == ["config-not-found"]
