@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from hbsdeploy.audit import AuditError, AuditLog
 from hbsdeploy.errors import HbsError
 from hbsdeploy.plan import Change, ChangeKind, Plan
-from hbsdeploy.planning import read_current, scope_size
+from hbsdeploy.planning import read_current
 from hbsdeploy.portal import (
     PartnerNotFound,
     PayloadRejected,
@@ -85,7 +85,7 @@ def check_fresh(plan: Plan, portal: Portal, parallelism: int) -> None:
 def check_disable_share(plan: Plan, max_fraction: float, force: bool) -> None:
     """Refuse a plan that switches off more than `max_fraction` of the service types in scope, unless forced."""
     disables = plan.count(ChangeKind.DISABLE)
-    scope = scope_size(plan)
+    scope = len(plan.observed)  # every service type the plan covers, changed or not
     if force or disables == 0 or scope == 0:
         return
     if disables / scope > max_fraction:

@@ -362,6 +362,8 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
         if plan_file is not None:
             check_fresh(the_plan, portal, parallelism)
         if env.kind == "manual":
+            if env.protected and not auto_approve:
+                _confirm(env, the_plan)
             click.echo(planformat.render_instructions(the_plan, portal_label(env)))
             result = apply_confirmed(the_plan, portal, audit, _manual_confirmation(auto_approve))
         else:

@@ -67,11 +67,6 @@ class DoctorOptions:
     now: dt.datetime | None = None
 
 
-def failed(checks: list[Check]) -> bool:
-    """True when any check failed (exit 1)."""
-    return any(c.status is Status.FAIL for c in checks)
-
-
 def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Check]:
     """Every check, in order, yielded as soon as it is done (network checks take up to `timeout` each)."""
     now = options.now or dt.datetime.now(dt.timezone.utc)

@@ -56,8 +56,3 @@ class InputError(HbsError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         super().__init__("\n".join(p.format() for p in self.problems))
-
-
-def problem_error(path: str, line: int, column: int, rule: str, message: str, json_path: str = "$") -> InputError:
-    """An InputError holding a single error-level problem."""
-    return InputError([Problem(path, line, column, Severity.ERROR, rule, message, json_path)])

@@ -106,7 +106,7 @@ class Plan:
     environment: str
     changes: tuple[Change, ...]
     observed: tuple[Observed, ...]
-    checksum: str = field(default="")
+    checksum: str = field(init=False)  # computed from the rest
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "changes", tuple(sorted(self.changes, key=lambda c: (c.partner_id, c.service_type))))

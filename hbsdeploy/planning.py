@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from hbsdeploy.config import Environment
@@ -46,12 +46,3 @@ def make_plan(project: Project, environment: Environment, portal: Portal, parall
     desired = desired_payloads(project, environment, renderer or Renderer(project.config))
     current = read_current(portal, (d.partner_id for d in desired), parallelism, progress)
     return compute_plan(environment.name, desired, current)
-
-
-def scope_size(plan: Plan) -> int:
-    """How many service types the plan covers (changed or not): the base of the disable safety share."""
-    return len(plan.observed)
-
-
-def partners_of(plan: Plan) -> Sequence[str]:
-    return sorted({o.partner_id for o in plan.observed})

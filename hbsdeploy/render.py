@@ -21,9 +21,8 @@ from hbsdeploy.certs import CertificateError, read_certificate
 from hbsdeploy.config import Config, Environment
 from hbsdeploy.errors import HbsError
 from hbsdeploy.partner import Partner, ResolvedServiceType
-from hbsdeploy.resources import load_schema
+from hbsdeploy.portal.base import payload_validator
 from hbsdeploy.rules import resolve_repository_path
-from hbsdeploy.schemacheck import compile_schema
 from hbsdeploy.servicetypes import service_types
 from hbsdeploy.settings import DEFAULT_SETTINGS, SETTING_FIELDS
 
@@ -60,7 +59,7 @@ class Renderer:
             autoescape=False,
             keep_trailing_newline=True,
         )
-        self._payload_validator = compile_schema(load_schema("portal-payload"))
+        self._payload_validator = payload_validator()
         self._templates: dict[str, jinja2.Template] = {}
 
     def _template(self, service_type: str) -> jinja2.Template:

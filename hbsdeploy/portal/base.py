@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from hbsdeploy.config import Environment
 
 API_PREFIX = "/v1"
-INITIAL_VERSION = 0
 _ETAG = re.compile(r'^"([0-9]{1,18})"$')
 
 
