@@ -308,7 +308,8 @@ def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], outp
 @environment_option
 @partner_option
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (for CI).")
-@click.option("--parallelism", type=click.IntRange(1, 64), help="Partners applied at once (default 8).")
+@click.option("--parallelism", type=click.IntRange(1, 64),
+              help="Partners applied at once (default: apply.parallelism, 8).")
 @click.option("--force", is_flag=True, help="Allow a plan that disables more than apply.max_disable_fraction.")
 @click.option("--checksum", metavar="SHA", help="Refuse the plan file unless its checksum is this (the reviewed one).")
 @pass_globals

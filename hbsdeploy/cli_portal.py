@@ -20,7 +20,12 @@ _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 @click.group("portal")
 def portal() -> None:
-    """The portal emulator: the portal API contract served over HTTP(S) for tests and demos."""
+    """The portal emulator: the portal API contract served over HTTP(S) for tests and demos.
+
+    \b
+    Example:
+      hbsdeploy portal serve --port 8443 --auto-register
+    """
 
 
 @portal.command("serve")
@@ -49,7 +54,14 @@ def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_
                   client_ca: Path | None, token_env: str | None, latency_ms: float, fail_rate: float,
                   seed: int | None, auto_register: bool, partners: tuple[str, ...], allow_private_urls: bool,
                   allow_remote: bool) -> None:
-    """Serve the portal API (schemas/portal-api.openapi.yaml) until SIGINT or SIGTERM."""
+    """Serve the portal API (schemas/portal-api.openapi.yaml) until SIGINT or SIGTERM.
+
+    \b
+    Example:
+      export HBSDEPLOY_QA_TOKEN=...
+      hbsdeploy portal serve --port 8443 --tls-cert server.pem --tls-key server.key \\
+          --client-ca ca.pem --token-env HBSDEPLOY_QA_TOKEN --auto-register
+    """
     token = None
     if token_env:
         token = os.environ.get(token_env)
