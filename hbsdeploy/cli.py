@@ -365,7 +365,7 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
         if env.kind == "manual":
             if env.protected and not auto_approve:
                 _confirm(env, the_plan)
-            click.echo(planformat.render_instructions(the_plan, portal_label(env)))
+            click.echo(planformat.render_instructions(the_plan, portal_label(env), during_apply=True))
             result = apply_confirmed(the_plan, portal, audit, _manual_confirmation(auto_approve))
         else:
             if plan_file is None and not auto_approve:

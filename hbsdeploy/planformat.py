@@ -131,8 +131,9 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;")
 
 
-def render_instructions(plan: Plan, portal_label: str = "the HBS portal") -> str:
-    """Numbered steps for a person making the plan's changes in the portal's web interface."""
+def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, during_apply: bool = False) -> str:
+    """Numbered steps for a person making the plan's changes in the portal's web interface (`during_apply`: apply
+    asks for each service type next, so the closing hint to run apply is left out)."""
     if not plan.has_changes:
         return f"Nothing to do in {plan.environment}: the portal matches the partner files.\n"
     lines = [f"Steps for {plan.environment} in {portal_label} "
@@ -157,8 +158,11 @@ def render_instructions(plan: Plan, portal_label: str = "the HBS portal") -> str
         for text in change_steps(change):
             add(text)
     lines.append("")
-    lines.append(f"Then record what you did with `hbsdeploy apply --env {plan.environment}` (for a `manual` portal), "
-                 f"and check with `hbsdeploy plan --env {plan.environment}` that nothing is left.")
+    if during_apply:
+        lines.append("Confirm each service type below once its steps are done in the portal.")
+    else:
+        lines.append(f"Then record what you did with `hbsdeploy apply --env {plan.environment}` (for a `manual` "
+                     f"portal), and check with `hbsdeploy plan --env {plan.environment}` that nothing is left.")
     return "\n".join(lines) + "\n"
 
 
