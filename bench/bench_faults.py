@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, partner_text  # noqa: E402
+from common import REPO, machine, partner_text  # noqa: E402
 
 from hbsdeploy.apply import UNKNOWN_OUTCOME, Status, apply_plan  # noqa: E402
 from hbsdeploy.audit import AuditLog, read_audit  # noqa: E402
@@ -152,19 +150,6 @@ def soak(partners: int, fail_rate: float, seed: int, parallelism: int, max_retri
             return figures
         finally:
             handle.stop()
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}")
 
 
 def main() -> int:

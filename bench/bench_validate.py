@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, make_repository  # noqa: E402
+from common import REPO, machine, make_repository  # noqa: E402
 
 SCHEMA = REPO / "schemas" / "partner.schema.json"
 TARGET_RATIO = {1: 2.0, 1000: 5.0}
@@ -90,19 +89,6 @@ def peak_rss_mb(command: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple
     if out[0] != "0":
         raise SystemExit(f"{command[2]} failed on valid files (exit {out[0]})")
     return int(out[1]) / 1024, elapsed
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}")
 
 
 def _version(module: str, env: dict[str, str]) -> str:
