@@ -30,16 +30,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, machine, partner_text  # noqa: E402
 
-from hbsdeploy.apply import UNKNOWN_OUTCOME, Status, apply_plan  # noqa: E402
-from hbsdeploy.audit import AuditLog, read_audit  # noqa: E402
-from hbsdeploy.config import load_config  # noqa: E402
-from hbsdeploy.planning import desired_payloads, make_plan  # noqa: E402
+from hbsdeploy.apply.audit import AuditLog, read_audit  # noqa: E402
+from hbsdeploy.apply.run import UNKNOWN_OUTCOME, Status, apply_plan  # noqa: E402
+from hbsdeploy.check.project import load_project  # noqa: E402
+from hbsdeploy.load.config import load_config  # noqa: E402
+from hbsdeploy.load.settings import normalize_settings  # noqa: E402
+from hbsdeploy.plan.build import desired_payloads, make_plan  # noqa: E402
 from hbsdeploy.portal import PortalError  # noqa: E402
 from hbsdeploy.portal.emulator import serve  # noqa: E402
 from hbsdeploy.portal.http import HttpPortal  # noqa: E402
-from hbsdeploy.project import load_project  # noqa: E402
-from hbsdeploy.render import Renderer  # noqa: E402
-from hbsdeploy.settings import normalize_settings  # noqa: E402
+from hbsdeploy.render.payloads import Renderer  # noqa: E402
 
 MAY_HAVE_LANDED = (UNKNOWN_OUTCOME, "run plan to see whether it holds")
 

@@ -127,12 +127,12 @@ def emulators(folder: Path, tls: Tls, partner_ids: Sequence[str], latency_ms: fl
 
 def library_plan(repo: Path, parallelism: int) -> dict[str, float]:
     """make_plan for each environment in this process: start-up (load, validate, render) and reads timed apart."""
-    from hbsdeploy.config import load_config
-    from hbsdeploy.plan import compute_plan
-    from hbsdeploy.planning import desired_payloads, read_current
+    from hbsdeploy.check.project import load_project
+    from hbsdeploy.load.config import load_config
+    from hbsdeploy.plan.build import desired_payloads, read_current
+    from hbsdeploy.plan.model import compute_plan
     from hbsdeploy.portal.http import HttpPortal
-    from hbsdeploy.project import load_project
-    from hbsdeploy.render import Renderer
+    from hbsdeploy.render.payloads import Renderer
 
     started = time.perf_counter()
     config = load_config(repo / "hbsdeploy.yaml")

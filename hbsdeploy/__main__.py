@@ -1,3 +1,3 @@
-from hbsdeploy.cli import main
+from hbsdeploy.cli.main import main
 
 main()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hbsdeploy.cli import cli
+from hbsdeploy.cli.main import cli
 
 
 @pytest.mark.parametrize("args", [

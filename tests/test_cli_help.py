@@ -8,7 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from hbsdeploy.cli import cli
+from hbsdeploy.cli.main import cli
 
 
 def _commands(command: click.Command, path: list[str]) -> Iterator[list[str]]:

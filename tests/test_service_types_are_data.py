@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hbsdeploy import resources, schemacheck, servicetypes
-from hbsdeploy.cli import cli
+from hbsdeploy.cli.main import cli
+from hbsdeploy.load import resources, schemacheck, servicetypes
 
 NEW_TYPE = "pull_authentication_data"
 

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from hbsdeploy.check.portalrules import check_settings
 from hbsdeploy.errors import HbsError
-from hbsdeploy.portalrules import check_settings
-from hbsdeploy.resources import load_schema
-from hbsdeploy.servicetypes import service_types
-from hbsdeploy.settings import SETTING_FIELDS
+from hbsdeploy.load.resources import load_schema
+from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.settings import SETTING_FIELDS
 
 if TYPE_CHECKING:
-    from hbsdeploy.config import Environment
+    from hbsdeploy.load.config import Environment
 
 API_PREFIX = "/v1"
 _ETAG = re.compile(r'^"([0-9]{1,18})"$')
@@ -137,7 +137,7 @@ def redact_url(url: str) -> str:
 @functools.cache
 def payload_validator() -> Any:
     """The compiled validator of schemas/portal-payload.schema.json (the one render uses too)."""
-    from hbsdeploy.schemacheck import compile_schema
+    from hbsdeploy.load.schemacheck import compile_schema
 
     return compile_schema(load_schema("portal-payload"))
 

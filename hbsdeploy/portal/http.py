@@ -17,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from hbsdeploy import __version__
+from hbsdeploy.load.settings import normalize_settings
 from hbsdeploy.portal.base import (
     PartnerNotFound,
     PayloadRejected,
@@ -31,10 +32,9 @@ from hbsdeploy.portal.base import (
     redact_url,
     service_types_path,
 )
-from hbsdeploy.settings import normalize_settings
 
 if TYPE_CHECKING:
-    from hbsdeploy.config import Environment
+    from hbsdeploy.load.config import Environment
 
 log = logging.getLogger("hbsdeploy.portal")
 

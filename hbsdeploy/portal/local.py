@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
 from hbsdeploy.portal.base import (
     PartnerNotFound,
     PayloadRejected,
@@ -19,8 +21,6 @@ from hbsdeploy.portal.base import (
     parse_etag,
 )
 from hbsdeploy.portal.store import StaleVersion, Store, StoreError, UnknownPartner
-from hbsdeploy.servicetypes import service_types
-from hbsdeploy.settings import DEFAULT_SETTINGS, normalize_settings
 
 
 class LocalPortal:

@@ -51,7 +51,7 @@ class Ran:
 
 def run_cli(*args: str, input: str | None = None, env: Mapping[str, str | None] | None = None) -> Ran:
     """Run `hbsdeploy ARGS` in this process through the console script's entry point (exit codes as shipped)."""
-    from hbsdeploy.cli import main
+    from hbsdeploy.cli.main import main
 
     runner = CliRunner()
     with runner.isolation(input=input, env=env) as (out, err, _):

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from e2e_helpers import EXAMPLE_KEYS, EXAMPLE_PARTNERS, TOKEN, TOKEN_ENV, Ran, Tls, read_audit_lines, run_cli, snapshot
 
-from hbsdeploy.apply import Status, apply_plan
-from hbsdeploy.audit import AuditLog
-from hbsdeploy.config import find_config, load_config
-from hbsdeploy.planning import make_plan
+from hbsdeploy.apply.audit import AuditLog
+from hbsdeploy.apply.run import Status, apply_plan
+from hbsdeploy.check.project import load_project
+from hbsdeploy.load.config import find_config, load_config
+from hbsdeploy.plan.build import make_plan
 from hbsdeploy.portal.emulator import ServerHandle
 from hbsdeploy.portal.http import HttpPortal
-from hbsdeploy.project import load_project
 
 Start = Callable[..., ServerHandle]
 REPO = Path(__file__).resolve().parents[2]

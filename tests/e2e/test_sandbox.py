@@ -310,11 +310,11 @@ def test_partial_failure_is_reported_and_a_rerun_finishes(repo: Path, monkeypatc
 
 def test_stopping_apply_leaves_the_rest_not_attempted(repo: Path) -> None:
     """An interruption lets the write in flight finish and attempts no other; a re-run finishes."""
-    from hbsdeploy.apply import Status, apply_plan
-    from hbsdeploy.audit import AuditLog
-    from hbsdeploy.config import find_config, load_config
-    from hbsdeploy.planning import make_plan
-    from hbsdeploy.project import load_project
+    from hbsdeploy.apply.audit import AuditLog
+    from hbsdeploy.apply.run import Status, apply_plan
+    from hbsdeploy.check.project import load_project
+    from hbsdeploy.load.config import find_config, load_config
+    from hbsdeploy.plan.build import make_plan
 
     config = load_config(find_config())
     env = config.environment("sandbox")

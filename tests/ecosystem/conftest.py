@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from ecosystem_helpers import RunHbs
 
-from hbsdeploy.cli import main
+from hbsdeploy.cli.main import main
 
 
 @pytest.fixture

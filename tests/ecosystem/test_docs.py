@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hbsdeploy.resources import load_schema
+from hbsdeploy.load.resources import load_schema
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_MD = REPO / "docs" / "config.md"

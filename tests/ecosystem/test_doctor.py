@@ -20,8 +20,8 @@ import pytest
 import trustme
 from ecosystem_helpers import RunHbs
 
-from hbsdeploy import doctor
-from hbsdeploy.doctor import Status, probe_url
+from hbsdeploy.tools import doctor
+from hbsdeploy.tools.doctor import Status, probe_url
 
 NOW = dt.datetime.now(dt.timezone.utc)
 TOKEN = "s3cr3t-token-value"

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from ecosystem_helpers import RunHbs
 
-from hbsdeploy.resources import default_templates_dir, schemas_dir
-from hbsdeploy.scaffold import HOOK_FILES, HOOK_ID, scaffold_files
+from hbsdeploy.load.resources import default_templates_dir, schemas_dir
+from hbsdeploy.tools.scaffold import HOOK_FILES, HOOK_ID, scaffold_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,6 +118,8 @@ def test_init_into_a_file_is_a_usage_error(tmp_path: Path, hbs: RunHbs) -> None:
 
 
 def test_library_modules_neither_import_click_nor_print() -> None:
-    for module in ("scaffold", "doctor"):
-        source = (REPO / "hbsdeploy" / f"{module}.py").read_text()
-        assert "import click" not in source and "print(" not in source, module
+    library = [path for path in (REPO / "hbsdeploy").rglob("*.py") if "cli" not in path.relative_to(REPO).parts[1:-1]]
+    assert len(library) > 20
+    for path in library:
+        source = path.read_text()
+        assert "import click" not in source and "print(" not in source, path

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ecosystem_helpers import RunHbs
 
-from hbsdeploy.resources import load_schema
+from hbsdeploy.load.resources import load_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_LINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$")

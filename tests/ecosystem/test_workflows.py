@@ -14,7 +14,7 @@ import pytest
 import yaml
 from ecosystem_helpers import RunHbs
 
-from hbsdeploy.cli import cli
+from hbsdeploy.cli.main import cli
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import strategies as st
 from shared_helpers import online_payload
 
-from hbsdeploy.plan import Current, Desired
-from hbsdeploy.settings import DEFAULT_SETTINGS, normalize_settings
+from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
+from hbsdeploy.plan.model import Current, Desired
 
 SHA = "ab" * 32
 PARTNERS = ("DE*A36", "DE*B12", "+49*536", "DE-8EO", "AT*X01")

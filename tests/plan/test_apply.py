@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from plan_factories import offline, settings, want, want_payload
 
-from hbsdeploy.apply import StalePlan, Status, apply_plan, check_disable_share, check_fresh
-from hbsdeploy.audit import AuditLog, read_audit
+from hbsdeploy.apply.audit import AuditLog, read_audit
+from hbsdeploy.apply.run import StalePlan, Status, apply_plan, check_disable_share, check_fresh
 from hbsdeploy.errors import HbsError
-from hbsdeploy.plan import Plan, compute_plan
-from hbsdeploy.planning import read_current
+from hbsdeploy.plan.build import read_current
+from hbsdeploy.plan.model import Plan, compute_plan
 from hbsdeploy.portal import PortalUnavailable, ServiceTypeState
 from hbsdeploy.portal.local import LocalPortal
 
@@ -108,7 +108,7 @@ def test_disable_share(tmp_path: Path, disabled: int, allowed: bool) -> None:
 
 
 def test_an_audit_log_that_cannot_be_written_refuses_apply_before_any_write(tmp_path: Path) -> None:
-    from hbsdeploy.audit import AuditError
+    from hbsdeploy.apply.audit import AuditError
 
     portal = LocalPortal(tmp_path / "state.sqlite3")
     plan = plan_for(portal, all_on())
@@ -120,7 +120,7 @@ def test_an_audit_log_that_cannot_be_written_refuses_apply_before_any_write(tmp_
 
 def test_an_audit_log_failing_mid_apply_stops_new_writes_and_still_reports(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from hbsdeploy.audit import AuditError
+    from hbsdeploy.apply.audit import AuditError
 
     portal = LocalPortal(tmp_path / "state.sqlite3")
     plan = plan_for(portal, all_on())

@@ -25,10 +25,14 @@ from plan_factories import (
     want_payload,
 )
 
-from hbsdeploy.config import load_config
+from hbsdeploy.check.project import Project
+from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import HbsError
-from hbsdeploy.importer import _scalar, infer_role, partner_yaml
-from hbsdeploy.plan import (
+from hbsdeploy.load.config import load_config
+from hbsdeploy.load.settings import normalize_settings, normalize_url
+from hbsdeploy.load.yamlload import parse_yaml
+from hbsdeploy.plan.build import desired_payloads
+from hbsdeploy.plan.model import (
     PLAN_FORMAT_VERSION,
     ChangeKind,
     Current,
@@ -37,13 +41,9 @@ from hbsdeploy.plan import (
     compute_plan,
     plan_from_json,
 )
-from hbsdeploy.planning import desired_payloads
 from hbsdeploy.portal import ServiceTypeState
-from hbsdeploy.project import Project
-from hbsdeploy.render import Renderer
-from hbsdeploy.settings import normalize_settings, normalize_url
-from hbsdeploy.validate import validate
-from hbsdeploy.yamlload import parse_yaml
+from hbsdeploy.render.payloads import Renderer
+from hbsdeploy.tools.importer import _scalar, infer_role, partner_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -330,9 +330,9 @@ def test_applying_a_plan_gives_the_desired_state_and_then_plans_nothing(
 def test_applying_through_the_embedded_portal_gives_the_desired_state(
         tmp_path_factory: pytest.TempPathFactory, case: tuple[list[Desired], dict[tuple[str, str], Current]]) -> None:
     """The same property through LocalPortal and apply_plan: real versions, If-Match, read-back verification."""
-    from hbsdeploy.apply import Status, apply_plan
-    from hbsdeploy.audit import AuditLog
-    from hbsdeploy.planning import read_current
+    from hbsdeploy.apply.audit import AuditLog
+    from hbsdeploy.apply.run import Status, apply_plan
+    from hbsdeploy.plan.build import read_current
     from hbsdeploy.portal.local import LocalPortal
 
     desired, start = case

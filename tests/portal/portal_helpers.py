@@ -8,7 +8,7 @@ from typing import Any
 
 from shared_helpers import online_payload
 
-from hbsdeploy.config import Environment
+from hbsdeploy.load.config import Environment
 
 TOKEN = "s3cr3t-token-value-never-logged"
 TOKEN_ENV = "HBSDEPLOY_TEST_PORTAL_TOKEN"

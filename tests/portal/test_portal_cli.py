@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from portal_helpers import TOKEN, TOKEN_ENV, TlsFiles, make_env
 
-from hbsdeploy.cli_portal import portal
+from hbsdeploy.cli.portal import portal
 from hbsdeploy.portal.http import HttpPortal
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,14 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 def _command() -> list[str]:
     """`python -m hbsdeploy portal` once cli.py registers the group, else the group itself."""
     try:
-        from hbsdeploy.cli import cli
+        from hbsdeploy.cli.main import cli
 
         registered = "portal" in getattr(cli, "commands", {})
     except Exception:  # cli.py is another module's work; fall back while it does not import or register
         registered = False
     if registered:
         return [sys.executable, "-m", "hbsdeploy", "portal"]
-    return [sys.executable, "-c", "import sys; from hbsdeploy.cli_portal import portal; portal(sys.argv[1:])"]
+    return [sys.executable, "-c", "import sys; from hbsdeploy.cli.portal import portal; portal(sys.argv[1:])"]
 
 
 def _read_line(process: subprocess.Popen[str], timeout: float = 10) -> str:

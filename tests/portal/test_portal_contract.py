@@ -17,8 +17,8 @@ from portal_helpers import TOKEN, payload
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from hbsdeploy.load.resources import load_schema, schemas_dir
 from hbsdeploy.portal.emulator import ServerHandle
-from hbsdeploy.resources import load_schema, schemas_dir
 
 LIST_PATH = "/v1/partners/{partner_id}/service-types"
 ITEM_PATH = "/v1/partners/{partner_id}/service-types/{service_type}"

@@ -16,6 +16,7 @@ from portal_helpers import TOKEN, TOKEN_ENV, Sleeps, make_env, payload
 from responses import matchers
 
 from hbsdeploy import __version__
+from hbsdeploy.load.settings import DEFAULT_SETTINGS
 from hbsdeploy.portal import (
     PartnerNotFound,
     PayloadRejected,
@@ -27,7 +28,6 @@ from hbsdeploy.portal import (
     open_portal,
 )
 from hbsdeploy.portal.http import HttpPortal
-from hbsdeploy.settings import DEFAULT_SETTINGS
 
 BASE = "https://gateway.example/hbs"
 PARTNER = "DE*A36"

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from portal_helpers import payload
 
+from hbsdeploy.load.settings import DEFAULT_SETTINGS
 from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalError, VersionConflict
 from hbsdeploy.portal.base import check_payload, format_etag, parse_etag
 from hbsdeploy.portal.local import LocalPortal
 from hbsdeploy.portal.store import StaleVersion, Store, UnknownPartner
-from hbsdeploy.settings import DEFAULT_SETTINGS
 
 PARTNER = "DE*A36"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hbsdeploy.audit import read_audit
+from hbsdeploy.apply.audit import read_audit
 from hbsdeploy.portal.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -218,7 +218,7 @@ def audit_count(repo: Path) -> int:
 
 def desired_after(keys: Iterable[Key], variant: str) -> dict[Key, dict[str, Any]]:
     """The canonical settings variant `variant` of make_repo wants for each key."""
-    from hbsdeploy.settings import normalize_settings
+    from hbsdeploy.load.settings import normalize_settings
 
     wanted = {}
     for partner_id, service_type in keys:

@@ -23,14 +23,14 @@ from reliability_helpers import (
     strict_audit_lines,
 )
 
-from hbsdeploy.apply import ApplyResult, Status, apply_plan
-from hbsdeploy.audit import AuditLog
-from hbsdeploy.config import load_config
-from hbsdeploy.planning import make_plan
+from hbsdeploy.apply.audit import AuditLog
+from hbsdeploy.apply.run import ApplyResult, Status, apply_plan
+from hbsdeploy.check.project import load_project
+from hbsdeploy.load.config import load_config
+from hbsdeploy.plan.build import make_plan
 from hbsdeploy.portal import ServiceTypeState
 from hbsdeploy.portal.emulator import ServerHandle
 from hbsdeploy.portal.http import HttpPortal
-from hbsdeploy.project import load_project
 
 Start = Callable[..., ServerHandle]
 PARTNERS = 12

@@ -16,16 +16,16 @@ import pytest
 from e2e_helpers import run_cli
 from reliability_helpers import FakePortal, held, make_repo, parse_report, partner_ids, wait_for
 
-from hbsdeploy.apply import UNKNOWN_OUTCOME, Status, apply_plan
-from hbsdeploy.audit import AuditLog, read_audit
-from hbsdeploy.config import Config, Environment, find_config, load_config
-from hbsdeploy.planning import desired_payloads, make_plan
+from hbsdeploy.apply.audit import AuditLog, read_audit
+from hbsdeploy.apply.run import UNKNOWN_OUTCOME, Status, apply_plan
+from hbsdeploy.check.project import Project, load_project
+from hbsdeploy.load.config import Config, Environment, find_config, load_config
+from hbsdeploy.load.settings import normalize_settings
+from hbsdeploy.plan.build import desired_payloads, make_plan
 from hbsdeploy.portal import PortalError
 from hbsdeploy.portal.emulator import ServerHandle
 from hbsdeploy.portal.http import HttpPortal
-from hbsdeploy.project import Project, load_project
-from hbsdeploy.render import Renderer
-from hbsdeploy.settings import normalize_settings
+from hbsdeploy.render.payloads import Renderer
 
 Start = Callable[..., ServerHandle]
 # A failed change whose write may have landed says so in one of these ways.

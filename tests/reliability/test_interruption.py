@@ -29,8 +29,8 @@ from reliability_helpers import (
     wait_for,
 )
 
-from hbsdeploy.audit import AuditError, AuditLog, read_audit
-from hbsdeploy.plan import plan_from_json
+from hbsdeploy.apply.audit import AuditError, AuditLog, read_audit
+from hbsdeploy.plan.model import plan_from_json
 from hbsdeploy.portal.emulator import ServerHandle
 
 Start = Callable[..., ServerHandle]
@@ -151,7 +151,7 @@ _PAUSING_PLAN = textwrap.dedent("""\
             Path("paused").write_text("yes")
             time.sleep(120)
     os.fsync = fsync
-    from hbsdeploy.cli import main
+    from hbsdeploy.cli.main import main
     main(["plan", "--out", "plan.json"])
 """)
 

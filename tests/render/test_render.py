@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hbsdeploy.cli import cli
-from hbsdeploy.config import load_config
-from hbsdeploy.partner import partner_from_document
-from hbsdeploy.render import Renderer
-from hbsdeploy.yamlload import parse_yaml
+from hbsdeploy.cli.main import cli
+from hbsdeploy.load.config import load_config
+from hbsdeploy.load.partner import partner_from_document
+from hbsdeploy.load.yamlload import parse_yaml
+from hbsdeploy.render.payloads import Renderer
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[2]
@@ -174,7 +174,7 @@ def test_template_error_names_a_template_line_for_undefined(repo_copy: Path) -> 
 
 
 def test_shipped_templates_match_the_repository_templates() -> None:
-    from hbsdeploy.resources import default_templates_dir
+    from hbsdeploy.load.resources import default_templates_dir
 
     shipped = {p.name: p.read_text() for p in default_templates_dir().glob("*.j2")}
     repo = {p.name: p.read_text() for p in (REPO / "templates").glob("*.j2")}

@@ -21,14 +21,14 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from security_helpers import REPO
 
-from hbsdeploy import schemacheck
-from hbsdeploy.config import Config, Environment, load_config
+from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import HbsError, InputError
-from hbsdeploy.partner import partner_from_document
-from hbsdeploy.render import Renderer
-from hbsdeploy.resources import load_schema
-from hbsdeploy.validate import validate
-from hbsdeploy.yamlload import Document, load_yaml, parse_yaml
+from hbsdeploy.load import schemacheck
+from hbsdeploy.load.config import Config, Environment, load_config
+from hbsdeploy.load.partner import partner_from_document
+from hbsdeploy.load.resources import load_schema
+from hbsdeploy.load.yamlload import Document, load_yaml, parse_yaml
+from hbsdeploy.render.payloads import Renderer
 
 hypothesis_jsonschema = pytest.importorskip("hypothesis_jsonschema")
 

@@ -31,11 +31,11 @@ from security_helpers import (
     working_directory,
 )
 
-from hbsdeploy.config import Config, load_config
+from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import HbsError, InputError
+from hbsdeploy.load.config import Config, load_config
 from hbsdeploy.portal.base import portal_label
-from hbsdeploy.render import Renderer, canonical_json, payloads_document
-from hbsdeploy.validate import validate
+from hbsdeploy.render.payloads import Renderer, canonical_json, payloads_document
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ import requests
 import trustme
 from security_helpers import REPO
 
-from hbsdeploy.config import load_config
+from hbsdeploy.load.config import load_config
 from hbsdeploy.portal import PortalAuthError, PortalError
 from hbsdeploy.portal.emulator import ServerHandle, serve
 from hbsdeploy.portal.http import HttpPortal

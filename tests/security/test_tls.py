@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import trustme
 
-from hbsdeploy.config import load_config
-from hbsdeploy.doctor import DoctorOptions, Status, run_checks
 from hbsdeploy.errors import InputError
+from hbsdeploy.load.config import load_config
 from hbsdeploy.portal import PortalUnavailable
 from hbsdeploy.portal.emulator import ServerHandle, serve
 from hbsdeploy.portal.http import HttpPortal
+from hbsdeploy.tools.doctor import DoctorOptions, Status, run_checks
 
 TOKEN_ENV = "HBSDEPLOY_TLS_TEST_TOKEN"
 _TRUST_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from validate_helpers import DATA, REPO, corpus_config, validation_lines, working_directory
 
-from hbsdeploy import yamlload
 from hbsdeploy.errors import InputError
+from hbsdeploy.load import yamlload
 
 
 def _lines(path: Path) -> list[str]:
@@ -77,8 +77,8 @@ UNREADABLE = "secret.yaml:1:1: error[file-unreadable]: permission denied; make t
 _VALIDATE_SCRIPT = """
 import sys
 from pathlib import Path
-from hbsdeploy.config import load_config
-from hbsdeploy.validate import validate
+from hbsdeploy.load.config import load_config
+from hbsdeploy.check.validate import validate
 report = validate(load_config(Path(sys.argv[1])), [Path("secret.yaml")])
 print("\\n".join(p.format() for p in report.problems))
 """

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from validate_helpers import DATA, INVALID, REPO
 
-from hbsdeploy.cli import cli
+from hbsdeploy.cli.main import cli
 
 CONFIG = str(DATA / "hbsdeploy.yaml")
 WARNING_ONLY = "invalid/rule-cpo-broadcast-warning.yaml"

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from validate_helpers import DATA, INVALID, REPO, VALID
 
-from hbsdeploy import schemacheck
-from hbsdeploy.schemasubset import SubsetValidator
-from hbsdeploy.yamlload import load_yaml
+from hbsdeploy.load import schemacheck
+from hbsdeploy.load.schemasubset import SubsetValidator
+from hbsdeploy.load.yamlload import load_yaml
 
 PARTNER_SCHEMA = REPO / "schemas" / "partner.schema.json"
 CONFIG_SCHEMA = REPO / "schemas" / "config.schema.json"

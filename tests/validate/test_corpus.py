@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from validate_helpers import DATA, INVALID, REPO, UPDATE, VALID, corpus_config, validation_lines, working_directory
 
-from hbsdeploy.config import load_config
+from hbsdeploy.load.config import load_config
 
 
 def _id(path: Path) -> str:

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from validate_helpers import DATA, validation_lines, working_directory
 
-from hbsdeploy.config import load_config
+from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import UsageError
-from hbsdeploy.validate import validate
+from hbsdeploy.load.config import load_config
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -146,9 +146,9 @@ def test_private_hosts_allowed_only_in_the_sandbox() -> None:
     with working_directory(DATA):
         config = load_config(DATA / "hbsdeploy.yaml")
         assert validation_lines(config, [sandbox_only]) == []
-    from hbsdeploy.partner import partner_from_document
-    from hbsdeploy.rules import check_partner
-    from hbsdeploy.yamlload import parse_yaml
+    from hbsdeploy.check.rules import check_partner
+    from hbsdeploy.load.partner import partner_from_document
+    from hbsdeploy.load.yamlload import parse_yaml
 
     partner = partner_from_document(parse_yaml(text, "p.yaml"))
     rules = sorted(p.rule for p in check_partner(partner, config, config.environments.values()))

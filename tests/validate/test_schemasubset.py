@@ -1,4 +1,4 @@
-"""hbsdeploy.schemasubset reports exactly what jsonschema reports on hbsdeploy's schemas (differential test on
+"""hbsdeploy.load.schemasubset reports exactly what jsonschema reports on hbsdeploy's schemas (differential test on
 thousands of mutated documents), patterns follow ECMA 262, and unsupported schemas fall back to jsonschema."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 from jsonschema import Draft202012Validator
 from validate_helpers import DATA, REPO, VALID
 
-from hbsdeploy import schemacheck
-from hbsdeploy.resources import load_schema
-from hbsdeploy.schemasubset import SubsetValidator, Unsupported, ecma_pattern
-from hbsdeploy.yamlload import load_yaml, parse_yaml
+from hbsdeploy.load import schemacheck
+from hbsdeploy.load.resources import load_schema
+from hbsdeploy.load.schemasubset import SubsetValidator, Unsupported, ecma_pattern
+from hbsdeploy.load.yamlload import load_yaml, parse_yaml
 
 ODD_VALUES: list[Any] = [None, True, False, 0, 1, 1.0, 2.5, -1, 65, 601, "", "x", "yes", "DE*A36", "DE|8EO", "DE-8EO",
                          "+49*536", "https://a b", "local", "ftp://x", "Sandbox", "hubject", "user", "emp", "cpo", [],

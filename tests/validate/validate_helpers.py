@@ -7,9 +7,9 @@ from pathlib import Path
 
 from shared_helpers import working_directory  # noqa: F401 (re-exported)
 
-from hbsdeploy.config import Config, load_config
+from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import InputError
-from hbsdeploy.validate import validate
+from hbsdeploy.load.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "validate"

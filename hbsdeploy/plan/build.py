@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from hbsdeploy.config import Environment
-from hbsdeploy.plan import Current, Desired, Plan, compute_plan
+from hbsdeploy.check.project import Project
+from hbsdeploy.load.config import Environment
+from hbsdeploy.plan.model import Current, Desired, Plan, compute_plan
 from hbsdeploy.portal import Portal, ServiceTypeState
-from hbsdeploy.project import Project
-from hbsdeploy.render import Renderer
+from hbsdeploy.render.payloads import Renderer
 
 Progress = Callable[[int, int], None]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hbsdeploy import __version__
 from hbsdeploy.errors import HbsError
-from hbsdeploy.resources import default_templates_dir, schemas_dir
+from hbsdeploy.load.resources import default_templates_dir, schemas_dir
 
 HOOK_ID = "hbsdeploy-validate"
 HOOK_FILES = r"^(partners/.*\.ya?ml|hbsdeploy\.yaml)$"

@@ -5,7 +5,7 @@ This validator covers the subset of draft 2020-12 that schemas/partner.schema.js
 (see SUPPORTED), and reports errors with the same attributes as `jsonschema.ValidationError` (`validator`,
 `validator_value`, `instance`, `schema`, `absolute_path`, `absolute_schema_path`, `message`), so that the code that
 turns errors into messages works with either. A schema that uses anything else is refused with `Unsupported`, and
-hbsdeploy.schemacheck then falls back to `jsonschema`. tests/validate/test_compat.py checks that the results agree
+hbsdeploy.load.schemacheck then falls back to `jsonschema`. tests/validate/test_compat.py checks that the results agree
 with check-jsonschema on every example file.
 
 `pattern` follows ECMA 262, as the JSON Schema specification asks: `$` matches at the very end of the string only

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hbsdeploy.config import Config, Environment, find_config, load_config
 from hbsdeploy.errors import HbsError, InputError
-from hbsdeploy.yamlload import display_path, printable
+from hbsdeploy.load.config import Config, Environment, find_config, load_config
+from hbsdeploy.load.yamlload import display_path, printable
 
 EXPIRY_WARNING_DAYS = 30
 DEFAULT_TIMEOUT = 5.0
@@ -108,7 +108,7 @@ def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Ch
 
 
 def _partners_check(config: Config, env: Environment) -> Check:
-    from hbsdeploy.validate import validate
+    from hbsdeploy.check.validate import validate
 
     report = validate(config, None, env.name)
     deployed = sum(1 for p in report.partners if env.name in p.environments)
@@ -306,7 +306,7 @@ class ProbeTarget:
 
 def probe_targets(config: Config, env: Environment) -> list[ProbeTarget]:
     """The Service URLs of service types with Online Request on, for the partners deployed to `env`."""
-    from hbsdeploy.validate import validate
+    from hbsdeploy.check.validate import validate
 
     targets = []
     for partner in sorted(validate(config, None, env.name).partners, key=lambda p: p.partner_id):

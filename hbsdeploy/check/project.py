@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hbsdeploy.config import Config, Environment
+from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import HbsError, InputError, Problem
-from hbsdeploy.partner import Partner
-from hbsdeploy.validate import validate
+from hbsdeploy.load.config import Config, Environment
+from hbsdeploy.load.partner import Partner
 
 
 @dataclass(frozen=True)

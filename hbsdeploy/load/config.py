@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hbsdeploy import schemacheck
 from hbsdeploy.errors import HbsError, InputError, Problem, UsageError
-from hbsdeploy.schemacheck import show
-from hbsdeploy.yamlload import Document, JsonPath, display_path, load_yaml
+from hbsdeploy.load import schemacheck
+from hbsdeploy.load.schemacheck import show
+from hbsdeploy.load.yamlload import Document, JsonPath, display_path, load_yaml
 
 CONFIG_FILE_NAME = "hbsdeploy.yaml"
 CONFIG_ENV_VAR = "HBSDEPLOY_CONFIG"

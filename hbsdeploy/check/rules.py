@@ -5,7 +5,7 @@
 | unknown-environment          | error                             |
 | cpo-needs-authorization      | error                             |
 | service-type-not-for-role    | error                             |
-| (hbsdeploy.portalrules)      | error: the portal refuses it      |
+| (hbsdeploy.check.portalrules)      | error: the portal refuses it      |
 | cpo-broadcast                | warning                           |
 | name-invisible-characters    | warning                           |
 | emp-without-broadcast        | warning                           |
@@ -22,12 +22,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from hbsdeploy.certs import CertificateError, read_certificate
-from hbsdeploy.config import Config, Environment
+from hbsdeploy.check.certs import CertificateError, read_certificate
+from hbsdeploy.check.portalrules import check_settings
 from hbsdeploy.errors import Problem, Severity
-from hbsdeploy.partner import SERVICE_TYPES_KEY, Partner, ResolvedServiceType
-from hbsdeploy.portalrules import check_settings
-from hbsdeploy.servicetypes import ServiceTypeSpec, service_types
+from hbsdeploy.load.config import Config, Environment
+from hbsdeploy.load.partner import SERVICE_TYPES_KEY, Partner, ResolvedServiceType
+from hbsdeploy.load.servicetypes import ServiceTypeSpec, service_types
 
 EXPIRY_WARNING_DAYS = 30
 

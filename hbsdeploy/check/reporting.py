@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hbsdeploy.validate import ValidationReport
+from hbsdeploy.check.validate import ValidationReport
 
 VALIDATION_FORMAT_VERSION = 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from hbsdeploy.resources import load_schema
+from hbsdeploy.load.resources import load_schema
 
 
 @dataclass(frozen=True)

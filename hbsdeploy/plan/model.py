@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from hbsdeploy.errors import HbsError
-from hbsdeploy.settings import SETTING_FIELDS, normalize_settings
+from hbsdeploy.load.settings import SETTING_FIELDS, normalize_settings
 
 PLAN_FORMAT_VERSION = 1
 

@@ -1,6 +1,6 @@
 """The commands that fit hbsdeploy into editors and new repositories: `schema`, `init` and `doctor`.
 
-Registered on the `cli` group at the end of hbsdeploy/cli.py. This module does not import hbsdeploy.cli at import
+Registered on the `cli` group at the end of hbsdeploy/cli.py. This module does not import hbsdeploy.cli.main at import
 time (cli imports it), so the group's settings arrive through the click context object.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from hbsdeploy.cli import Globals
+    from hbsdeploy.cli.main import Globals
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -33,7 +33,7 @@ def schema(name: str) -> int:
     Example:
       hbsdeploy schema partner > schemas/partner.schema.json
     """
-    from hbsdeploy.resources import load_schema
+    from hbsdeploy.load.resources import load_schema
 
     click.echo(json.dumps(load_schema(SCHEMA_NAMES[name]), indent=2, ensure_ascii=False))
     return EXIT_OK
@@ -57,7 +57,7 @@ def init(g: Globals, directory: Path, hook_repo: str | None, hook_rev: str | Non
     Example:
       hbsdeploy init my-partners && cd my-partners && hbsdeploy validate && hbsdeploy plan
     """
-    from hbsdeploy.scaffold import ScaffoldConflict, scaffold_files, write_scaffold
+    from hbsdeploy.tools.scaffold import ScaffoldConflict, scaffold_files, write_scaffold
 
     try:
         written = write_scaffold(directory, scaffold_files(hook_repo, hook_rev))
@@ -98,7 +98,7 @@ def doctor(g: Globals, environment: str | None, probe: bool, probe_ca_bundle: Pa
     Example:
       hbsdeploy doctor --env qa --probe
     """
-    from hbsdeploy.doctor import DoctorOptions, Status, run_checks
+    from hbsdeploy.tools.doctor import DoctorOptions, Status, run_checks
 
     options = DoctorOptions(environment=environment, probe=probe, probe_ca_bundle=probe_ca_bundle, timeout=timeout)
     failures = 0

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # the hbsdeploy package folder
 
 
 def _shipped(folder: str) -> Path:

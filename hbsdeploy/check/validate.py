@@ -7,12 +7,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hbsdeploy import schemacheck
-from hbsdeploy.config import Config, Environment
+from hbsdeploy.check.rules import check_partner
 from hbsdeploy.errors import InputError, Problem, Severity, UsageError
-from hbsdeploy.partner import Partner, partner_from_document
-from hbsdeploy.rules import check_partner
-from hbsdeploy.yamlload import display_path, load_yaml, printable
+from hbsdeploy.load import schemacheck
+from hbsdeploy.load.config import Config, Environment
+from hbsdeploy.load.partner import Partner, partner_from_document
+from hbsdeploy.load.yamlload import display_path, load_yaml, printable
 
 # Good enough to spot a partner ID in a file that is not being validated this run (pre-commit passes changed files).
 _ID_LINE = re.compile(rb"^(?:operator_id|provider_id)[ \t]*:[ \t]*[\"']?([^\"'\s#]+)", re.MULTILINE)

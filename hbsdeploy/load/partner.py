@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from hbsdeploy.yamlload import Document, JsonPath
+from hbsdeploy.load.yamlload import Document, JsonPath
 
 SERVICE_TYPES_KEY = "service_types"
 

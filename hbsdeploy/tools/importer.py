@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from hbsdeploy.errors import HbsError
+from hbsdeploy.load.resources import load_schema
+from hbsdeploy.load.schemacheck import show
+from hbsdeploy.load.schemasubset import ecma_pattern
+from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
 from hbsdeploy.portal import ServiceTypeState
-from hbsdeploy.resources import load_schema
-from hbsdeploy.schemacheck import show
-from hbsdeploy.schemasubset import ecma_pattern
-from hbsdeploy.servicetypes import service_types
-from hbsdeploy.settings import DEFAULT_SETTINGS, normalize_settings
 
 
 def roles_of_id(partner_id: str) -> set[str]:

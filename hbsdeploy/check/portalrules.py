@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from hbsdeploy.servicetypes import ServiceTypeSpec
-from hbsdeploy.yamlload import redact_userinfo
+from hbsdeploy.load.servicetypes import ServiceTypeSpec
+from hbsdeploy.load.yamlload import redact_userinfo
 
 if TYPE_CHECKING:
     import ipaddress

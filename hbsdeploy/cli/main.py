@@ -22,8 +22,8 @@ from hbsdeploy import __version__
 from hbsdeploy.errors import HbsError, InputError, Problem, UsageError
 
 if TYPE_CHECKING:
-    from hbsdeploy.config import Config, Environment
-    from hbsdeploy.plan import Change, Plan
+    from hbsdeploy.load.config import Config, Environment
+    from hbsdeploy.plan.model import Change, Plan
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -39,7 +39,7 @@ class Globals:
     quiet: bool
 
     def load_config(self) -> Config:
-        from hbsdeploy.config import find_config, load_config
+        from hbsdeploy.load.config import find_config, load_config
 
         return load_config(find_config(self.config_path))
 
@@ -51,10 +51,10 @@ class _LazyGroup(click.Group):
     """Imports a command's module only when that command runs, so that `validate` starts fast."""
 
     lazy_commands = {
-        "portal": ("hbsdeploy.cli_portal", "portal"),
-        "schema": ("hbsdeploy.cli_ecosystem", "schema"),
-        "init": ("hbsdeploy.cli_ecosystem", "init"),
-        "doctor": ("hbsdeploy.cli_ecosystem", "doctor"),
+        "portal": ("hbsdeploy.cli.portal", "portal"),
+        "schema": ("hbsdeploy.cli.ecosystem", "schema"),
+        "init": ("hbsdeploy.cli.ecosystem", "init"),
+        "doctor": ("hbsdeploy.cli.ecosystem", "doctor"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -148,11 +148,11 @@ def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, outpu
     Example:
       hbsdeploy validate partners/example-cpo.yaml --env prod
     """
-    from hbsdeploy import reporting
-    from hbsdeploy.config import CONFIG_FILE_NAME
+    from hbsdeploy.check import reporting
+    from hbsdeploy.check.validate import ValidationReport, validation_failed
+    from hbsdeploy.check.validate import validate as run_validate
     from hbsdeploy.errors import Severity
-    from hbsdeploy.validate import ValidationReport, validation_failed
-    from hbsdeploy.validate import validate as run_validate
+    from hbsdeploy.load.config import CONFIG_FILE_NAME
 
     try:
         config = g.load_config()
@@ -204,8 +204,8 @@ def render(g: Globals, environment: str | None, partner_ids: tuple[str, ...], ou
     Example:
       hbsdeploy render --env qa --partner 'DE*A36'
     """
-    from hbsdeploy.project import load_project
-    from hbsdeploy.render import Renderer, canonical_json, payloads_document, write_rendered
+    from hbsdeploy.check.project import load_project
+    from hbsdeploy.render.payloads import Renderer, canonical_json, payloads_document, write_rendered
 
     config = g.load_config()
     environments = [config.environment(environment)] if environment else list(config.environments.values())
@@ -247,9 +247,9 @@ class _ProgressLine:
 
 def _plan_for(g: Globals, config: Config, env: Environment, partner_ids: tuple[str, ...],
               parallelism: int) -> Plan:
-    from hbsdeploy.planning import make_plan
+    from hbsdeploy.check.project import load_project
+    from hbsdeploy.plan.build import make_plan
     from hbsdeploy.portal import open_portal
-    from hbsdeploy.project import load_project
 
     project = load_project(config, env, partner_ids)
     _warn(g, project.warnings)
@@ -280,8 +280,8 @@ def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], outp
     Example:
       hbsdeploy plan --env qa --format markdown --out plan.json
     """
-    from hbsdeploy import planformat
     from hbsdeploy.atomic import write_atomic
+    from hbsdeploy.plan import formats as planformat
     from hbsdeploy.portal.base import portal_label
 
     config = g.load_config()
@@ -326,10 +326,10 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
       hbsdeploy plan --env prod --out prod.plan.json
       hbsdeploy apply prod.plan.json --env prod
     """
-    from hbsdeploy import planformat
-    from hbsdeploy.apply import Status, apply_confirmed, apply_plan, check_disable_share, check_fresh
-    from hbsdeploy.audit import AuditLog
-    from hbsdeploy.plan import read_plan_file
+    from hbsdeploy.apply.audit import AuditLog
+    from hbsdeploy.apply.run import Status, apply_confirmed, apply_plan, check_disable_share, check_fresh
+    from hbsdeploy.plan import formats as planformat
+    from hbsdeploy.plan.model import read_plan_file
     from hbsdeploy.portal import open_portal
     from hbsdeploy.portal.base import portal_label
 
@@ -441,8 +441,8 @@ def import_(g: Globals, environment: str, partner_id: str, role: str | None, nam
       hbsdeploy import --env qa --partner 'DE*A36' --out partners/de-a36.yaml
     """
     from hbsdeploy.atomic import write_atomic
-    from hbsdeploy.importer import check_partner_id, infer_role, partner_yaml
     from hbsdeploy.portal import open_portal
+    from hbsdeploy.tools.importer import check_partner_id, infer_role, partner_yaml
 
     check_partner_id(partner_id, role)
     config = g.load_config()

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from hbsdeploy.audit import AuditError, AuditLog
+from hbsdeploy.apply.audit import AuditError, AuditLog
 from hbsdeploy.errors import HbsError
-from hbsdeploy.plan import Change, ChangeKind, Plan
-from hbsdeploy.planning import read_current
+from hbsdeploy.load.settings import normalize_settings
+from hbsdeploy.plan.build import read_current
+from hbsdeploy.plan.model import Change, ChangeKind, Plan
 from hbsdeploy.portal import (
     PartnerNotFound,
     PayloadRejected,
@@ -26,7 +27,6 @@ from hbsdeploy.portal import (
     PortalError,
     VersionConflict,
 )
-from hbsdeploy.settings import normalize_settings
 
 # How a failed change says that the portal may hold it after all (the write's answer was lost, and so was the look).
 UNKNOWN_OUTCOME = "the update may or may not have been made: run plan to see what the portal holds"

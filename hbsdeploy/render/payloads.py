@@ -17,14 +17,14 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from hbsdeploy.certs import CertificateError, read_certificate
-from hbsdeploy.config import Config, Environment
+from hbsdeploy.check.certs import CertificateError, read_certificate
+from hbsdeploy.check.rules import resolve_repository_path
 from hbsdeploy.errors import HbsError
-from hbsdeploy.partner import Partner, ResolvedServiceType
+from hbsdeploy.load.config import Config, Environment
+from hbsdeploy.load.partner import Partner, ResolvedServiceType
+from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS
 from hbsdeploy.portal.base import payload_validator
-from hbsdeploy.rules import resolve_repository_path
-from hbsdeploy.servicetypes import service_types
-from hbsdeploy.settings import DEFAULT_SETTINGS, SETTING_FIELDS
 
 TEMPLATE_SUFFIX = ".json.j2"
 

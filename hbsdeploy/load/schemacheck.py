@@ -1,8 +1,8 @@
 """JSON Schema validation of loaded YAML, turned into located problems with messages a person can act on.
 
-The schemas are checked with hbsdeploy.schemasubset, which covers the keywords they use and loads in a fraction of the
-time `jsonschema` takes; a schema edited to use anything else is checked with `jsonschema` instead, with the same
-messages.
+The schemas are checked with hbsdeploy.load.schemasubset, which covers the keywords they use and loads in a
+fraction of the time `jsonschema` takes; a schema edited to use anything else is checked with `jsonschema`
+instead, with the same messages.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from hbsdeploy.errors import Problem
-from hbsdeploy.resources import load_schema
-from hbsdeploy.schemasubset import SubsetValidator, Unsupported, ecma_pattern
-from hbsdeploy.yamlload import Document, JsonPath, redact_userinfo
+from hbsdeploy.load.resources import load_schema
+from hbsdeploy.load.schemasubset import SubsetValidator, Unsupported, ecma_pattern
+from hbsdeploy.load.yamlload import Document, JsonPath, redact_userinfo
 
 YAML11_BOOLEANS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False}
 _TYPE_NAMES = {"boolean": "true or false", "string": "a string", "object": "a mapping", "array": "a list",
@@ -24,7 +24,7 @@ _TYPE_NAMES = {"boolean": "true or false", "string": "a string", "object": "a ma
 
 
 class SchemaValidator(Protocol):
-    """What hbsdeploy needs of a validator: hbsdeploy.schemasubset's, or a `jsonschema` one."""
+    """What hbsdeploy needs of a validator: hbsdeploy.load.schemasubset's, or a `jsonschema` one."""
 
     schema: Any
 
@@ -43,7 +43,7 @@ def _jsonschema_validator(schema: dict[str, Any]) -> SchemaValidator:
     from jsonschema import Draft202012Validator, ValidationError, validators
 
     def pattern(validator: Any, value: str, instance: Any, schema: Any) -> Iterator[Any]:
-        # ECMA 262 `$`, as in hbsdeploy.schemasubset and check-jsonschema.
+        # ECMA 262 `$`, as in hbsdeploy.load.schemasubset and check-jsonschema.
         if isinstance(instance, str) and not ecma_pattern(value).search(instance):
             yield ValidationError(f"{instance!r} does not match {value!r}")
 

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from hbsdeploy.plan import Change, ChangeKind, Plan
-from hbsdeploy.servicetypes import service_types
+from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.plan.model import Change, ChangeKind, Plan
 
 MARKDOWN_LIMIT = 60_000
 MARKDOWN_MARKER = "<!-- hbsdeploy-plan -->"
