@@ -184,7 +184,7 @@ def _tls_options(tls: Tls) -> dict[str, Any]:
 
 
 def _paths(partner_ids: Sequence[str]) -> list[str]:
-    from hbsdeploy.portal.base import service_types_path
+    from hbsdeploy.portal.contract import service_types_path
 
     return [service_types_path(pid) for pid in partner_ids]
 

@@ -24,9 +24,16 @@ from hbsdeploy.portal import (
     PayloadRejected,
     Portal,
     PortalAuthError,
+    PortalConfigError,
     PortalError,
+    PortalRefused,
+    PortalStateError,
     VersionConflict,
 )
+
+# The portal refused the write or could not start it: nothing was written, so there is nothing to look for.
+NOTHING_WRITTEN = (VersionConflict, PayloadRejected, PartnerNotFound, PortalAuthError, PortalRefused,
+                   PortalStateError, PortalConfigError)
 
 # How a failed change says that the portal may hold it after all (the write's answer was lost, and so was the look).
 UNKNOWN_OUTCOME = "the update may or may not have been made: run plan to see what the portal holds"
@@ -151,9 +158,7 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
-            cancel = getattr(portal, "cancel", None)  # workers waiting to retry give up instead of sleeping on
-            if cancel is not None:
-                cancel()
+            portal.cancel()  # workers waiting to retry give up instead of sleeping on
         except BaseException:
             stop.set()
             raise
@@ -173,11 +178,9 @@ def _apply_change(portal: Portal, change: Change) -> ChangeResult:
     # that leaves the changes made so far unreported.
     try:
         portal.update_service_type(change.partner_id, change.service_type, dict(change.payload), change.version)
-    except (VersionConflict, PayloadRejected, PartnerNotFound, PortalAuthError) as exc:
-        return ChangeResult(change, Status.FAILED, str(exc))  # refused: the portal wrote nothing
+    except NOTHING_WRITTEN as exc:
+        return ChangeResult(change, Status.FAILED, str(exc))
     except PortalError as exc:
-        if type(exc) is PortalError:  # a 4xx answer the portal gave: refused, nothing written
-            return ChangeResult(change, Status.FAILED, str(exc))
         # No answer, or one that cannot be read (timeout, closed connection, 5xx, a body outside the contract):
         # the write may have been made. Look before calling it failed.
         return _after_unclear_write(portal, change, str(exc))

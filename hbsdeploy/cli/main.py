@@ -282,7 +282,7 @@ def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], outp
     """
     from hbsdeploy.atomic import write_atomic
     from hbsdeploy.plan import formats as planformat
-    from hbsdeploy.portal.base import portal_label
+    from hbsdeploy.portal import portal_label
 
     config = g.load_config()
     env = config.environment(environment)
@@ -330,8 +330,7 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
     from hbsdeploy.apply.run import Status, apply_confirmed, apply_plan, check_disable_share, check_fresh
     from hbsdeploy.plan import formats as planformat
     from hbsdeploy.plan.model import read_plan_file
-    from hbsdeploy.portal import open_portal
-    from hbsdeploy.portal.base import portal_label
+    from hbsdeploy.portal import open_portal, portal_label
 
     config = g.load_config()
     if plan_file is not None:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from hbsdeploy.check.project import Project
 from hbsdeploy.load.config import Environment
-from hbsdeploy.plan.model import Current, Desired, Plan, compute_plan
+from hbsdeploy.plan.model import Desired, Plan, compute_plan
 from hbsdeploy.portal import Portal, ServiceTypeState
 from hbsdeploy.render.payloads import Renderer
 
@@ -23,18 +23,17 @@ def desired_payloads(project: Project, environment: Environment, renderer: Rende
 
 
 def read_current(portal: Portal, partner_ids: Iterable[str], parallelism: int,
-                 progress: Progress | None = None) -> dict[tuple[str, str], Current]:
+                 progress: Progress | None = None) -> dict[tuple[str, str], ServiceTypeState]:
     """One listing request per partner, `parallelism` at a time."""
     ids = sorted(set(partner_ids))
-    current: dict[tuple[str, str], Current] = {}
+    current: dict[tuple[str, str], ServiceTypeState] = {}
 
     def one(partner_id: str) -> dict[str, ServiceTypeState]:
         return portal.list_service_types(partner_id)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for done, (partner_id, states) in enumerate(zip(ids, pool.map(one, ids), strict=True), start=1):
-            for name, state in states.items():
-                current[(partner_id, name)] = Current(partner_id, name, state.settings, state.version)
+            current.update(((partner_id, name), state) for name, state in states.items())
             if progress:
                 progress(done, len(ids))
     return current

@@ -18,6 +18,7 @@ from typing import Any
 
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.settings import SETTING_FIELDS, normalize_settings
+from hbsdeploy.portal.interface import ServiceTypeState
 
 PLAN_FORMAT_VERSION = 1
 
@@ -33,22 +34,13 @@ _KIND_ORDER = {ChangeKind.DISABLE: 0, ChangeKind.ENABLE: 1, ChangeKind.CHANGE: 2
 
 @dataclass(frozen=True)
 class Desired:
-    """What the partner files want for one service type (a rendered payload)."""
+    """What the partner files want for one service type: a rendered payload (render.payloads.RenderedPayload)
+    reduced to what the plan shows, with the partner's name for the reviewer."""
 
     partner_id: str
     partner_name: str
     service_type: str
     payload: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Current:
-    """What the portal holds for one service type, and its version."""
-
-    partner_id: str
-    service_type: str
-    settings: Mapping[str, Any]
-    version: str
 
 
 @dataclass(frozen=True)
@@ -157,7 +149,8 @@ def plan_checksum(body: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def compute_plan(environment: str, desired: Iterable[Desired], current: Mapping[tuple[str, str], Current]) -> Plan:
+def compute_plan(environment: str, desired: Iterable[Desired],
+                 current: Mapping[tuple[str, str], ServiceTypeState]) -> Plan:
     """The changes that turn `current` into `desired`. Service types not desired are not managed: left alone."""
     changes = []
     observed = []
@@ -173,7 +166,7 @@ def compute_plan(environment: str, desired: Iterable[Desired], current: Mapping[
     return Plan(environment, tuple(changes), tuple(observed))
 
 
-def diff_service_type(want: Desired, have: Current) -> Change | None:
+def diff_service_type(want: Desired, have: ServiceTypeState) -> Change | None:
     """The change from `have` to `want`, or None when they agree in the portal's canonical form."""
     before = normalize_settings(have.settings)
     after = normalize_settings(want.payload)

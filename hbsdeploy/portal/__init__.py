@@ -1,29 +1,71 @@
-"""The portal: its interface, the embedded store-backed portal, the HTTP client and the emulator."""
+"""The portal: its interface, errors and contract, and `open_portal`, which picks the driver for an environment.
+
+Drivers: `local` and `manual` (the embedded store, portal/local.py) and `http` (the portal API, portal/http.py).
+A driver is a class with `from_environment(env, *, parallelism)` (interface.PortalDriver) that implements Portal;
+adding one is a module and one entry in DRIVERS. Drivers load on first use, so `validate` never imports `requests`.
+"""
 
 from __future__ import annotations
 
-from hbsdeploy.portal.base import (
+import importlib
+from typing import TYPE_CHECKING, cast
+
+from hbsdeploy.portal.errors import (
     PartnerNotFound,
     PayloadRejected,
-    Portal,
     PortalAuthError,
+    PortalConfigError,
     PortalError,
     PortalProtocolError,
+    PortalRefused,
+    PortalStateError,
     PortalUnavailable,
-    ServiceTypeState,
     VersionConflict,
-    open_portal,
+    portal_label,
 )
+from hbsdeploy.portal.interface import Portal, PortalDriver, ServiceTypeState
+
+if TYPE_CHECKING:
+    from hbsdeploy.load.config import Environment
+
+# env.kind -> "module:Class" of the driver (imported only when an environment of that kind is opened).
+DRIVERS: dict[str, str] = {
+    "local": "hbsdeploy.portal.local:LocalPortal",
+    "manual": "hbsdeploy.portal.local:LocalPortal",
+    "http": "hbsdeploy.portal.http:HttpPortal",
+}
+
+
+def driver(kind: str) -> PortalDriver:
+    """The driver class for an environment kind; PortalConfigError for a kind no driver serves."""
+    target = DRIVERS.get(kind)
+    if target is None:
+        raise PortalConfigError(f"no portal driver for {kind!r} environments; known: {', '.join(sorted(DRIVERS))}")
+    module, _, name = target.partition(":")
+    return cast("PortalDriver", getattr(importlib.import_module(module), name))
+
+
+def open_portal(env: Environment, *, parallelism: int = 8) -> Portal:
+    """The portal of an environment, through the driver its kind names (`parallelism` concurrent calls)."""
+    return driver(env.kind).from_environment(env, parallelism=parallelism)
+
 
 __all__ = [
+    "DRIVERS",
     "PartnerNotFound",
     "PayloadRejected",
     "Portal",
     "PortalAuthError",
+    "PortalConfigError",
+    "PortalDriver",
     "PortalError",
     "PortalProtocolError",
+    "PortalRefused",
+    "PortalStateError",
     "PortalUnavailable",
     "ServiceTypeState",
     "VersionConflict",
+    "driver",
     "open_portal",
+    "portal_label",
 ]

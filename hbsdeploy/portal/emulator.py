@@ -23,13 +23,8 @@ from urllib.parse import unquote
 
 from hbsdeploy import __version__
 from hbsdeploy.errors import HbsError
-from hbsdeploy.portal.base import (
-    PartnerNotFound,
-    PayloadRejected,
-    PortalError,
-    ServiceTypeState,
-    VersionConflict,
-)
+from hbsdeploy.portal.errors import PartnerNotFound, PayloadRejected, PortalError, VersionConflict
+from hbsdeploy.portal.interface import ServiceTypeState
 from hbsdeploy.portal.local import LocalPortal
 
 MAX_BODY_BYTES = 64 * 1024

@@ -18,20 +18,21 @@ from requests.adapters import HTTPAdapter
 
 from hbsdeploy import __version__
 from hbsdeploy.load.settings import normalize_settings
-from hbsdeploy.portal.base import (
+from hbsdeploy.portal.contract import payload_validator, service_types_path
+from hbsdeploy.portal.errors import (
     PartnerNotFound,
     PayloadRejected,
     PortalAuthError,
+    PortalConfigError,
     PortalError,
     PortalProtocolError,
+    PortalRefused,
     PortalUnavailable,
-    ServiceTypeState,
     VersionConflict,
-    payload_validator,
     portal_label,
-    redact_url,
-    service_types_path,
 )
+from hbsdeploy.portal.interface import ServiceTypeState
+from hbsdeploy.text import one_line, redact_headers, redact_url
 
 if TYPE_CHECKING:
     from hbsdeploy.load.config import Environment
@@ -40,7 +41,6 @@ log = logging.getLogger("hbsdeploy.portal")
 
 USER_AGENT = f"hbsdeploy/{__version__}"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})  # and 500 for a GET: a read changes nothing, so repeating it is safe
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 MAX_RETRY_AFTER = 60.0
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
@@ -59,11 +59,6 @@ class _Bearer(requests.auth.AuthBase):
 
     def __repr__(self) -> str:
         return "<bearer token redacted>"
-
-
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers fit for a log: Authorization, cookies and API keys replaced by `<redacted>`."""
-    return {name: "<redacted>" if name.lower() in SECRET_HEADERS else value for name, value in headers.items()}
 
 
 class HttpPortal:
@@ -87,8 +82,8 @@ class HttpPortal:
         self.backoff_cap = backoff_cap
         self.timeout = (env.connect_timeout, env.read_timeout)
         if not env.verify_tls and env.protected:
-            raise PortalError(f"{self.label}: verify_tls: false is refused for a protected environment; "
-                              "give the portal's CA in ca_bundle instead")
+            raise PortalConfigError(f"{self.label}: verify_tls: false is refused for a protected environment; "
+                                    "give the portal's CA in ca_bundle instead")
         self._verify: bool | str = str(env.ca_bundle) if env.ca_bundle else True
         if not env.verify_tls:
             self._verify = False
@@ -96,9 +91,10 @@ class HttpPortal:
         for setting, path in (("client_cert", env.client_cert), ("client_key", env.client_key),
                               ("ca_bundle", env.ca_bundle)):
             if path is not None and not path.is_file():
-                raise PortalError(f"{self.label}: {setting} {path} does not exist; fix the path in hbsdeploy.yaml")
+                raise PortalConfigError(f"{self.label}: {setting} {path} does not exist; fix the path in "
+                                        "hbsdeploy.yaml")
         if env.client_key is not None and env.client_cert is None:
-            raise PortalError(f"{self.label}: client_key is set without client_cert; set both")
+            raise PortalConfigError(f"{self.label}: client_key is set without client_cert; set both")
         self._cert: tuple[str, str] | str | None = None
         if env.client_cert is not None:
             self._cert = (str(env.client_cert), str(env.client_key)) if env.client_key else str(env.client_cert)
@@ -117,6 +113,11 @@ class HttpPortal:
         self.session = session
         self.session.auth = _Bearer(token)
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+
+    @classmethod
+    def from_environment(cls, env: Environment, *, parallelism: int) -> HttpPortal:
+        """The portal API at env.portal, with a pooled connection for each of `parallelism` workers."""
+        return cls(env, pool_size=parallelism)
 
     # -- the Portal interface -----------------------------------------------------------------------------------
 
@@ -282,10 +283,10 @@ class HttpPortal:
         elif status >= 500 or status == 429:
             error = PortalUnavailable(f"{self.label}: the portal failed{said} for {what}; try again later")
         elif status == 400:
-            error = PortalError(f"{self.label}: the portal called the request malformed{said}; check the payload "
-                                "templates against schemas/portal-payload.schema.json")
+            error = PortalRefused(f"{self.label}: the portal called the request malformed{said}; check the payload "
+                                  "templates against schemas/portal-payload.schema.json")
         else:
-            error = PortalError(f"{self.label}: unexpected answer{said} for {what}")
+            error = PortalRefused(f"{self.label}: unexpected answer{said} for {what}")
         error.attempts = attempts
         raise error
 
@@ -356,8 +357,7 @@ def _server_message(response: requests.Response) -> str:
     message = _server_body(response).get("message")
     if not isinstance(message, str):
         return ""
-    one_line = " ".join(message.split())
-    return one_line if len(one_line) <= 300 else one_line[:297] + "..."
+    return one_line(message, 300)
 
 
 def _server_details(response: requests.Response) -> list[dict[str, str]]:
@@ -367,7 +367,7 @@ def _server_details(response: requests.Response) -> list[dict[str, str]]:
     found = []
     for item in details[:100]:
         if isinstance(item, dict):
-            found.append({key: " ".join(str(item.get(key, "")).split())[:300] for key in ("field", "rule", "message")})
+            found.append({key: one_line(str(item.get(key, "")), 300) for key in ("field", "rule", "message")})
     return found
 
 
@@ -404,11 +404,10 @@ def _tls_error(label: str, exc: BaseException, has_client_cert: bool) -> PortalE
                                  "signed by an unknown CA (unable to verify it); set ca_bundle to the CA that "
                                  "signed it")
     if "no such file" in lowered or "pem lib" in lowered or "key values mismatch" in lowered:
-        return PortalError(f"{label}: the client certificate or key cannot be loaded; check client_cert and "
-                           "client_key (a PEM certificate and its unencrypted private key)")
-    short = " ".join(text.split())[:200]
-    return PortalUnavailable(f"{label}: the TLS handshake with the portal failed ({short}); check the URL and TLS "
-                             "settings")
+        return PortalConfigError(f"{label}: the client certificate or key cannot be loaded; check client_cert and "
+                                 "client_key (a PEM certificate and its unencrypted private key)")
+    return PortalUnavailable(f"{label}: the TLS handshake with the portal failed ({one_line(text, 200)}); check the "
+                             "URL and TLS settings")
 
 
 def _describe_connection(exc: BaseException) -> str:

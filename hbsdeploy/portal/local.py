@@ -6,21 +6,24 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
-from hbsdeploy.portal.base import (
+from hbsdeploy.portal.contract import check_payload, format_etag, parse_etag
+from hbsdeploy.portal.errors import (
     PartnerNotFound,
     PayloadRejected,
-    PortalError,
-    ServiceTypeState,
+    PortalConfigError,
+    PortalStateError,
     VersionConflict,
-    check_payload,
-    format_etag,
-    parse_etag,
+    portal_label,
 )
+from hbsdeploy.portal.interface import ServiceTypeState
 from hbsdeploy.portal.store import StaleVersion, Store, StoreError, UnknownPartner
+
+if TYPE_CHECKING:
+    from hbsdeploy.load.config import Environment
 
 
 class LocalPortal:
@@ -34,12 +37,21 @@ class LocalPortal:
         with self._errors():
             self.store = Store(state_file)
 
+    @classmethod
+    def from_environment(cls, env: Environment, *, parallelism: int) -> LocalPortal:
+        """The store at env.state_file (`local` and `manual`); any parallelism is fine, each call has its own
+        connection."""
+        if env.state_file is None:
+            raise PortalConfigError(f"{portal_label(env)}: no state file configured; set `state:` for this "
+                                    "environment")
+        return cls(env.state_file, name=env.name, allow_private_hosts=env.is_sandbox, auto_register=True)
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
         except (StoreError, sqlite3.Error) as exc:
-            raise PortalError(f"{self.label}: the state file cannot be used ({exc}); check the file and its "
+            raise PortalStateError(f"{self.label}: the state file cannot be used ({exc}); check the file and its "
                               "folder's permissions") from exc
 
     def register_partner(self, partner_id: str) -> bool:
@@ -118,6 +130,9 @@ class LocalPortal:
                     f"{self.label}: {name} of {partner_id} changed since the plan (plan saw version {if_match[:64]}, "
                     f"the portal has {format_etag(stale.current)}); run plan again") from None
         return ServiceTypeState(partner_id, name, settings, format_etag(version))
+
+    def cancel(self) -> None:
+        """Nothing to cancel: this portal never waits (no retries, no back-off), so every call ends on its own."""
 
     def close(self) -> None:
         """Nothing to release: every call opens and closes its own connection."""

@@ -24,7 +24,7 @@ from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import Partner, ResolvedServiceType
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS
-from hbsdeploy.portal.base import payload_validator
+from hbsdeploy.portal.contract import payload_validator
 
 TEMPLATE_SUFFIX = ".json.j2"
 

@@ -232,7 +232,7 @@ def _token_check(env: Environment) -> Check:
 def _portal_reachable(env: Environment, timeout: float) -> Check:
     import requests
 
-    from hbsdeploy.portal.base import redact_url
+    from hbsdeploy.text import redact_url
 
     shown = redact_url(env.portal)
     verify: bool | str = str(env.ca_bundle) if env.ca_bundle and env.verify_tls else env.verify_tls

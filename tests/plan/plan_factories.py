@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from shared_helpers import online_payload
 
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
-from hbsdeploy.plan.model import Current, Desired
+from hbsdeploy.plan.model import Desired
+from hbsdeploy.portal import ServiceTypeState
 
 SHA = "ab" * 32
 PARTNERS = ("DE*A36", "DE*B12", "+49*536", "DE-8EO", "AT*X01")
@@ -33,11 +34,12 @@ def want_payload(partner_id: str, service_type: str, payload: dict[str, Any]) ->
 
 
 def have(partner_id: str = "DE*A36", service_type: str = "authorization", version: str = '"1"',
-         payload: dict[str, Any] | None = None) -> Current:
-    return Current(partner_id, service_type, normalize_settings(offline() if payload is None else payload), version)
+         payload: dict[str, Any] | None = None) -> ServiceTypeState:
+    settings = normalize_settings(offline() if payload is None else payload)
+    return ServiceTypeState(partner_id, service_type, settings, version)
 
 
-def state_of(*items: Current) -> dict[tuple[str, str], Current]:
+def state_of(*items: ServiceTypeState) -> dict[tuple[str, str], ServiceTypeState]:
     return {(c.partner_id, c.service_type): c for c in items}
 
 
@@ -79,17 +81,18 @@ def payloads(draw: st.DrawFn, service_type: str = "authorization", complete: boo
 
 
 @st.composite
-def desired_and_current(draw: st.DrawFn) -> tuple[list[Desired], dict[tuple[str, str], Current]]:
+def desired_and_current(draw: st.DrawFn) -> tuple[list[Desired], dict[tuple[str, str], ServiceTypeState]]:
     """A desired state for some service types of some partners, and a current state for every service type of
     those partners (the portal lists them all, configured or not)."""
     partners = draw(st.lists(st.sampled_from(PARTNERS), min_size=1, max_size=4, unique=True))
     desired: list[Desired] = []
-    current: dict[tuple[str, str], Current] = {}
+    current: dict[tuple[str, str], ServiceTypeState] = {}
     for partner_id in partners:
         for service_type in SERVICE_TYPES:
             held = draw(st.one_of(st.just(offline()), payloads(service_type)))
             version = f'"{draw(st.integers(0, 50))}"'
-            current[(partner_id, service_type)] = Current(partner_id, service_type, normalize_settings(held), version)
+            current[(partner_id, service_type)] = ServiceTypeState(partner_id, service_type, normalize_settings(held),
+                                                                   version)
             if draw(st.booleans()):
                 desired.append(want_payload(partner_id, service_type, draw(payloads(service_type, complete=False))))
     return desired, current

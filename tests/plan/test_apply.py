@@ -14,10 +14,12 @@ from hbsdeploy.apply.run import StalePlan, Status, apply_plan, check_disable_sha
 from hbsdeploy.errors import HbsError
 from hbsdeploy.plan.build import read_current
 from hbsdeploy.plan.model import Plan, compute_plan
-from hbsdeploy.portal import PortalUnavailable, ServiceTypeState
+from hbsdeploy.portal import PortalError, PortalRefused, PortalStateError, PortalUnavailable, ServiceTypeState
 from hbsdeploy.portal.local import LocalPortal
 
 PARTNERS = ("DE*A36", "DE*B12", "DE*C34")
+REFUSALS: dict[str, type[PortalError]] = {"refused": PortalRefused, "state-file": PortalStateError,
+                                          "unavailable": PortalUnavailable}
 
 
 class Misbehaving(LocalPortal):
@@ -27,6 +29,8 @@ class Misbehaving(LocalPortal):
         super().__init__(path)
         self.partner = partner
         self.fault = fault
+        self.reads: list[str] = []
+        self.cancelled = 0
 
     def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
                             if_match: str) -> ServiceTypeState:
@@ -34,12 +38,20 @@ class Misbehaving(LocalPortal):
             raise ConnectionResetError("peer reset the connection")
         if partner_id == self.partner and self.fault == "write-ignored":
             return self.get_service_type(partner_id, service_type)
+        if partner_id == self.partner and self.fault in REFUSALS:
+            raise REFUSALS[self.fault](f"portal 'x': {self.fault}")
+        if partner_id == self.partner and self.fault == "interrupt":
+            raise KeyboardInterrupt
         return super().update_service_type(partner_id, service_type, payload, if_match)
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
+        self.reads.append(partner_id)
         if partner_id == self.partner and self.fault == "read-back-fails":
             raise PortalUnavailable("portal 'x': read timed out")
         return super().get_service_type(partner_id, service_type)
+
+    def cancel(self) -> None:
+        self.cancelled += 1
 
 
 def plan_for(portal: LocalPortal, desired: list[Any]) -> Plan:
@@ -70,6 +82,27 @@ def test_a_failing_change_is_reported_and_the_others_are_applied(tmp_path: Path,
     healthy = LocalPortal(tmp_path / "state.sqlite3")
     rerun = apply_plan(plan_for(healthy, all_on()), healthy, AuditLog(tmp_path / "audit.jsonl"))
     assert rerun.ok and not plan_for(healthy, all_on()).has_changes
+
+
+@pytest.mark.parametrize("fault, looked", [("refused", False), ("state-file", False), ("unavailable", True)])
+def test_a_refused_write_fails_without_a_look_and_an_unclear_one_is_looked_at(tmp_path: Path, fault: str,
+                                                                             looked: bool) -> None:
+    """A refusal (any 4xx, an unusable state file) wrote nothing; only a write without a usable answer is read back."""
+    portal = Misbehaving(tmp_path / "state.sqlite3", "DE*B12", fault)
+    plan = plan_for(portal, all_on())
+    portal.reads.clear()
+    result = apply_plan(plan, portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=1)
+    failed = {r.change.partner_id: r.message for r in result.results if r.status is Status.FAILED}
+    assert list(failed) == ["DE*B12"] and f"portal 'x': {fault}" in str(failed["DE*B12"])
+    assert ("DE*B12" in portal.reads) is looked
+    assert ("the portal does not hold the update" in str(failed["DE*B12"])) is looked
+
+
+def test_an_interrupted_apply_cancels_the_portal_and_reports_the_rest(tmp_path: Path) -> None:
+    portal = Misbehaving(tmp_path / "state.sqlite3", "DE*A36", "interrupt")
+    result = apply_plan(plan_for(portal, all_on()), portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=1)
+    assert result.interrupted and portal.cancelled == 1
+    assert {r.status for r in result.results} == {Status.NOT_ATTEMPTED}
 
 
 def test_check_fresh_names_what_changed_and_allows_an_unchanged_portal(tmp_path: Path) -> None:

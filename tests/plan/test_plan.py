@@ -35,7 +35,6 @@ from hbsdeploy.plan.build import desired_payloads
 from hbsdeploy.plan.model import (
     PLAN_FORMAT_VERSION,
     ChangeKind,
-    Current,
     Desired,
     Plan,
     compute_plan,
@@ -257,7 +256,7 @@ def test_plan_json_round_trip() -> None:
 
 
 @given(desired_and_current())
-def test_plan_json_round_trip_for_any_plan(case: tuple[list[Desired], dict[tuple[str, str], Current]]) -> None:
+def test_plan_json_round_trip_for_any_plan(case: tuple[list[Desired], dict[tuple[str, str], ServiceTypeState]]) -> None:
     plan = compute_plan("qa", *case)
     assert plan_from_json(json.loads(plan.to_json())) == plan
 
@@ -293,19 +292,20 @@ def test_something_that_is_not_a_plan_is_refused(document: dict[str, Any], messa
 
 # -- properties: apply gives the desired state; a plan after apply is empty -------------------------------------------
 
-def apply_payloads(plan: Plan, current: dict[tuple[str, str], Current]) -> dict[tuple[str, str], Current]:
+def apply_payloads(plan: Plan, current: dict[tuple[str, str], ServiceTypeState]
+                   ) -> dict[tuple[str, str], ServiceTypeState]:
     """What a portal holds after storing each change's payload (normalised, one version up)."""
     after = dict(current)
     for change in plan.changes:
         old = after[change.key]
-        after[change.key] = Current(old.partner_id, old.service_type, normalize_settings(change.payload),
+        after[change.key] = ServiceTypeState(old.partner_id, old.service_type, normalize_settings(change.payload),
                                     f'"{int(old.version.strip(chr(34))) + 1}"')
     return after
 
 
 @given(desired_and_current())
 def test_applying_a_plan_gives_the_desired_state_and_then_plans_nothing(
-        case: tuple[list[Desired], dict[tuple[str, str], Current]]) -> None:
+        case: tuple[list[Desired], dict[tuple[str, str], ServiceTypeState]]) -> None:
     desired, current = case
     plan = compute_plan("qa", desired, current)
     after = apply_payloads(plan, current)
@@ -328,7 +328,8 @@ def test_applying_a_plan_gives_the_desired_state_and_then_plans_nothing(
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=desired_and_current())
 def test_applying_through_the_embedded_portal_gives_the_desired_state(
-        tmp_path_factory: pytest.TempPathFactory, case: tuple[list[Desired], dict[tuple[str, str], Current]]) -> None:
+        tmp_path_factory: pytest.TempPathFactory,
+        case: tuple[list[Desired], dict[tuple[str, str], ServiceTypeState]]) -> None:
     """The same property through LocalPortal and apply_plan: real versions, If-Match, read-back verification."""
     from hbsdeploy.apply.audit import AuditLog
     from hbsdeploy.apply.run import Status, apply_plan
@@ -409,7 +410,7 @@ def test_import_then_plan_is_a_no_op(import_repo: Path, case: tuple[str, str, st
     assert (partner.partner_id, partner.name, partner.role) == (partner_id, name, role)
     env = config.environment("sandbox")
     desired = desired_payloads(Project(config, report.partners), env, Renderer(config))
-    current = {(partner_id, n): Current(partner_id, n, s.settings, s.version) for n, s in states.items()}
+    current = {(partner_id, n): s for n, s in states.items()}
     plan = compute_plan("sandbox", desired, current)
     assert not plan.has_changes, text
     # every service type away from the defaults is managed; so is one the role must configure

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,8 +22,9 @@ from hbsdeploy.portal import (
     PartnerNotFound,
     PayloadRejected,
     PortalAuthError,
-    PortalError,
+    PortalConfigError,
     PortalProtocolError,
+    PortalRefused,
     PortalUnavailable,
     VersionConflict,
     open_portal,
@@ -101,8 +103,8 @@ def test_update_sends_payload_and_if_match(rsps: responses.RequestsMock, client:
     (401, PortalAuthError, TOKEN_ENV),
     (403, PortalAuthError, "not allowed"),
     (404, PartnerNotFound, "does not know"),
-    (400, PortalError, "malformed"),
-    (418, PortalError, "unexpected"),
+    (400, PortalRefused, "malformed"),
+    (418, PortalRefused, "unexpected"),
 ])
 def test_error_statuses(rsps: responses.RequestsMock, client: Callable[..., HttpPortal], status: int,
                         error: type[Exception], words: str) -> None:
@@ -303,13 +305,13 @@ def test_no_token_env_sends_no_authorization(rsps: responses.RequestsMock) -> No
 
 
 def test_verification_cannot_be_turned_off_for_protected_environments() -> None:
-    with pytest.raises(PortalError, match="protected"):
+    with pytest.raises(PortalConfigError, match="protected"):
         HttpPortal(make_env(BASE, verify_tls=False, protected=True))
     assert HttpPortal(make_env(BASE, verify_tls=False))._verify is False
 
 
 def test_missing_certificate_file_is_named(tmp_path: Any) -> None:
-    with pytest.raises(PortalError, match="client_cert .*nope.pem does not exist"):
+    with pytest.raises(PortalConfigError, match="client_cert .*nope.pem does not exist"):
         HttpPortal(make_env(BASE, client_cert=tmp_path / "nope.pem"))
 
 
@@ -328,3 +330,40 @@ def test_open_portal_picks_the_implementation(tmp_path: Any, monkeypatch: pytest
     assert isinstance(open_portal(make_env("local", state_file=tmp_path / "s.sqlite3")), LocalPortal)
     manual = open_portal(make_env("manual", state_file=tmp_path / "m.sqlite3"))
     assert isinstance(manual, LocalPortal) and manual.allow_private_hosts is False
+
+
+def test_open_portal_refuses_a_local_environment_without_a_state_file() -> None:
+    with pytest.raises(PortalConfigError, match=r"portal 'test' \(local\): no state file configured; set `state:`"):
+        open_portal(make_env("local"))
+
+
+def test_open_portal_dispatches_through_the_driver_table(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new kind of portal is one entry in DRIVERS: a class with from_environment."""
+    import hbsdeploy.portal as portal_package
+
+    opened: list[tuple[str, int]] = []
+
+    class Recorder:
+        @classmethod
+        def from_environment(cls, env: Any, *, parallelism: int) -> Any:
+            opened.append((env.name, parallelism))
+            return cls()
+
+    monkeypatch.setattr(sys.modules[__name__], "Recorder", Recorder, raising=False)
+    monkeypatch.setitem(portal_package.DRIVERS, "http", f"{__name__}:Recorder")
+    assert isinstance(open_portal(make_env(BASE), parallelism=3), Recorder)
+    assert opened == [("test", 3)]
+    monkeypatch.delitem(portal_package.DRIVERS, "http")
+    with pytest.raises(PortalConfigError, match="no portal driver for 'http' environments; known: local, manual"):
+        open_portal(make_env(BASE))
+
+
+def test_every_driver_implements_the_whole_portal_interface() -> None:
+    from hbsdeploy.portal import DRIVERS, Portal, driver
+
+    members = [name for name in vars(Portal) if not name.startswith("_")]
+    assert {"list_service_types", "get_service_type", "update_service_type", "cancel", "close"} <= set(members)
+    for kind in DRIVERS:
+        implementation = driver(kind)
+        assert callable(implementation.from_environment), kind
+        assert all(callable(getattr(implementation, name, None)) for name in members), kind

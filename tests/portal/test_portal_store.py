@@ -13,8 +13,8 @@ import pytest
 from portal_helpers import payload
 
 from hbsdeploy.load.settings import DEFAULT_SETTINGS
-from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalError, VersionConflict
-from hbsdeploy.portal.base import check_payload, format_etag, parse_etag
+from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalStateError, VersionConflict
+from hbsdeploy.portal.contract import check_payload, format_etag, parse_etag
 from hbsdeploy.portal.local import LocalPortal
 from hbsdeploy.portal.store import StaleVersion, Store, UnknownPartner
 
@@ -121,10 +121,10 @@ def test_unknown_partner_and_service_type(tmp_path: Path) -> None:
         portal.get_service_type(PARTNER, "pull")
 
 
-def test_unusable_state_file_is_a_portal_error(tmp_path: Path) -> None:
+def test_unusable_state_file_is_a_portal_state_error(tmp_path: Path) -> None:
     bad = tmp_path / "not-a-db.sqlite3"
     bad.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(PortalError, match="state file cannot be used"):
+    with pytest.raises(PortalStateError, match="state file cannot be used"):
         LocalPortal(bad)
 
 

@@ -126,6 +126,9 @@ class Rendezvous:
         self.barriers[(partner_id, service_type)].wait(timeout=30)
         return self.portal.update_service_type(partner_id, service_type, payload, if_match)
 
+    def cancel(self) -> None:
+        self.portal.cancel()
+
     def close(self) -> None:
         self.portal.close()
 

@@ -34,7 +34,7 @@ from security_helpers import (
 from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import HbsError, InputError
 from hbsdeploy.load.config import Config, load_config
-from hbsdeploy.portal.base import portal_label
+from hbsdeploy.portal import portal_label
 from hbsdeploy.render.payloads import Renderer, canonical_json, payloads_document
 
 

@@ -1,0 +1,91 @@
+"""The portal API contract every driver and the emulator share: paths, ETags and which payloads the portal takes."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from hbsdeploy.check.portalrules import check_settings
+from hbsdeploy.load.resources import load_schema
+from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.settings import SETTING_FIELDS
+from hbsdeploy.text import one_line
+
+API_PREFIX = "/v1"
+_ETAG = re.compile(r'^"([0-9]{1,18})"$')
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One reason a payload is refused, as the 422 body lists it."""
+
+    field: str
+    rule: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"field": self.field, "rule": self.rule, "message": self.message}
+
+
+def format_etag(version: int) -> str:
+    """The strong ETag of a version number: 3 -> '"3"'."""
+    return f'"{version}"'
+
+
+def parse_etag(value: str | None) -> int | None:
+    """The version number in a strong ETag this portal issued, or None for anything else (weak, `*`, garbage)."""
+    if value is None:
+        return None
+    match = _ETAG.match(value.strip())
+    return int(match.group(1)) if match else None
+
+
+def encode_partner_id(partner_id: str) -> str:
+    """A partner ID as one path segment: `DE*A36` -> `DE%2AA36`, `+49*536` -> `%2B49%2A536`."""
+    return quote(partner_id, safe="")
+
+
+def service_types_path(partner_id: str, service_type: str | None = None) -> str:
+    """The API path (under the portal's base URL) of a partner's service types, or of one of them."""
+    path = f"{API_PREFIX}/partners/{encode_partner_id(partner_id)}/service-types"
+    return path if service_type is None else f"{path}/{quote(service_type, safe='')}"
+
+
+@functools.cache
+def payload_validator() -> Any:
+    """The compiled validator of schemas/portal-payload.schema.json (the one render uses too)."""
+    from hbsdeploy.load.schemacheck import compile_schema
+
+    return compile_schema(load_schema("portal-payload"))
+
+
+def check_payload(service_type: str, payload: Any, *, allow_private_hosts: bool) -> list[Detail]:
+    """Why the portal refuses this payload for this service type (empty when it accepts it): the payload schema,
+    then the portal's rules (errors only)."""
+    if not isinstance(payload, Mapping):
+        return [Detail("$", "payload-type", "the request body must be a JSON object of the six settings")]
+    found: list[Detail] = []
+    for error in sorted(payload_validator().iter_errors(payload), key=lambda e: list(map(str, e.absolute_path))):
+        where = ".".join(str(part) for part in error.absolute_path) or "$"
+        if error.validator == "additionalProperties":
+            extra = sorted(set(payload) - set(SETTING_FIELDS))
+            found.extend(Detail(name, "unknown-field", f"unknown field {name!r}; allowed: {', '.join(SETTING_FIELDS)}")
+                         for name in extra)
+        elif error.validator == "required":
+            missing = [name for name in SETTING_FIELDS if name not in payload]
+            found.extend(Detail(name, "required", f"field {name!r} is required") for name in missing)
+        else:
+            found.append(Detail(where, f"schema-{error.validator}", one_line(error.message, 300)))
+    if found:
+        return found
+    spec = service_types().get(service_type)
+    if spec is None:
+        return [Detail("$", "unknown-service-type", f"unknown service type {service_type!r}")]
+    found.extend(Detail(v.field, v.rule, v.message)
+                 for v in check_settings(spec, payload, allow_private_hosts=allow_private_hosts)
+                 if v.severity == "error")
+    return found

@@ -1,0 +1,54 @@
+"""What plan and apply need from a portal, whichever driver serves it: the state of a service type and the Portal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hbsdeploy.load.config import Environment
+
+
+@dataclass(frozen=True)
+class ServiceTypeState:
+    """One service type of one partner as the portal holds it."""
+
+    partner_id: str
+    service_type: str
+    settings: Mapping[str, Any]  # canonical (normalize_settings)
+    version: str  # opaque ETag value, e.g. '"3"'
+
+
+class Portal(Protocol):
+    """Read and write a partner's service-type settings."""
+
+    def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
+        """Every service type the portal knows for the partner (defaults for those never set)."""
+        ...
+
+    def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
+        """One service type with its current version."""
+        ...
+
+    def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
+                            if_match: str) -> ServiceTypeState:
+        """Replace one service type's settings if its version is still `if_match`; the new state."""
+        ...
+
+    def cancel(self) -> None:
+        """Give up waiting (to retry, for a page): calls in progress end promptly; safe from any thread."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+class PortalDriver(Protocol):
+    """A portal implementation as `open_portal` finds it: a class that opens itself for an environment."""
+
+    @classmethod
+    def from_environment(cls, env: Environment, *, parallelism: int) -> Portal:
+        """The portal of `env`, ready for `parallelism` concurrent calls; PortalError when it cannot be opened."""
+        ...

@@ -1,0 +1,60 @@
+"""Text for people: escaped for a terminal, secrets redacted, cut to one line. The one home of these helpers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+REDACTED = "<redacted>"
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
+
+
+def escape(text: str) -> str:
+    """`text` safe and unambiguous on a terminal: each control, bidirectional or invisible character as Python
+    writes it in a string literal (`\\x1b`, `\\u202e`, `\\U000e0001`), a backslash as `\\\\`; the rest as it is."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_escape_char(char) for char in text)
+
+
+def _escape_char(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    return char if char.isprintable() else ascii(char)[1:-1]
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """`text` on one line (every run of blanks and line breaks one space), at most `limit` characters: a longer
+    text is cut and ends with `...`."""
+    line = " ".join(text.split())
+    if limit is None or len(line) <= limit:
+        return line
+    return line[: max(0, limit - 3)] + "..."
+
+
+def escape_line(text: str, limit: int | None = None) -> str:
+    """Outside text (an exception, a server's message, a request line) for a message or a log: one line, escaped."""
+    return escape(one_line(text, limit))
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user name or password (nor its fragment), for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, "***@" + parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the user name and password of every URL in it replaced: `https://***@host/...`."""
+    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers fit for a log: Authorization, cookies and API keys replaced by `<redacted>`."""
+    return {name: REDACTED if name.lower() in SECRET_HEADERS else value for name, value in headers.items()}
