@@ -25,13 +25,16 @@ def _escape_char(char: str) -> str:
     return char if char.isprintable() else ascii(char)[1:-1]
 
 
+def shorten(text: str, limit: int | None) -> str:
+    """`text` if it has at most `limit` characters, else cut to `limit` with `...` at the end."""
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: max(0, limit - 3)] + "..."
+
+
 def one_line(text: str, limit: int | None = None) -> str:
-    """`text` on one line (every run of blanks and line breaks one space), at most `limit` characters: a longer
-    text is cut and ends with `...`."""
-    line = " ".join(text.split())
-    if limit is None or len(line) <= limit:
-        return line
-    return line[: max(0, limit - 3)] + "..."
+    """`text` on one line (every run of blanks and line breaks one space), shortened to `limit` characters."""
+    return shorten(" ".join(text.split()), limit)
 
 
 def escape_line(text: str, limit: int | None = None) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from hbsdeploy.apply.audit import AuditError, AuditLog
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.settings import normalize_settings
-from hbsdeploy.plan.build import read_current
+from hbsdeploy.plan.build import Progress, read_current
 from hbsdeploy.plan.model import Change, ChangeKind, Plan
 from hbsdeploy.portal import (
     PartnerNotFound,
@@ -30,6 +30,7 @@ from hbsdeploy.portal import (
     PortalStateError,
     VersionConflict,
 )
+from hbsdeploy.text import one_line
 
 # The portal refused the write or could not start it: nothing was written, so there is nothing to look for.
 NOTHING_WRITTEN = (VersionConflict, PayloadRejected, PartnerNotFound, PortalAuthError, PortalRefused,
@@ -99,9 +100,6 @@ def check_disable_share(plan: Plan, max_fraction: float, force: bool) -> None:
         raise HbsError(f"the plan disables {disables} of {scope} service types in scope "
                        f"({disables / scope:.0%}, more than apply.max_disable_fraction {max_fraction:.0%}); "
                        "check the partner files, or pass --force if this is intended")
-
-
-Progress = Callable[[int, int], None]
 
 
 def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int = 8,
@@ -186,13 +184,13 @@ def _apply_change(portal: Portal, change: Change) -> ChangeResult:
         return _after_unclear_write(portal, change, str(exc))
     except Exception as exc:  # e.g. a transport error the portal client did not classify
         return _after_unclear_write(portal, change, f"unexpected error while writing ({type(exc).__name__}: "
-                                                    f"{' '.join(str(exc).split())[:300]}); check the portal")
+                                                    f"{one_line(str(exc), 300)}); check the portal")
     try:
         stored = portal.get_service_type(change.partner_id, change.service_type)
     except Exception as exc:
         reason = str(exc) if isinstance(exc, PortalError) else f"{type(exc).__name__}: {exc}"
         return ChangeResult(change, Status.FAILED, f"the portal accepted the update but reading it back failed "
-                                                   f"({' '.join(reason.split())[:300]}); run plan to see whether "
+                                                   f"({one_line(reason, 300)}); run plan to see whether "
                                                    "it holds")
     if normalize_settings(stored.settings) != dict(change.after):
         return ChangeResult(change, Status.FAILED,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from hbsdeploy.load.servicetypes import ServiceTypeSpec
-from hbsdeploy.load.yamlload import redact_userinfo
+from hbsdeploy.text import redact_urls
 
 if TYPE_CHECKING:
     import ipaddress
@@ -96,7 +96,7 @@ def _service_url_violations(url: str, allow_private_hosts: bool) -> list[Violati
     except ValueError as exc:
         return bad("service-url-invalid", f"Service URL does not parse ({exc}); write https://host/path")
     if parts.scheme.lower() != "https" or not parts.netloc:
-        return bad("service-url-https", f"Service URL {redact_userinfo(repr(url))} must be an absolute https:// URL")
+        return bad("service-url-https", f"Service URL {redact_urls(repr(url))} must be an absolute https:// URL")
     if "@" in parts.netloc:
         return bad("service-url-credentials",
                    "Service URL must not carry a user name or password; the platform authenticates with certificates")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 from collections.abc import Iterable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from hbsdeploy.check.certs import CertificateError, read_certificate
@@ -28,6 +27,7 @@ from hbsdeploy.errors import Problem, Severity
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import SERVICE_TYPES_KEY, Partner, ResolvedServiceType
 from hbsdeploy.load.servicetypes import ServiceTypeSpec, service_types
+from hbsdeploy.paths import resolve_within
 
 EXPIRY_WARNING_DAYS = 30
 
@@ -130,7 +130,7 @@ def _check_certificate(partner: Partner, service_type: ResolvedServiceType, conf
         return [doc.problem(at, "certificate-invalid",
                             f"certificate_file {file_value!r} holds a control or invisible character; write the "
                             "path of the PEM file")]
-    path = resolve_repository_path(config, file_value)
+    path = resolve_within(config.root, file_value)
     if path is None:
         return [doc.problem(at, "path-escapes-repository",
                             f"certificate_file {file_value!r} points outside the repository; keep certificates "
@@ -161,18 +161,6 @@ def _check_certificate(partner: Partner, service_type: ResolvedServiceType, conf
 
 def _roles(spec: ServiceTypeSpec) -> str:
     return " and ".join(sorted(role.upper() for role in spec.roles)) + "s"
-
-
-def resolve_repository_path(config: Config, value: str) -> Path | None:
-    """`value` relative to the repository root, or None when it escapes the root (absolute, `..`, a link out)."""
-    try:
-        candidate = (config.root / value).resolve()
-    except (ValueError, OSError):  # a NUL character, a path too long, a symlink loop: nothing to read there
-        return None
-    root = config.root.resolve()
-    if candidate != root and root not in candidate.parents:
-        return None
-    return candidate
 
 
 def _host_of(url: str) -> str | None:

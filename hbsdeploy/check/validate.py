@@ -12,7 +12,9 @@ from hbsdeploy.errors import InputError, Problem, Severity, UsageError
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import Partner, partner_from_document
-from hbsdeploy.load.yamlload import display_path, load_yaml, printable
+from hbsdeploy.load.yamlload import display_path, load_yaml
+from hbsdeploy.paths import within
+from hbsdeploy.text import escape
 
 # Good enough to spot a partner ID in a file that is not being validated this run (pre-commit passes changed files).
 _ID_LINE = re.compile(rb"^(?:operator_id|provider_id)[ \t]*:[ \t]*[\"']?([^\"'\s#]+)", re.MULTILINE)
@@ -83,7 +85,7 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
     partners: list[Partner] = []
     for path in partner_paths:
         if paths is None and _links_out_of(config.root, path):
-            shown = os.path.join(display_path(path.parent), printable(path.name))  # the link, not its target
+            shown = os.path.join(display_path(path.parent), escape(path.name))  # the link, not its target
             report.add([Problem(shown, 1, 1, Severity.ERROR, "path-escapes-repository",
                                 "is a symbolic link to a file outside the repository; copy the partner file into "
                                 "the partner folder instead")])
@@ -104,7 +106,7 @@ def _links_out_of(root: Path, path: Path) -> bool:
     """Whether `path` is a symbolic link leading out of `root` (already resolved); one lstat for a plain file."""
     if not path.is_symlink():
         return False
-    return root not in path.resolve().parents
+    return not within(root, path.resolve())
 
 
 def _duplicate_ids(partners: list[Partner], config: Config, checked: list[Path] | None) -> list[Problem]:

@@ -12,6 +12,7 @@ from hbsdeploy.errors import HbsError, InputError, Problem, UsageError
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.yamlload import Document, JsonPath, display_path, load_yaml
+from hbsdeploy.paths import leaves
 
 CONFIG_FILE_NAME = "hbsdeploy.yaml"
 CONFIG_ENV_VAR = "HBSDEPLOY_CONFIG"
@@ -118,15 +119,6 @@ _CONTAINED_PER_ENVIRONMENT = ("state",)
 _PATH_SETTINGS = ("state", "client_cert", "client_key", "ca_bundle")
 
 
-def _escapes(root: Path, value: str) -> bool:
-    """Whether `value`, relative to `root`, leaves it: absolute, `..` out, or through a symbolic link out."""
-    try:
-        candidate = (root / value).resolve()
-    except (ValueError, OSError):  # a NUL character, a symlink loop: reported as unusable, not as an escape
-        return False
-    return candidate != root and root not in candidate.parents
-
-
 def _escape_problems(root: Path, document: Document) -> list[Problem]:
     data: dict[str, Any] = document.data
     found: list[tuple[JsonPath, str]] = [((key,), data[key]) for key in _CONTAINED if isinstance(data.get(key), str)]
@@ -146,7 +138,7 @@ def _escape_problems(root: Path, document: Document) -> list[Problem]:
     problems = [document.problem(where, "path-escapes-repository",
                                  f"{where[-1]} {show(value)} points outside the folder of {document.path}; use a "
                                  "path relative to that folder and below it")
-                for where, value in found if _escapes(root, value)]
+                for where, value in found if leaves(root, value)]
     for name, settings in data["environments"].items():
         portal = (settings or {}).get("portal")
         if not isinstance(portal, str) or portal in (PORTAL_LOCAL, PORTAL_MANUAL):

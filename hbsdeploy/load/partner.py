@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from hbsdeploy.load.resources import load_schema
+from hbsdeploy.load.schemasubset import ecma_pattern
 from hbsdeploy.load.yamlload import Document, JsonPath
 
 SERVICE_TYPES_KEY = "service_types"
+ID_KEYS = {"cpo": "operator_id", "emp": "provider_id"}  # the key that holds each role's OICP ID
+
+
+@functools.cache
+def _id_patterns() -> dict[str, re.Pattern[str]]:
+    properties = load_schema("partner")["properties"]
+    return {role: ecma_pattern(properties[key]["pattern"]) for role, key in ID_KEYS.items()}
+
+
+def roles_of_id(partner_id: str) -> set[str]:
+    """The roles whose OICP ID format (the partner schema's pattern) `partner_id` fits: {"cpo"} for an OperatorID,
+    {"emp"} for a ProviderID, both, or none."""
+    return {role for role, pattern in _id_patterns().items() if pattern.search(partner_id)}
 
 
 @dataclass(frozen=True)
@@ -60,7 +77,7 @@ class Partner:
 def partner_from_document(document: Document) -> Partner:
     """Build a Partner from a document that passed the partner schema."""
     data = document.data
-    id_key = "operator_id" if data["role"] == "cpo" else "provider_id"
+    id_key = ID_KEYS[data["role"]]
     return Partner(
         document=document,
         name=data["name"],

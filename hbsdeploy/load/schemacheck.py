@@ -15,7 +15,8 @@ from typing import Any, Protocol
 from hbsdeploy.errors import Problem
 from hbsdeploy.load.resources import load_schema
 from hbsdeploy.load.schemasubset import SubsetValidator, Unsupported, ecma_pattern
-from hbsdeploy.load.yamlload import Document, JsonPath, redact_userinfo
+from hbsdeploy.load.yamlload import Document, JsonPath
+from hbsdeploy.text import redact_urls, shorten
 
 YAML11_BOOLEANS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False}
 _TYPE_NAMES = {"boolean": "true or false", "string": "a string", "object": "a mapping", "array": "a list",
@@ -76,8 +77,7 @@ def show(value: Any, limit: int = 60) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
-    text = redact_userinfo(repr(value))  # a password in a URL stays out of messages and CI logs
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(redact_urls(repr(value)), limit)  # a password in a URL stays out of messages and CI logs
 
 
 def _name(path: JsonPath) -> str:
@@ -180,7 +180,7 @@ def _generic_message(error: Any, path: JsonPath) -> str:
     if kind == "pattern":
         return f"{name} {show(instance)} does not match the pattern {value}"
     message = str(error.message)
-    return f"{name}: " + (message if len(message) <= 200 else message[:197] + "...")
+    return f"{name}: " + shorten(message, 200)
 
 
 # Keywords whose subschemas apply to another place in the document: annotations above them do not reach below.

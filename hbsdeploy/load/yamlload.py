@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from hbsdeploy.errors import InputError, Problem, Severity
+from hbsdeploy.text import escape
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # values built, counting each alias expansion: stops an alias bomb early
@@ -86,30 +87,15 @@ class Document:
         return Problem(self.path, line, column, severity, rule, message, format_json_path(path))
 
 
-def printable(text: str) -> str:
-    """`text` safe to print on a terminal: control, bidirectional and other invisible characters escaped (`\\x1b`)."""
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
-
-
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
-
-
-def redact_userinfo(text: str) -> str:
-    """`text` with the user name and password of every URL in it replaced: `https://***@host/...`."""
-    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
-
-
 def display_path(path: Path) -> str:
     """The path as a user typed it where possible: relative to the working directory when below it; a file name
     holding an escape sequence or an invisible character is shown escaped."""
     if not path.is_absolute() and ".." not in path.parts:
-        return printable(str(path))  # already relative to the working directory, as typed
+        return escape(str(path))  # already relative to the working directory, as typed
     try:
-        return printable(str(path.resolve().relative_to(Path.cwd().resolve())))
+        return escape(str(path.resolve().relative_to(Path.cwd().resolve())))
     except (ValueError, OSError):  # not below the working directory, or that directory is gone
-        return printable(str(path))
+        return escape(str(path))
 
 
 def read_text(path: Path, shown: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.plan.model import Change, ChangeKind, Plan
+from hbsdeploy.text import escape
 
 MARKDOWN_LIMIT = 60_000
 MARKDOWN_MARKER = "<!-- hbsdeploy-plan -->"
@@ -27,11 +28,6 @@ def _plain(text: str, _style: str) -> str:
 def ansi(text: str, style: str) -> str:
     """Colour for a terminal; the CLI passes it only to a TTY without NO_COLOR."""
     return f"{_ANSI[style]}{text}{_RESET}"
-
-
-def visible(text: str) -> str:
-    """Text safe for a terminal or a review: control, bidirectional and zero-width characters as \\uXXXX escapes."""
-    return "".join(char if char.isprintable() else f"\\u{ord(char):04x}" for char in text)
 
 
 def _value(value: Any) -> str:
@@ -56,7 +52,7 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
     lines = [f"hbsdeploy will make these changes in {style(plan.environment, 'bold')}:", ""]
     for change in plan.changes:
         symbol = style(_SYMBOL[change.kind], _COLOUR[change.kind])
-        lines.append(f"  {symbol} {change.partner_id} ({visible(change.partner_name)}) / {change.service_type} "
+        lines.append(f"  {symbol} {change.partner_id} ({escape(change.partner_name)}) / {change.service_type} "
                      f"[{change.kind.value}]")
         for item in change.fields:
             field = f"{change.service_type}.{item.field}"
@@ -115,7 +111,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
 def _markdown_change(change: Change) -> str:
     lines = [
         f"<details><summary><code>{_SYMBOL[change.kind]}</code> <b>{_html(change.partner_id)}</b> "
-        f"({_html(visible(change.partner_name))}) / {_html(_label(change.service_type))}: "
+        f"({_html(escape(change.partner_name))}) / {_html(_label(change.service_type))}: "
         f"{change.kind.value}</summary>",
         "",
         "| field | before | after |",
@@ -151,7 +147,7 @@ def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, dur
         if change.partner_id != current_partner:
             current_partner = change.partner_id
             lines.append("")
-            lines.append(f"Partner {change.partner_id} ({visible(change.partner_name)}):")
+            lines.append(f"Partner {change.partner_id} ({escape(change.partner_name)}):")
             add(f"Make sure you are working on partner {change.partner_id} "
                 "(switch the partner account if you manage several).")
             add("Open Administration > Service Type Settings.")

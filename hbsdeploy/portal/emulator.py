@@ -7,7 +7,6 @@ import hmac
 import ipaddress
 import json
 import random
-import re
 import socket
 import ssl
 import sys
@@ -23,14 +22,14 @@ from urllib.parse import unquote
 
 from hbsdeploy import __version__
 from hbsdeploy.errors import HbsError
+from hbsdeploy.load.partner import roles_of_id
 from hbsdeploy.portal.errors import PartnerNotFound, PayloadRejected, PortalError, VersionConflict
 from hbsdeploy.portal.interface import ServiceTypeState
 from hbsdeploy.portal.local import LocalPortal
+from hbsdeploy.text import escape_line
 
 MAX_BODY_BYTES = 64 * 1024
 FAULTS = ("500", "503", "429", "drop", "lost-response")
-_OPERATOR_ID = re.compile(r"(([A-Za-z]{2}\*?[A-Za-z0-9]{3})|(\+?[0-9]{1,3}\*[0-9]{3}))")
-_PROVIDER_ID = re.compile(r"([A-Za-z]{2}-?[A-Za-z0-9]{3}|[A-Za-z]{2}[*-]?[A-Za-z0-9]{3})")
 _ERROR_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     408: "request_timeout", 411: "length_required", 412: "precondition_failed", 413: "payload_too_large",
@@ -46,7 +45,7 @@ class EmulatorError(HbsError):
 
 def is_partner_id(value: str) -> bool:
     """Whether a string is an OICP OperatorID or ProviderID (the only partner IDs the emulator accepts)."""
-    return bool(_OPERATOR_ID.fullmatch(value) or _PROVIDER_ID.fullmatch(value))
+    return bool(roles_of_id(value))
 
 
 @dataclass
@@ -190,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
             elapsed = (time.monotonic() - started) * 1000
             shown = f"{status}" if status else "dropped"
             extra = f" fault={fault}" if fault else ""
-            self.server.log(f'{self.client_address[0]} "{self.command} {_printable(self.path)}" {shown} '
+            self.server.log(f'{self.client_address[0]} "{self.command} {escape_line(self.path, 200)}" {shown} '
                             f"{elapsed:.1f}ms{extra}")
 
     def _read_body(self) -> bytes | _Reply:
@@ -301,13 +300,13 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = "error"
         self._send(_error(code, message or phrase))
         self.server.count(code)
-        self.server.log(f'{self.client_address[0]} "{_printable(getattr(self, "requestline", ""))}" {code}')
+        self.server.log(f'{self.client_address[0]} "{escape_line(getattr(self, "requestline", ""), 200)}" {code}')
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # _dispatch logs one line per request
 
     def log_message(self, format: str, *args: Any) -> None:
-        self.server.log(f"{self.client_address[0]} {_printable(format % args)}")
+        self.server.log(f"{self.client_address[0]} {escape_line(format % args, 200)}")
 
 
 def _state_reply(state: ServiceTypeState) -> _Reply:
@@ -324,15 +323,10 @@ def _without_label(message: str) -> str:
     return message.removeprefix("emulator: ").removeprefix("emulator ")
 
 
-def _printable(text: str, limit: int = 200) -> str:
-    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:limit])
-    return shown + ("..." if len(text) > limit else "")
-
-
 def _reason(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown"
-    return _printable(" ".join(str(exc).split()) or type(exc).__name__)
+    return escape_line(str(exc), 200) or type(exc).__name__
 
 
 class ServerHandle:

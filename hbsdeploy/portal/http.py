@@ -32,7 +32,7 @@ from hbsdeploy.portal.errors import (
     portal_label,
 )
 from hbsdeploy.portal.interface import ServiceTypeState
-from hbsdeploy.text import one_line, redact_headers, redact_url
+from hbsdeploy.text import escape_line, one_line, redact_headers, redact_url
 
 if TYPE_CHECKING:
     from hbsdeploy.load.config import Environment
@@ -323,7 +323,7 @@ class HttpPortal:
             raise self._shape(f"settings of {service_type}", "an object")
         errors = sorted(payload_validator().iter_errors(settings), key=lambda e: str(e.absolute_path))
         if errors:
-            raise self._shape(f"settings of {service_type}", f"valid settings ({errors[0].message[:200]})")
+            raise self._shape(f"settings of {service_type}", f"valid settings ({one_line(errors[0].message, 200)})")
         version = entry.get("version")
         if not isinstance(version, str) or not version or len(version) > 200:
             raise self._shape(f"version of {service_type}", "a non-empty string")
@@ -357,7 +357,7 @@ def _server_message(response: requests.Response) -> str:
     message = _server_body(response).get("message")
     if not isinstance(message, str):
         return ""
-    return one_line(message, 300)
+    return escape_line(message, 300)
 
 
 def _server_details(response: requests.Response) -> list[dict[str, str]]:
@@ -367,7 +367,7 @@ def _server_details(response: requests.Response) -> list[dict[str, str]]:
     found = []
     for item in details[:100]:
         if isinstance(item, dict):
-            found.append({key: one_line(str(item.get(key, "")), 300) for key in ("field", "rule", "message")})
+            found.append({key: escape_line(str(item.get(key, "")), 300) for key in ("field", "rule", "message")})
     return found
 
 
@@ -406,7 +406,7 @@ def _tls_error(label: str, exc: BaseException, has_client_cert: bool) -> PortalE
     if "no such file" in lowered or "pem lib" in lowered or "key values mismatch" in lowered:
         return PortalConfigError(f"{label}: the client certificate or key cannot be loaded; check client_cert and "
                                  "client_key (a PEM certificate and its unencrypted private key)")
-    return PortalUnavailable(f"{label}: the TLS handshake with the portal failed ({one_line(text, 200)}); check the "
+    return PortalUnavailable(f"{label}: the TLS handshake with the portal failed ({escape_line(text, 200)}); check the "
                              "URL and TLS settings")
 
 

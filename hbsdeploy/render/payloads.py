@@ -18,12 +18,12 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hbsdeploy.check.certs import CertificateError, read_certificate
-from hbsdeploy.check.rules import resolve_repository_path
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import Partner, ResolvedServiceType
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS
+from hbsdeploy.paths import resolve_within
 from hbsdeploy.portal.contract import payload_validator
 
 TEMPLATE_SUFFIX = ".json.j2"
@@ -114,7 +114,7 @@ class Renderer:
         if service_type.values.get("certificate") != "user":
             return None
         value = service_type.values.get("certificate_file")
-        path = resolve_repository_path(self.config, value) if isinstance(value, str) else None
+        path = resolve_within(self.config.root, value) if isinstance(value, str) else None
         if path is None:
             raise HbsError(f"{partner.path}: certificate_file of {service_type.name} is missing or outside the "
                            "repository; run `hbsdeploy validate`")

@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 
 from hbsdeploy.errors import HbsError, InputError
 from hbsdeploy.load.config import Config, Environment, find_config, load_config
-from hbsdeploy.load.yamlload import display_path, printable
+from hbsdeploy.load.yamlload import display_path
+from hbsdeploy.text import escape
 
 EXPIRY_WARNING_DAYS = 30
 DEFAULT_TIMEOUT = 5.0
@@ -328,7 +329,7 @@ def _probe_checks(config: Config, env: Environment, ca_bundle: Path | None, time
     for target in targets:
         status, detail = probe_url(target.url, ca_bundle=ca_bundle, timeout=timeout, now=now,
                                    allow_private=env.is_sandbox)
-        yield Check(f"probe {target.partner_id} {target.service_type}", status, f"{printable(target.url)}: {detail}")
+        yield Check(f"probe {target.partner_id} {target.service_type}", status, f"{escape(target.url)}: {detail}")
 
 
 def probe_url(url: str, *, ca_bundle: Path | None = None, timeout: float = DEFAULT_TIMEOUT,

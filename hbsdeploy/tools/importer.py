@@ -7,22 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from hbsdeploy.errors import HbsError
-from hbsdeploy.load.resources import load_schema
+from hbsdeploy.load.partner import ID_KEYS, roles_of_id
 from hbsdeploy.load.schemacheck import show
-from hbsdeploy.load.schemasubset import ecma_pattern
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
 from hbsdeploy.portal import ServiceTypeState
-
-
-def roles_of_id(partner_id: str) -> set[str]:
-    """The roles whose OICP ID format `partner_id` fits: {"cpo"} (OperatorID), {"emp"} (ProviderID), both, or none."""
-    properties = load_schema("partner")["properties"]
-    found = set()
-    for role, key in (("cpo", "operator_id"), ("emp", "provider_id")):
-        if ecma_pattern(properties[key]["pattern"]).search(partner_id):
-            found.add(role)
-    return found
 
 
 def check_partner_id(partner_id: str, role: str | None) -> None:
@@ -53,7 +42,7 @@ def infer_role(partner_id: str, states: Mapping[str, ServiceTypeState], role: st
 def partner_yaml(partner_id: str, name: str, role: str, environment: str,
                  states: Mapping[str, ServiceTypeState]) -> str:
     """The partner file's text: every service type the portal holds away from its defaults."""
-    id_key = "operator_id" if role == "cpo" else "provider_id"
+    id_key = ID_KEYS[role]
     lines = [
         "# yaml-language-server: $schema=../schemas/partner.schema.json",
         f"# Imported from the portal of environment {environment!r} by `hbsdeploy import`.",

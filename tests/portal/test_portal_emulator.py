@@ -267,3 +267,21 @@ def test_emulator_refuses_bad_options(tmp_path: Path, tls_files: TlsFiles) -> No
         serve(tmp_path / "s", tls_cert=tls_files.ca, tls_key=tls_files.client_key)
     with pytest.raises(EmulatorError, match="not an OICP"):
         serve(tmp_path / "s", partners=["DE|A36"])
+
+
+def test_the_emulator_takes_its_partner_id_patterns_from_the_partner_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hbsdeploy.load import partner, resources
+    from hbsdeploy.portal.emulator import is_partner_id
+
+    assert is_partner_id("DE*A36") and is_partner_id("+49*536") and is_partner_id("DE-8EO")
+    assert not is_partner_id("DE*A36\n") and not is_partner_id("DE*A3")
+    schema = json.loads(json.dumps(resources.load_schema("partner")))
+    schema["properties"]["operator_id"]["pattern"] = "^XX[0-9]$"
+    monkeypatch.setattr(partner, "load_schema", lambda name: schema)
+    partner._id_patterns.cache_clear()
+    try:
+        assert is_partner_id("XX1") and not is_partner_id("+49*536") and is_partner_id("DE-8EO")
+    finally:
+        monkeypatch.undo()
+        partner._id_patterns.cache_clear()
+    assert is_partner_id("+49*536")

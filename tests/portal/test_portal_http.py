@@ -367,3 +367,16 @@ def test_every_driver_implements_the_whole_portal_interface() -> None:
         implementation = driver(kind)
         assert callable(implementation.from_environment), kind
         assert all(callable(getattr(implementation, name, None)) for name in members), kind
+
+
+def test_the_portals_own_words_are_shown_escaped(rsps: responses.RequestsMock,
+                                                client: Callable[..., HttpPortal]) -> None:
+    details = [{"field": "service_url\x1b[2J", "rule": "r", "message": "bad\u202e\nurl"}]
+    rsps.put(ITEM, status=422, json={"error": "validation", "message": "no\x1b[31m", "details": details})
+    with pytest.raises(PayloadRejected) as caught:
+        client().update_service_type(PARTNER, "authorization", payload(), '"1"')
+    assert caught.value.details == [{"field": "service_url\\x1b[2J", "rule": "r", "message": "bad\\u202e url"}]
+    assert "\x1b" not in str(caught.value) and "\u202e" not in str(caught.value)
+    rsps.get(ITEM, status=400, json={"error": "bad_request", "message": "no\x1b[31m"})
+    with pytest.raises(PortalRefused, match=r"\(400: no\\x1b\[31m\)"):
+        client().get_service_type(PARTNER, "authorization")
