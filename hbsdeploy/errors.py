@@ -38,16 +38,24 @@ class Problem:
         }
 
 
+# The exit codes of every command (plan --detailed-exitcode exits EXIT_CHANGES when the plan has changes).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CHANGES = 2
+EXIT_INTERRUPTED = 130
+
+
 class HbsError(Exception):
     """An error the user can fix; the CLI prints `str(err)` on one line and exits 1, never a traceback."""
 
-    exit_code = 1
+    exit_code = EXIT_ERROR
 
 
 class UsageError(HbsError):
     """The command line itself is wrong (exit 2)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class InputError(HbsError):

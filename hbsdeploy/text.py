@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+SECRET_HEADERS = frozenset(name.lower() for name in ("Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie",
+                                                     "X-Api-Key"))
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
 
 

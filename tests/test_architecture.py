@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+from hbsdeploy.load.servicetypes import service_types
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hbsdeploy"
 
@@ -114,3 +117,40 @@ def test_the_package_has_no_import_cycle_counting_deferred_imports() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """The ids of the string constants that are docstrings (of the module, a class or a function)."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def service_type_names_in_code(names: set[str]) -> list[str]:
+    """Every string literal in hbsdeploy/ (outside docstrings) that names one of `names` as a word."""
+    pattern = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(map(re.escape, sorted(names))) + r")(?![A-Za-z0-9])")
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        skip = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+                match = pattern.search(node.value)
+                if match:
+                    found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {match.group(1)!r}")
+    return found
+
+
+def test_no_module_names_a_service_type() -> None:
+    """Service types are data (schemas/partner.schema.json): roles, required_for and rule ids come from there."""
+    names = set(service_types())
+    assert {"authorization", "reservation"} <= names
+    assert service_type_names_in_code(names) == []
+
+
+def test_the_service_type_check_sees_a_literal() -> None:
+    assert service_type_names_in_code({"cpo-broadcast"}) != []  # a rule id written in hbsdeploy/check/rules.py

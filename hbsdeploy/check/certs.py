@@ -7,6 +7,15 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+# A certificate that expires within this many days (inclusive: exactly 30 days left warns) is a warning, in validate
+# and in doctor alike.
+EXPIRY_WARNING_DAYS = 30
+
+
+def expires_soon(not_after: dt.datetime, now: dt.datetime) -> bool:
+    """Whether a certificate valid at `now` expires within EXPIRY_WARNING_DAYS days (the boundary day included)."""
+    return not_after - now <= dt.timedelta(days=EXPIRY_WARNING_DAYS)
+
 
 class CertificateError(ValueError):
     """The file is not a readable PEM certificate; the message says why."""

@@ -21,15 +21,13 @@ import unicodedata
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from hbsdeploy.check.certs import CertificateError, read_certificate
+from hbsdeploy.check.certs import EXPIRY_WARNING_DAYS, CertificateError, expires_soon, read_certificate
 from hbsdeploy.check.portalrules import check_settings
 from hbsdeploy.errors import Problem, Severity
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import SERVICE_TYPES_KEY, Partner, ResolvedServiceType
 from hbsdeploy.load.servicetypes import ServiceTypeSpec, service_types
 from hbsdeploy.paths import resolve_within
-
-EXPIRY_WARNING_DAYS = 30
 
 
 def check_partner(partner: Partner, config: Config, environments: Iterable[Environment],
@@ -53,8 +51,7 @@ def check_partner(partner: Partner, config: Config, environments: Iterable[Envir
         resolved = partner.resolve(environment.name)
         for spec in specs.values():
             if partner.role in spec.required_for and spec.name not in resolved:
-                problems.append(doc.problem((SERVICE_TYPES_KEY,), "cpo-needs-authorization"
-                                            if spec.name == "authorization" else "service-type-required",
+                problems.append(doc.problem((SERVICE_TYPES_KEY,), spec.missing_rule,
                                             f"a {partner.role.upper()} must configure {spec.label}; "
                                             f"add service_types.{spec.name}"))
         for service_type in resolved.values():
@@ -145,7 +142,7 @@ def _check_certificate(partner: Partner, service_type: ResolvedServiceType, conf
     if info.not_after <= now:
         problems.append(doc.problem(at, "certificate-expired",
                                     f"certificate {file_value!r} expired on {expiry}; upload a renewed one"))
-    elif info.not_after - now <= dt.timedelta(days=EXPIRY_WARNING_DAYS):
+    elif expires_soon(info.not_after, now):
         problems.append(doc.problem(at, "certificate-expiring",
                                     f"certificate {file_value!r} expires on {expiry}, within {EXPIRY_WARNING_DAYS} "
                                     "days; renew it", Severity.WARNING))

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hbsdeploy.errors import EXIT_ERROR, EXIT_OK
+
 if TYPE_CHECKING:
     from hbsdeploy.cli.main import Globals
 
-EXIT_OK = 0
-EXIT_ERROR = 1
 
 SCHEMA_NAMES = {"partner": "partner", "config": "config", "payload": "portal-payload"}
 
@@ -98,13 +98,13 @@ def doctor(g: Globals, environment: str | None, probe: bool, probe_ca_bundle: Pa
     Example:
       hbsdeploy doctor --env qa --probe
     """
-    from hbsdeploy.tools.doctor import DoctorOptions, Status, run_checks
+    from hbsdeploy.tools.doctor import CheckStatus, DoctorOptions, run_checks
 
     options = DoctorOptions(environment=environment, probe=probe, probe_ca_bundle=probe_ca_bundle, timeout=timeout)
     failures = 0
     for check in run_checks(g.config_path, options):
-        failures += check.status is Status.FAIL
-        if not (g.quiet and check.status is Status.OK):
+        failures += check.status is CheckStatus.FAIL
+        if not (g.quiet and check.status is CheckStatus.OK):
             click.echo(check.format())
     if not g.quiet:
         click.echo(f"{failures} check(s) failed" if failures else "all checks passed")

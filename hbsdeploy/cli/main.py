@@ -19,17 +19,22 @@ from typing import TYPE_CHECKING
 import click
 
 from hbsdeploy import __version__
-from hbsdeploy.errors import HbsError, InputError, Problem, UsageError
+from hbsdeploy.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    HbsError,
+    InputError,
+    Problem,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from hbsdeploy.load.config import Config, Environment
     from hbsdeploy.plan.model import Change, Plan
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_CHANGES = 2
-EXIT_INTERRUPTED = 130
 
 
 @dataclass

@@ -18,6 +18,7 @@ class ServiceTypeSpec:
     required_for: frozenset[str]
     broadcast: bool
     order: int
+    missing_rule: str  # the rule id when a role in required_for leaves it out
 
 
 @functools.cache
@@ -34,6 +35,7 @@ def service_types() -> dict[str, ServiceTypeSpec]:
             required_for=frozenset(meta.get("required_for", ())),
             broadcast=bool(meta["broadcast"]),
             order=int(meta.get("order", 100)),
+            missing_rule=str(meta.get("missing_rule", "service-type-required")),
         ))
     specs.sort(key=lambda spec: (spec.order, spec.name))
     return {spec.name: spec for spec in specs}

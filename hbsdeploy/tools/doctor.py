@@ -29,17 +29,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hbsdeploy.check.certs import expires_soon
 from hbsdeploy.errors import HbsError, InputError
 from hbsdeploy.load.config import Config, Environment, find_config, load_config
 from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.text import escape
 
-EXPIRY_WARNING_DAYS = 30
 DEFAULT_TIMEOUT = 5.0
 PROBE_CA_ENV_VAR = "HBSDEPLOY_PROBE_CA_BUNDLE"
 
 
-class Status(str, enum.Enum):
+class CheckStatus(str, enum.Enum):
     OK = "ok"
     WARN = "warn"
     FAIL = "FAIL"
@@ -50,7 +50,7 @@ class Check:
     """The result of one check: `ok`, `warn` or `FAIL`, and one line saying what was found."""
 
     name: str
-    status: Status
+    status: CheckStatus
     detail: str
 
     def format(self) -> str:
@@ -74,24 +74,24 @@ def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Ch
     try:
         config_path = find_config(config_option)
     except HbsError as exc:
-        yield Check("config", Status.FAIL, str(exc))
+        yield Check("config", CheckStatus.FAIL, str(exc))
         return
     try:
         config = load_config(config_path)
     except InputError as exc:
         first = exc.problems[0].format() if exc.problems else str(exc)
         more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-        yield Check("config", Status.FAIL, f"{first}{more}; run `hbsdeploy validate`")
+        yield Check("config", CheckStatus.FAIL, f"{first}{more}; run `hbsdeploy validate`")
         return
     except HbsError as exc:
-        yield Check("config", Status.FAIL, str(exc))
+        yield Check("config", CheckStatus.FAIL, str(exc))
         return
-    yield Check("config", Status.OK, f"{config.shown} is valid ({len(config.environments)} environments: "
+    yield Check("config", CheckStatus.OK, f"{config.shown} is valid ({len(config.environments)} environments: "
                                       f"{', '.join(config.environments)})")
     try:
         env = config.environment(options.environment)
     except HbsError as exc:
-        yield Check("environment", Status.FAIL, str(exc))
+        yield Check("environment", CheckStatus.FAIL, str(exc))
         return
     yield _partners_check(config, env)
     if env.kind == "http" or env.client_cert or env.client_key:
@@ -114,25 +114,25 @@ def _partners_check(config: Config, env: Environment) -> Check:
     report = validate(config, None, env.name)
     deployed = sum(1 for p in report.partners if env.name in p.environments)
     if report.errors:
-        return Check("partners", Status.FAIL, f"{len(report.errors)} error(s) in partner files, first: "
+        return Check("partners", CheckStatus.FAIL, f"{len(report.errors)} error(s) in partner files, first: "
                                               f"{report.errors[0].format()}; run `hbsdeploy validate --env {env.name}`")
     if report.warnings:
-        return Check("partners", Status.WARN, f"{deployed} partner(s) in {env.name}, {len(report.warnings)} "
+        return Check("partners", CheckStatus.WARN, f"{deployed} partner(s) in {env.name}, {len(report.warnings)} "
                                               f"warning(s); run `hbsdeploy validate --env {env.name}`")
-    return Check("partners", Status.OK, f"{len(report.partners)} partner file(s) valid, {deployed} deployed to "
+    return Check("partners", CheckStatus.OK, f"{len(report.partners)} partner file(s) valid, {deployed} deployed to "
                                         f"{env.name}")
 
 
 # --- certificates ---------------------------------------------------------------------------------------------------
 
-def _expiry(not_after: dt.datetime, now: dt.datetime) -> tuple[Status, str]:
+def _expiry(not_after: dt.datetime, now: dt.datetime) -> tuple[CheckStatus, str]:
     days = (not_after - now).total_seconds() / 86400
     when = not_after.strftime("%Y-%m-%d")
-    if days < 0:
-        return Status.FAIL, f"expired on {when}"
-    if days < EXPIRY_WARNING_DAYS:
-        return Status.WARN, f"expires on {when}, in {int(days)} day(s): renew it"
-    return Status.OK, f"valid until {when} ({int(days)} days)"
+    if not_after <= now:
+        return CheckStatus.FAIL, f"expired on {when}"
+    if expires_soon(not_after, now):
+        return CheckStatus.WARN, f"expires on {when}, in {int(days)} day(s): renew it"
+    return CheckStatus.OK, f"valid until {when} ({int(days)} days)"
 
 
 def _read(path: Path) -> bytes | str:
@@ -151,21 +151,21 @@ def _client_certificate_checks(env: Environment, now: dt.datetime) -> Iterator[C
 
     if env.client_cert is None:
         if env.client_key is not None:
-            yield Check("client certificate", Status.FAIL, "client_key is set but client_cert is not; set both")
+            yield Check("client certificate", CheckStatus.FAIL, "client_key is set but client_cert is not; set both")
         else:
-            yield Check("client certificate", Status.WARN,
+            yield Check("client certificate", CheckStatus.WARN,
                         "none configured (client_cert, client_key); Hubject requires mutual TLS unless a gateway "
                         "in front of the portal handles it")
         return
     shown = display_path(env.client_cert)
     data = _read(env.client_cert)
     if isinstance(data, str):
-        yield Check("client certificate", Status.FAIL, f"{shown} {data}")
+        yield Check("client certificate", CheckStatus.FAIL, f"{shown} {data}")
         return
     try:
         cert = x509.load_pem_x509_certificate(data)
     except ValueError:
-        yield Check("client certificate", Status.FAIL, f"{shown} holds no valid PEM certificate")
+        yield Check("client certificate", CheckStatus.FAIL, f"{shown} holds no valid PEM certificate")
         return
     status, when = _expiry(cert.not_valid_after_utc, now)
     yield Check("client certificate", status, f"{shown}: {cert.subject.rfc4514_string() or 'no subject'}, {when}")
@@ -174,32 +174,32 @@ def _client_certificate_checks(env: Environment, now: dt.datetime) -> Iterator[C
     key_shown = display_path(key_path)
     key_data = _read(key_path)
     if isinstance(key_data, str):
-        yield Check("client key", Status.FAIL, f"{key_shown} {key_data}")
+        yield Check("client key", CheckStatus.FAIL, f"{key_shown} {key_data}")
         return
     if env.client_key is None and b"PRIVATE KEY-----" not in key_data:
-        yield Check("client key", Status.FAIL,
+        yield Check("client key", CheckStatus.FAIL,
                     f"no client_key set and {key_shown} holds no private key; set client_key")
         return
     try:
         key = load_pem_private_key(key_data, password=None)
     except TypeError:
-        yield Check("client key", Status.FAIL, f"{key_shown} is encrypted; the portal client needs an unencrypted "
+        yield Check("client key", CheckStatus.FAIL, f"{key_shown} is encrypted; the portal client needs an unencrypted "
                                                "key (keep it in a CI secret or a file only you can read)")
         return
     except ValueError:
-        yield Check("client key", Status.FAIL, f"{key_shown} holds no valid PEM private key")
+        yield Check("client key", CheckStatus.FAIL, f"{key_shown} holds no valid PEM private key")
         return
     spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
-        yield Check("client key", Status.FAIL, f"{key_shown} does not match {shown} (a different key pair); "
+        yield Check("client key", CheckStatus.FAIL, f"{key_shown} does not match {shown} (a different key pair); "
                                                "use the key the certificate was issued for")
         return
     mode = key_path.stat().st_mode
     if os.name == "posix" and mode & 0o077:
-        yield Check("client key", Status.WARN, f"{key_shown} matches the certificate but others can read it "
+        yield Check("client key", CheckStatus.WARN, f"{key_shown} matches the certificate but others can read it "
                                                f"(mode {mode & 0o777:o}); chmod 600 it")
         return
-    yield Check("client key", Status.OK, f"{key_shown} matches the certificate")
+    yield Check("client key", CheckStatus.OK, f"{key_shown} matches the certificate")
 
 
 def _ca_bundle_check(env: Environment) -> Check:
@@ -207,25 +207,26 @@ def _ca_bundle_check(env: Environment) -> Check:
 
     if env.ca_bundle is None:
         if not env.verify_tls:
-            return Check("CA bundle", Status.WARN, "verify_tls is false: the portal's certificate is not checked")
-        return Check("CA bundle", Status.OK, "none configured: the system trust store verifies the portal")
+            return Check("CA bundle", CheckStatus.WARN, "verify_tls is false: the portal's certificate is not checked")
+        return Check("CA bundle", CheckStatus.OK, "none configured: the system trust store verifies the portal")
     shown = display_path(env.ca_bundle)
     data = _read(env.ca_bundle)
     if isinstance(data, str):
-        return Check("CA bundle", Status.FAIL, f"{shown} {data}")
+        return Check("CA bundle", CheckStatus.FAIL, f"{shown} {data}")
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
-        return Check("CA bundle", Status.FAIL, f"{shown} holds no valid PEM certificate")
-    return Check("CA bundle", Status.OK, f"{shown}: {len(certs)} certificate(s)")
+        return Check("CA bundle", CheckStatus.FAIL, f"{shown} holds no valid PEM certificate")
+    return Check("CA bundle", CheckStatus.OK, f"{shown}: {len(certs)} certificate(s)")
 
 
 def _token_check(env: Environment) -> Check:
     if not env.token_env:
-        return Check("token", Status.OK, "none configured (token_env)")
+        return Check("token", CheckStatus.OK, "none configured (token_env)")
     if os.environ.get(env.token_env):
-        return Check("token", Status.OK, f"${env.token_env} is set")
-    return Check("token", Status.FAIL, f"${env.token_env} is not set or empty; export it (hbsdeploy never prints it)")
+        return Check("token", CheckStatus.OK, f"${env.token_env} is set")
+    return Check("token", CheckStatus.FAIL,
+                 f"${env.token_env} is not set or empty; export it (hbsdeploy never prints it)")
 
 
 # --- the portal -----------------------------------------------------------------------------------------------------
@@ -247,17 +248,17 @@ def _portal_reachable(env: Environment, timeout: float) -> Check:
         response = requests.get(env.portal, timeout=(min(env.connect_timeout, timeout), timeout), verify=verify,
                                 cert=cert, allow_redirects=False, auth=_no_auth)
     except requests.exceptions.SSLError as exc:
-        return Check("portal", Status.FAIL, f"{shown}: TLS failed ({_reason(exc)}); check ca_bundle, client_cert")
+        return Check("portal", CheckStatus.FAIL, f"{shown}: TLS failed ({_reason(exc)}); check ca_bundle, client_cert")
     except requests.exceptions.Timeout:
-        return Check("portal", Status.FAIL, f"{shown}: no answer within {timeout:g} s")
+        return Check("portal", CheckStatus.FAIL, f"{shown}: no answer within {timeout:g} s")
     except (requests.exceptions.RequestException, OSError) as exc:
-        return Check("portal", Status.FAIL, f"{shown}: not reachable ({_reason(exc)})")
+        return Check("portal", CheckStatus.FAIL, f"{shown}: not reachable ({_reason(exc)})")
     elapsed = time.monotonic() - started
     response.close()
     detail = f"{shown} answered HTTP {response.status_code} in {elapsed:.2f} s"
     if response.status_code >= 500:
-        return Check("portal", Status.WARN, f"{detail}: reachable, but failing")
-    return Check("portal", Status.OK, detail)
+        return Check("portal", CheckStatus.WARN, f"{detail}: reachable, but failing")
+    return Check("portal", CheckStatus.OK, detail)
 
 
 def _no_auth(request: Any) -> Any:
@@ -277,21 +278,21 @@ def _state_folder_check(env: Environment) -> Check:
     folder = state.parent
     shown = display_path(folder)
     if state.exists() and not os.access(state, os.R_OK | os.W_OK):
-        return Check("portal", Status.FAIL, f"{env.portal}: state {display_path(state)} is not writable")
+        return Check("portal", CheckStatus.FAIL, f"{env.portal}: state {display_path(state)} is not writable")
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        return Check("portal", Status.FAIL, f"{env.portal}: {display_path(existing)} is not a folder; "
+        return Check("portal", CheckStatus.FAIL, f"{env.portal}: {display_path(existing)} is not a folder; "
                                             f"state_dir must be one")
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".hbsdeploy-doctor-"):
             pass
     except OSError as exc:
-        return Check("portal", Status.FAIL, f"{env.portal}: cannot write in {display_path(existing)} "
+        return Check("portal", CheckStatus.FAIL, f"{env.portal}: cannot write in {display_path(existing)} "
                                             f"({exc.strerror}); fix permissions or state_dir")
     where = "is writable" if existing == folder else "will be created (its parent is writable)"
-    return Check("portal", Status.OK, f"{env.portal}: state folder {shown} {where}")
+    return Check("portal", CheckStatus.OK, f"{env.portal}: state folder {shown} {where}")
 
 
 # --- probing Service URLs -------------------------------------------------------------------------------------------
@@ -324,7 +325,7 @@ def _probe_checks(config: Config, env: Environment, ca_bundle: Path | None, time
                   now: dt.datetime) -> Iterator[Check]:
     targets = probe_targets(config, env)
     if not targets:
-        yield Check("probe", Status.WARN, f"no partner in {env.name} has a Service URL with Online Request on")
+        yield Check("probe", CheckStatus.WARN, f"no partner in {env.name} has a Service URL with Online Request on")
         return
     for target in targets:
         status, detail = probe_url(target.url, ca_bundle=ca_bundle, timeout=timeout, now=now,
@@ -333,25 +334,25 @@ def _probe_checks(config: Config, env: Environment, ca_bundle: Path | None, time
 
 
 def probe_url(url: str, *, ca_bundle: Path | None = None, timeout: float = DEFAULT_TIMEOUT,
-              now: dt.datetime | None = None, allow_private: bool = False) -> tuple[Status, str]:
+              now: dt.datetime | None = None, allow_private: bool = False) -> tuple[CheckStatus, str]:
     """Reach `url` as the platform does: DNS, TCP, TLS 1.2+ handshake verifying the certificate for the host."""
     now = now or dt.datetime.now(dt.timezone.utc)
     try:
         parts = urlsplit(url)
         port = parts.port or 443
     except ValueError as exc:
-        return Status.FAIL, f"does not parse ({exc})"
+        return CheckStatus.FAIL, f"does not parse ({exc})"
     host = parts.hostname
     if parts.scheme.lower() != "https" or not host:
-        return Status.FAIL, "not an https:// URL; the platform only calls HTTPS"
+        return CheckStatus.FAIL, "not an https:// URL; the platform only calls HTTPS"
 
     addresses = _resolve(host, port, timeout)
     if isinstance(addresses, str):
-        return Status.FAIL, f"DNS: {addresses}"
+        return CheckStatus.FAIL, f"DNS: {addresses}"
     if not allow_private:
         private = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
         if private:
-            return Status.FAIL, (f"DNS: {host} resolves to {', '.join(private)}, which the platform cannot reach "
+            return CheckStatus.FAIL, (f"DNS: {host} resolves to {', '.join(private)}, which the platform cannot reach "
                                  "from the internet")
 
     sock: socket.socket | None = None
@@ -365,7 +366,7 @@ def probe_url(url: str, *, ca_bundle: Path | None = None, timeout: float = DEFAU
         except OSError as exc:
             errors.append(f"{address}: {exc.strerror or exc}")
     if sock is None:
-        return Status.FAIL, f"TCP: cannot connect to port {port} ({'; '.join(errors)})"
+        return CheckStatus.FAIL, f"TCP: cannot connect to port {port} ({'; '.join(errors)})"
 
     context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -379,13 +380,13 @@ def probe_url(url: str, *, ca_bundle: Path | None = None, timeout: float = DEFAU
         if exc.verify_code in (18, 19, 20, 21):  # self-signed or unknown issuer
             hint = ("; the platform trusts public CAs (for a private or test CA: --probe-ca-bundle or "
                     f"${PROBE_CA_ENV_VAR})")
-        return Status.FAIL, f"TLS: certificate not accepted: {exc.verify_message}{hint}"
+        return CheckStatus.FAIL, f"TLS: certificate not accepted: {exc.verify_message}{hint}"
     except ssl.SSLError as exc:
-        return Status.FAIL, f"TLS: handshake failed ({exc.reason or exc})"
+        return CheckStatus.FAIL, f"TLS: handshake failed ({exc.reason or exc})"
     except TimeoutError:
-        return Status.FAIL, f"TLS: no handshake within {timeout:g} s"
+        return CheckStatus.FAIL, f"TLS: no handshake within {timeout:g} s"
     except OSError as exc:
-        return Status.FAIL, f"TLS: connection lost during the handshake ({exc.strerror or exc})"
+        return CheckStatus.FAIL, f"TLS: connection lost during the handshake ({exc.strerror or exc})"
     finally:
         sock.close()
 

@@ -30,9 +30,11 @@ def infer_role(partner_id: str, states: Mapping[str, ServiceTypeState], role: st
     """`--role` if given; else what the ID's format or the configured service types say; else ask for --role."""
     if role:
         return role
-    if any(normalize_settings(s.settings) != dict(DEFAULT_SETTINGS) for name, s in states.items()
-           if name == "reservation"):
-        return "cpo"
+    specs = service_types()
+    implied = {role for name, state in states.items() if name in specs and len(specs[name].roles) == 1
+               and normalize_settings(state.settings) != dict(DEFAULT_SETTINGS) for role in specs[name].roles}
+    if len(implied) == 1:
+        return implied.pop()  # a service type configured that only this role can have
     fits = roles_of_id(partner_id)
     if len(fits) == 1:
         return fits.pop()

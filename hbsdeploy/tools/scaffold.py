@@ -9,6 +9,7 @@ from pathlib import Path
 from hbsdeploy import __version__
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.resources import default_templates_dir, schemas_dir
+from hbsdeploy.load.servicetypes import service_types
 
 HOOK_ID = "hbsdeploy-validate"
 HOOK_FILES = r"^(partners/.*\.ya?ml|hbsdeploy\.yaml)$"
@@ -45,9 +46,21 @@ apply:
   parallelism: 8
 """
 
-PARTNER_TEXT = """\
+def partner_text() -> str:
+    """The example CPO: every service type the schema's annotations require of a CPO, with the recommended
+    settings."""
+    required = [spec for spec in service_types().values() if "cpo" in spec.required_for]
+    labels = " and ".join(spec.label for spec in required) or "no"
+    qa_overrides = "".join(f"      {spec.name}:\n        service_url: https://oicp-qa.example.com\n"
+                           for spec in required)
+    settings = "".join(
+        f"  {spec.name}:\n    online_request: true\n"
+        + ("    broadcast_request: false\n" if spec.broadcast else "")
+        + "    service_url: https://oicp.example.com\n    client_certification: true\n    certificate: hubject\n"
+        for spec in required)
+    return f"""\
 # yaml-language-server: $schema=../schemas/partner.schema.json
-# A charge point operator with the recommended Authorization settings. Replace the name, ID and URLs with yours;
+# A charge point operator with the recommended {labels} settings. Replace the name, ID and URLs with yours;
 # add one file per partner (CPO: role cpo and operator_id; EMP: role emp and provider_id).
 name: Example Operator
 role: cpo
@@ -57,19 +70,11 @@ operator_id: "DE*X01"
 environments:
   sandbox:
   qa:
-    service_types:
-      authorization:
-        service_url: https://oicp-qa.example.com
-  prod:
+{"    service_types:" if required else "    service_types: {}"}
+{qa_overrides}  prod:
 
-service_types:
-  authorization:
-    online_request: true
-    broadcast_request: false
-    service_url: https://oicp.example.com
-    client_certification: true
-    certificate: hubject
-"""
+{"service_types:" if required else "service_types: {}"}
+{settings}"""
 
 GITIGNORE_TEXT = """\
 # hbsdeploy: embedded portal stores, audit log and locks; never commit private keys.
@@ -131,7 +136,7 @@ def scaffold_files(hook_repo: str | None = None, hook_rev: str | None = None) ->
     """Every file of a new repository, sorted by path: config, an example partner, templates, schemas, hooks."""
     files = [
         ScaffoldFile("hbsdeploy.yaml", CONFIG_TEXT.encode()),
-        ScaffoldFile("partners/example-cpo.yaml", PARTNER_TEXT.encode()),
+        ScaffoldFile("partners/example-cpo.yaml", partner_text().encode()),
         ScaffoldFile(".gitignore", GITIGNORE_TEXT.encode()),
         ScaffoldFile(".pre-commit-config.yaml", precommit_config_text(hook_repo, hook_rev).encode()),
     ]

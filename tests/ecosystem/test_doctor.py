@@ -21,7 +21,7 @@ import trustme
 from ecosystem_helpers import RunHbs
 
 from hbsdeploy.tools import doctor
-from hbsdeploy.tools.doctor import Status, probe_url
+from hbsdeploy.tools.doctor import CheckStatus, probe_url
 
 NOW = dt.datetime.now(dt.timezone.utc)
 TOKEN = "s3cr3t-token-value"
@@ -350,7 +350,7 @@ def test_quiet_doctor_prints_only_what_is_not_ok(api_repo: Path, hbs: RunHbs,
 def test_probe_accepts_a_good_certificate(tls_server: Any, ca_file: Path) -> None:
     server = tls_server()
     status, detail = probe_url(server.url, ca_bundle=ca_file, timeout=2, allow_private=True)
-    assert status is Status.OK, detail
+    assert status is CheckStatus.OK, detail
     assert detail.startswith(f"127.0.0.1 port {server.port}, TLSv1.")
     assert "certificate for 127.0.0.1 valid until" in detail
 
@@ -358,7 +358,7 @@ def test_probe_accepts_a_good_certificate(tls_server: Any, ca_file: Path) -> Non
 def test_probe_refuses_a_certificate_for_another_host(tls_server: Any, ca_file: Path) -> None:
     server = tls_server("wrong.example.com")
     status, detail = probe_url(server.url, ca_bundle=ca_file, timeout=2, allow_private=True)
-    assert status is Status.FAIL
+    assert status is CheckStatus.FAIL
     assert detail.startswith("TLS: certificate not accepted: ")
     assert detail.endswith("mismatch, certificate is not valid for '127.0.0.1'.")
 
@@ -366,32 +366,32 @@ def test_probe_refuses_a_certificate_for_another_host(tls_server: Any, ca_file: 
 def test_probe_refuses_an_expired_certificate(tls_server: Any, ca_file: Path) -> None:
     server = tls_server(not_after=NOW - dt.timedelta(days=2))
     status, detail = probe_url(server.url, ca_bundle=ca_file, timeout=2, allow_private=True)
-    assert (status, detail) == (Status.FAIL, "TLS: certificate not accepted: certificate has expired")
+    assert (status, detail) == (CheckStatus.FAIL, "TLS: certificate not accepted: certificate has expired")
 
 
 def test_probe_warns_about_a_certificate_expiring_within_30_days(tls_server: Any, ca_file: Path) -> None:
     server = tls_server(not_after=NOW + dt.timedelta(days=5))
     status, detail = probe_url(server.url, ca_bundle=ca_file, timeout=2, allow_private=True)
-    assert status is Status.WARN
+    assert status is CheckStatus.WARN
     assert "renew it" in detail
 
 
 def test_probe_refuses_a_certificate_from_a_ca_the_platform_does_not_trust(tls_server: Any) -> None:
     status, detail = probe_url(tls_server().url, timeout=2, allow_private=True)
-    assert status is Status.FAIL
+    assert status is CheckStatus.FAIL
     assert "unable to get local issuer certificate" in detail and "--probe-ca-bundle" in detail
 
 
 def test_probe_fails_on_a_closed_port() -> None:
     port = closed_port()
     status, detail = probe_url(f"https://127.0.0.1:{port}/oicp", timeout=2, allow_private=True)
-    assert status is Status.FAIL
+    assert status is CheckStatus.FAIL
     assert detail.startswith(f"TCP: cannot connect to port {port} (127.0.0.1: ")
 
 
 def test_probe_refuses_a_private_address_outside_a_sandbox(tls_server: Any, ca_file: Path) -> None:
     status, detail = probe_url(tls_server().url, ca_bundle=ca_file, timeout=2, allow_private=False)
-    assert status is Status.FAIL
+    assert status is CheckStatus.FAIL
     assert detail == "DNS: 127.0.0.1 resolves to 127.0.0.1, which the platform cannot reach from the internet"
 
 
@@ -401,7 +401,7 @@ def test_probe_fails_on_a_name_that_does_not_resolve(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(doctor.socket, "getaddrinfo", no_such_name)
     status, detail = probe_url("https://oicp.example.com", timeout=2)
-    assert (status, detail) == (Status.FAIL, "DNS: oicp.example.com does not resolve (Name or service not known)")
+    assert (status, detail) == (CheckStatus.FAIL, "DNS: oicp.example.com does not resolve (Name or service not known)")
 
 
 def test_probe_gives_up_on_a_slow_dns_answer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -413,7 +413,7 @@ def test_probe_gives_up_on_a_slow_dns_answer(monkeypatch: pytest.MonkeyPatch) ->
     started = time.monotonic()
     status, detail = probe_url("https://oicp.example.com", timeout=0.2)
     assert time.monotonic() - started < 0.9
-    assert (status, detail) == (Status.FAIL, "DNS: no answer for oicp.example.com within 0.2 s")
+    assert (status, detail) == (CheckStatus.FAIL, "DNS: no answer for oicp.example.com within 0.2 s")
 
 
 def test_probe_gives_up_on_a_server_that_never_answers_the_handshake() -> None:
@@ -423,7 +423,7 @@ def test_probe_gives_up_on_a_server_that_never_answers_the_handshake() -> None:
         started = time.monotonic()
         status, detail = probe_url(f"https://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3, allow_private=True)
     assert time.monotonic() - started < 2
-    assert (status, detail) == (Status.FAIL, "TLS: no handshake within 0.3 s")
+    assert (status, detail) == (CheckStatus.FAIL, "TLS: no handshake within 0.3 s")
 
 
 def test_doctor_probe_reports_every_service_url(tmp_path: Path, tls_server: Any, ca_file: Path, hbs: RunHbs,

@@ -19,7 +19,7 @@ from hbsdeploy.load.config import load_config
 from hbsdeploy.portal import PortalUnavailable
 from hbsdeploy.portal.emulator import ServerHandle, serve
 from hbsdeploy.portal.http import HttpPortal
-from hbsdeploy.tools.doctor import DoctorOptions, Status, run_checks
+from hbsdeploy.tools.doctor import CheckStatus, DoctorOptions, run_checks
 
 TOKEN_ENV = "HBSDEPLOY_TLS_TEST_TOKEN"
 _TRUST_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
@@ -90,7 +90,7 @@ def test_doctor_without_a_ca_bundle_fails_the_portal_check_on_tls(emulator: Serv
     path = write_config(tmp_path, emulator.url, tls)
     (tmp_path / "partners").mkdir()
     checks = {c.name: c for c in run_checks(str(path), DoctorOptions(environment="qa"))}
-    assert checks["portal"].status is Status.FAIL
+    assert checks["portal"].status is CheckStatus.FAIL
     assert "TLS failed" in checks["portal"].detail and "ca_bundle" in checks["portal"].detail
 
 
