@@ -50,10 +50,16 @@ def portal() -> None:
 @click.option("--partner", "partners", multiple=True, metavar="ID", help="Register a partner at start (repeatable).")
 @click.option("--allow-private-urls", is_flag=True, help="Accept loopback and private hosts in Service URLs.")
 @click.option("--allow-remote", is_flag=True, help="Allow a --host that is not a loopback address.")
+@click.option("--ui", is_flag=True, help="Also serve the replica of the portal's web UI (login, Administration, "
+              "Service Type Settings) on the same store; see docs/replica.md.")
+@click.option("--ui-users", type=_EXISTING, help="Users file of the web UI: who may log in, their partner accounts "
+              "and uploaded certificates (YAML; see docs/replica.md).")
+@click.option("--ui-session-minutes", type=click.FloatRange(0, 10_080, min_open=True), default=30, show_default=True,
+              help="A web UI session ends after this many idle minutes.")
 def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_key: Path | None,
                   client_ca: Path | None, token_env: str | None, latency_ms: float, fail_rate: float,
                   seed: int | None, auto_register: bool, partners: tuple[str, ...], allow_private_urls: bool,
-                  allow_remote: bool) -> None:
+                  allow_remote: bool, ui: bool, ui_users: Path | None, ui_session_minutes: float) -> None:
     """Serve the portal API (schemas/portal-api.openapi.yaml) until SIGINT or SIGTERM.
 
     \b
@@ -61,7 +67,13 @@ def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_
       export HBSDEPLOY_QA_TOKEN=...
       hbsdeploy portal serve --port 8443 --tls-cert server.pem --tls-key server.key \\
           --client-ca ca.pem --token-env HBSDEPLOY_QA_TOKEN --auto-register
+
+    \b
+    With the web UI replica (log in at https://127.0.0.1:8443/login):
+      hbsdeploy portal serve --tls-cert server.pem --tls-key server.key --ui --ui-users users.yaml
     """
+    if ui and ui_users is None:
+        raise click.UsageError("--ui needs --ui-users FILE: the users who may log in (see docs/replica.md)")
     token = None
     if token_env:
         token = os.environ.get(token_env)
@@ -79,10 +91,13 @@ def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_
             handle = start_emulator(state, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key,
                                     client_ca=client_ca, token=token, latency_ms=latency_ms, fail_rate=fail_rate,
                                     seed=seed, allow_private_urls=allow_private_urls, auto_register=auto_register,
-                                    partners=partners, allow_remote=allow_remote, log_stream=sys.stderr)
+                                    partners=partners, allow_remote=allow_remote, log_stream=sys.stderr,
+                                    ui=ui, ui_users=ui_users, ui_session_minutes=ui_session_minutes)
         except HbsError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"serving on {handle.url}")
+        if handle.ui is not None:
+            click.echo(f"web UI at {handle.url}/login")
         sys.stdout.flush()
         try:
             while not stop.wait(0.2):

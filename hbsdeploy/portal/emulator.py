@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import unquote
 
 from hbsdeploy import __version__
@@ -27,6 +27,9 @@ from hbsdeploy.portal.errors import PartnerNotFound, PayloadRejected, PortalErro
 from hbsdeploy.portal.interface import ServiceTypeState
 from hbsdeploy.portal.local import LocalPortal
 from hbsdeploy.text import escape_line
+
+if TYPE_CHECKING:
+    from hbsdeploy.portal.replica import Replica
 
 MAX_BODY_BYTES = 64 * 1024
 FAULTS = ("500", "503", "429", "drop", "lost-response")
@@ -70,7 +73,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], portal: LocalPortal, *, ssl_context: ssl.SSLContext | None,
                  token: str | None, latency: float, fail_rate: float, seed: int | None, auto_register: bool,
-                 log_stream: TextIO | None) -> None:
+                 log_stream: TextIO | None, ui: Replica | None = None) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -80,6 +83,7 @@ class _Server(ThreadingHTTPServer):
         self.latency = latency
         self.fail_rate = fail_rate
         self.auto_register = auto_register
+        self.ui = ui
         self.stats = Stats()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -157,12 +161,21 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._dispatch()
 
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def _is_ui(self) -> bool:
+        """Whether the request is for a page of the web UI replica (everything but /v1 when --ui is on)."""
+        path = self.path.split("?", 1)[0]
+        return self.server.ui is not None and path != "/v1" and not path.startswith("/v1/")
+
     # -- one request ----------------------------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
         started = time.monotonic()
         fault = None
         status = 0
+        ui = self._is_ui()
         try:
             body = self._read_body()
             if isinstance(body, _Reply):
@@ -177,7 +190,17 @@ class _Handler(BaseHTTPRequestHandler):
             if fault in ("500", "503", "429"):
                 code = int(fault)
                 headers = (("Retry-After", "1"),) if code in (429, 503) else ()
+                if ui and self.server.ui is not None:
+                    status = self._send_page(self.server.ui.error_page(code))
+                    return
                 status = self._send(_error(code, f"fault injected by the emulator ({code})", headers))
+                return
+            if ui and self.server.ui is not None:
+                page = self.server.ui.handle(self.command, self.path, self._header_map(), body)
+                if fault == "lost-response":
+                    self._drop()
+                    return
+                status = self._send_page(page)
                 return
             reply = self._route(body)
             if fault == "lost-response":
@@ -189,7 +212,9 @@ class _Handler(BaseHTTPRequestHandler):
             elapsed = (time.monotonic() - started) * 1000
             shown = f"{status}" if status else "dropped"
             extra = f" fault={fault}" if fault else ""
-            self.server.log(f'{self.client_address[0]} "{self.command} {escape_line(self.path, 200)}" {shown} '
+            # A page's query string is left out of the log: nothing a browser sends there belongs in a log.
+            path = self.path.split("?", 1)[0] if ui else self.path
+            self.server.log(f'{self.client_address[0]} "{self.command} {escape_line(path, 200)}" {shown} '
                             f"{elapsed:.1f}ms{extra}")
 
     def _read_body(self) -> bytes | _Reply:
@@ -283,6 +308,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         return reply.status
 
+    def _header_map(self) -> dict[str, str]:
+        """The request's headers by lower-case name; repeated ones (two Cookie lines) joined with `; `."""
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}; {value}" if key in headers else value
+        return headers
+
+    def _send_page(self, page: Any) -> int:
+        """Send a page of the web UI replica (a replica.Response)."""
+        self.send_response(page.status)
+        self.send_header("Content-Length", str(len(page.body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in page.headers:
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(page.body)
+        return int(page.status)
+
     def _drop(self) -> None:
         self.close_connection = True
         with contextlib.suppress(OSError):
@@ -342,6 +389,7 @@ class ServerHandle:
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{scheme}://{shown}:{self.port}"
         self.portal = server.portal
+        self.ui = server.ui  # the web UI replica (users, sessions, labels) when served with ui=True
 
     @property
     def stats(self) -> Stats:
@@ -366,8 +414,10 @@ def serve(state_file: Path, *, host: str = "127.0.0.1", port: int = 0, tls_cert:
           tls_key: Path | None = None, client_ca: Path | None = None, token: str | None = None,
           latency_ms: float = 0, fail_rate: float = 0.0, seed: int | None = None, allow_private_urls: bool = False,
           auto_register: bool = False, partners: Iterable[str] = (), allow_remote: bool = False,
-          log_stream: TextIO | None = sys.stderr) -> ServerHandle:
-    """Start the emulator in a background thread; the handle tells the bound port (pass port 0 for a free one)."""
+          log_stream: TextIO | None = sys.stderr, ui: bool = False, ui_users: Path | None = None,
+          ui_session_minutes: float = 30) -> ServerHandle:
+    """Start the emulator in a background thread; the handle tells the bound port (pass port 0 for a free one).
+    With `ui`, the web UI replica is served next to /v1 (users from `ui_users`, or added through `handle.ui`)."""
     if not allow_remote and not _is_loopback(host):
         raise EmulatorError(f"--host {host} is not a loopback address; the emulator is for tests and demos "
                             "(pass --allow-remote to serve other hosts anyway)")
@@ -385,15 +435,32 @@ def serve(state_file: Path, *, host: str = "127.0.0.1", port: int = 0, tls_cert:
             raise EmulatorError(f"--partner {partner_id!r} is not an OICP OperatorID or ProviderID "
                                 "(e.g. DE*A36, +49*536, DE-8EO)")
         portal.register_partner(partner_id)
+    replica = _replica(portal, ui, ui_users, ui_session_minutes, secure=context is not None)
     try:
         server = _Server((host, port), portal, ssl_context=context, token=token, latency=latency_ms / 1000,
-                         fail_rate=fail_rate, seed=seed, auto_register=auto_register, log_stream=log_stream)
+                         fail_rate=fail_rate, seed=seed, auto_register=auto_register, log_stream=log_stream,
+                         ui=replica)
     except OSError as exc:
         raise EmulatorError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port") from None
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               name="hbsdeploy-emulator", daemon=True)
     thread.start()
     return ServerHandle(server, thread, "https" if context else "http")
+
+
+def _replica(portal: LocalPortal, ui: bool, users: Path | None, session_minutes: float, *,
+             secure: bool) -> Replica | None:
+    if not ui:
+        if users is not None:
+            raise EmulatorError("--ui-users needs --ui (the web UI replica)")
+        return None
+    from hbsdeploy.portal.replica import Replica
+    from hbsdeploy.portal.replica_users import Directory, load_users_file
+
+    if session_minutes <= 0:
+        raise EmulatorError(f"--ui-session-minutes {session_minutes} must be more than 0")
+    directory = load_users_file(users) if users is not None else Directory()
+    return Replica(portal, directory, session_minutes=session_minutes, secure=secure)
 
 
 def _is_loopback(host: str) -> bool:
