@@ -212,8 +212,8 @@ class _Handler(BaseHTTPRequestHandler):
             elapsed = (time.monotonic() - started) * 1000
             shown = f"{status}" if status else "dropped"
             extra = f" fault={fault}" if fault else ""
-            # A page's query string is left out of the log: nothing a browser sends there belongs in a log.
-            path = self.path.split("?", 1)[0] if ui else self.path
+            # No query string in the log: nothing a client sends there belongs in a log.
+            path = self.path.split("?", 1)[0]
             self.server.log(f'{self.client_address[0]} "{self.command} {escape_line(path, 200)}" {shown} '
                             f"{elapsed:.1f}ms{extra}")
 
