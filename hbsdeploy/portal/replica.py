@@ -26,7 +26,7 @@ from hbsdeploy.portal.replica_users import (
     User,
     make_account,
     make_user,
-    normalize_fingerprint,
+    sha256_hex,
 )
 from hbsdeploy.portal.totp import verify_totp
 
@@ -311,7 +311,7 @@ class Replica:
                               payload: Mapping[str, Any]) -> list[str]:
         """A User Certificate must be one uploaded for the account (or the one already saved)."""
         chosen = payload.get("certificate_sha256")
-        if not isinstance(chosen, str) or normalize_fingerprint(chosen) != chosen:
+        if not isinstance(chosen, str) or sha256_hex(chosen) != chosen:
             return []  # absent or malformed: the portal's rules name it
         uploaded = self.directory.account(account).certificates
         current = self.portal.get_service_type(account, service_type).settings.get("certificate_sha256")

@@ -90,7 +90,7 @@ def make_user(username: str, password: str, accounts: Iterable[str], *, totp_sec
     return User(username, accounts, role, totp_secret, salt, _digest(salt, password))
 
 
-def normalize_fingerprint(value: str) -> str | None:
+def sha256_hex(value: str) -> str | None:
     """`AB:CD:...` or `abcd...` -> 64 lower-case hex digits; None when it is not a SHA-256 fingerprint."""
     text = value.strip().lower().replace(":", "")
     return text if _FINGERPRINT.fullmatch(text) else None
@@ -102,7 +102,7 @@ def make_account(account_id: str, name: str = "", certificates: Iterable[str] = 
         raise ReplicaSetupError(f"account {account_id!r} is not an OICP OperatorID or ProviderID (e.g. DE*A36)")
     fingerprints = []
     for value in certificates:
-        fingerprint = normalize_fingerprint(value)
+        fingerprint = sha256_hex(value)
         if fingerprint is None:
             raise ReplicaSetupError(f"account {account_id}: {value[:80]!r} is not a SHA-256 fingerprint "
                                     "(64 hex digits, colons allowed)")
