@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from hbsdeploy.load.servicetypes import service_types
-from hbsdeploy.portal.base import PartnerNotFound, PayloadRejected, PortalError, VersionConflict
+from hbsdeploy.portal.errors import PartnerNotFound, PayloadRejected, PortalError, VersionConflict
 from hbsdeploy.portal.local import LocalPortal
 from hbsdeploy.portal.replica_html import DEFAULT_LABELS, FormState, Html, Pages, SettingsView
 from hbsdeploy.portal.replica_sessions import Session, SessionTable
