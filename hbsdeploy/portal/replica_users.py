@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from hbsdeploy.errors import HbsError, InputError
+from hbsdeploy.load.partner import roles_of_id
 from hbsdeploy.load.yamlload import Document, JsonPath, load_yaml
-from hbsdeploy.portal.emulator import is_partner_id
 from hbsdeploy.portal.totp import TotpSecretError, decode_secret
 
 ROLES = ("administrator", "viewer")  # "Partner Account Administrator" may edit; a viewer only reads
@@ -67,6 +67,10 @@ def _digest(salt: bytes, password: str) -> bytes:
     return hashlib.sha256(salt + password.encode("utf-8")).digest()
 
 
+def _is_partner_id(value: str) -> bool:
+    return bool(roles_of_id(value))
+
+
 def make_user(username: str, password: str, accounts: Iterable[str], *, totp_secret: str | None = None,
               role: str = "administrator") -> User:
     """A user, its input checked (ReplicaSetupError naming what is wrong, never the secret)."""
@@ -78,7 +82,7 @@ def make_user(username: str, password: str, accounts: Iterable[str], *, totp_sec
     if role not in ROLES:
         raise ReplicaSetupError(f"replica user {username!r}: role must be one of {', '.join(ROLES)}")
     for account in accounts:
-        if not is_partner_id(account):
+        if not _is_partner_id(account):
             raise ReplicaSetupError(f"replica user {username!r}: account {account!r} is not an OICP OperatorID or "
                                     "ProviderID (e.g. DE*A36, DE-8EO)")
     if totp_secret is not None:
@@ -98,7 +102,7 @@ def sha256_hex(value: str) -> str | None:
 
 def make_account(account_id: str, name: str = "", certificates: Iterable[str] = ()) -> Account:
     """An account, its input checked (ReplicaSetupError otherwise)."""
-    if not is_partner_id(account_id):
+    if not _is_partner_id(account_id):
         raise ReplicaSetupError(f"account {account_id!r} is not an OICP OperatorID or ProviderID (e.g. DE*A36)")
     fingerprints = []
     for value in certificates:
