@@ -13,8 +13,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from hbsdeploy.errors import Problem
+from hbsdeploy.load.ecmaregex import ecma_pattern
 from hbsdeploy.load.resources import load_schema
-from hbsdeploy.load.schemasubset import SubsetValidator, Unsupported, ecma_pattern
+from hbsdeploy.load.schemasubset import SubsetValidator, Unsupported
 from hbsdeploy.load.yamlload import Document, JsonPath
 from hbsdeploy.text import redact_urls, shorten
 

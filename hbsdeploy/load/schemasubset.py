@@ -1,35 +1,33 @@
 """A small JSON Schema (draft 2020-12) validator for the keywords hbsdeploy's own schemas use.
 
-`hbsdeploy validate` runs on every commit, and importing `jsonschema` alone takes longer than checking a partner file.
-This validator covers the subset of draft 2020-12 that schemas/partner.schema.json and schemas/config.schema.json use
-(see SUPPORTED), and reports errors with the same attributes as `jsonschema.ValidationError` (`validator`,
-`validator_value`, `instance`, `schema`, `absolute_path`, `absolute_schema_path`, `message`), so that the code that
-turns errors into messages works with either. A schema that uses anything else is refused with `Unsupported`, and
-hbsdeploy.load.schemacheck then falls back to `jsonschema`. tests/validate/test_compat.py checks that the results agree
-with check-jsonschema on every example file.
+`hbsdeploy validate` runs on every commit, and importing `jsonschema` alone takes longer than checking a partner file
+(docs/performance.md has the figures, and those of jsonschema-rs). This validator covers the subset of draft 2020-12
+that schemas/partner.schema.json and schemas/config.schema.json use (see SUPPORTED), and reports errors with the
+same attributes as `jsonschema.ValidationError` (`validator`, `validator_value`, `instance`, `schema`,
+`absolute_path`, `absolute_schema_path`, `message`), so that the code that turns errors into messages works with
+either. A schema that uses anything else is refused with `Unsupported`, and hbsdeploy.load.schemacheck then falls back
+to `jsonschema`. tests/validate/test_schemasubset.py checks that the errors agree with jsonschema's on thousands of
+documents, tests/validate/test_compat.py that the verdicts agree with check-jsonschema.
 
-`pattern` follows ECMA 262, as the JSON Schema specification asks: `$` matches at the very end of the string only
-(Python's `$` also matches before a final newline, which would let "DE*A36\\n" pass as an OperatorID).
+Each keyword is implemented once, in _KEYWORDS: compiling a schema turns every keyword into one check
+`(instance, report) -> bool`. Most files are valid, so a document is first checked with `report=None` (a yes/no
+answer that stops at the first failure); only a failing one is checked again with a _Report, which collects every
+error with where it happened. `pattern` follows ECMA 262 (hbsdeploy.load.ecmaregex).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-# Keywords that never fail by themselves.
-_ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "$comment", "title", "description", "examples", "default",
-                          "deprecated", "readOnly", "writeOnly"})
-SUPPORTED = frozenset({"type", "enum", "const", "pattern", "minLength", "maxLength", "minimum", "maximum",
-                       "exclusiveMinimum", "exclusiveMaximum", "properties", "additionalProperties", "required",
-                       "propertyNames", "minProperties", "maxProperties", "$ref", "allOf", "anyOf", "oneOf", "not",
-                       "if", "then", "else"})
+from hbsdeploy.load.ecmaregex import ecma_pattern
 
+# Keywords that never fail by themselves.
+_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "examples", "default",
+                          "deprecated", "readOnly", "writeOnly"})
 
 _Loc = tuple[str | int, ...]
-_Check = Callable[[Any], bool]
 
 
 class Unsupported(ValueError):
@@ -50,11 +48,45 @@ class SchemaError:
     context: list[SchemaError] = field(default_factory=list)
 
 
+class _Report:
+    """Where the errors of the place being checked go: its instance and schema paths, and where a `false` subschema
+    reports (at the keyword holding it, as jsonschema does)."""
+
+    __slots__ = ("errors", "path", "schema_path", "false_path", "false_schema_path")
+
+    def __init__(self, errors: list[SchemaError], path: _Loc = (), schema_path: _Loc = (),
+                 false_at: tuple[_Loc, _Loc] = ((), ())) -> None:
+        self.errors = errors
+        self.path, self.schema_path = path, schema_path
+        self.false_path, self.false_schema_path = false_at
+
+    def into(self, keyword: _Loc, step: _Loc = (), schema_step: _Loc = ()) -> _Report:
+        """The report of a subschema under `keyword`, applied at `step` of the instance."""
+        at_keyword = self.schema_path + keyword
+        return _Report(self.errors, self.path + step, at_keyword + schema_step, (self.path, at_keyword))
+
+    def fail(self, message: str, keyword: str, value: Any, instance: Any, schema: Any) -> SchemaError:
+        error = SchemaError(message, keyword, value, instance, schema, self.path, (*self.schema_path, keyword))
+        self.errors.append(error)
+        return error
+
+    def fail_false(self, instance: Any) -> None:
+        self.errors.append(SchemaError(f"False schema does not allow {instance!r}", None, None, instance, False,
+                                       self.false_path, self.false_schema_path))
+
+
+# A compiled keyword or schema: whether the instance passes; with a report, every error is added to it on the way.
+_Check = Callable[[Any, "_Report | None"], bool]
+# Compiles one keyword: (compiler, the keyword's value, the schema holding it) -> its check, or None if it has none.
+_Keyword = Callable[["SubsetValidator", Any, dict[str, Any]], "_Check | None"]
+_Assertion = Callable[["SubsetValidator", Any, dict[str, Any]], _Check]
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-_TYPES: dict[str, Any] = {
+_TYPES: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
@@ -69,39 +101,21 @@ def _equal(one: Any, two: Any) -> bool:
     """JSON equality: true is not 1, 1.0 is 1, and containers compare element by element."""
     if isinstance(one, bool) or isinstance(two, bool):
         return isinstance(one, bool) and isinstance(two, bool) and one == two
-    if isinstance(one, str) or isinstance(two, str):
-        return bool(one == two)
-    if isinstance(one, dict) and isinstance(two, dict):
-        return one.keys() == two.keys() and all(_equal(one[k], two[k]) for k in one)
-    if isinstance(one, list) and isinstance(two, list):
-        return len(one) == len(two) and all(_equal(a, b) for a, b in zip(one, two, strict=True))
-    return bool(one == two)
+    if isinstance(one, dict):
+        return isinstance(two, dict) and one.keys() == two.keys() and all(_equal(one[k], two[k]) for k in one)
+    if isinstance(one, list):
+        return isinstance(two, list) and len(one) == len(two) and all(map(_equal, one, two))
+    return not isinstance(two, (dict, list)) and bool(one == two)
 
 
-def ecma_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a JSON Schema pattern for `re.search` with ECMA 262's `$` (end of string, not before a last newline)."""
-    out: list[str] = []
-    in_class = False
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern):
-            out.append(pattern[index:index + 2])
-            index += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            if pattern.startswith("]", index + 1) or pattern.startswith("^]", index + 1):
-                out.append(pattern[index:pattern.index("]", index + 1) + 1])
-                index = pattern.index("]", index + 1) + 1
-                continue
-        elif char == "$":
-            char = r"\Z"
-        out.append(char)
-        index += 1
-    return re.compile("".join(out))
+def _always(instance: Any, report: _Report | None) -> bool:
+    return True
+
+
+def _never(instance: Any, report: _Report | None) -> bool:
+    if report is not None:
+        report.fail_false(instance)
+    return False
 
 
 class SubsetValidator:
@@ -109,42 +123,54 @@ class SubsetValidator:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
-        self._patterns: dict[str, re.Pattern[str]] = {}
-        self._refs: dict[str, Any] = {}
-        self._check(schema)
         self._compiled: dict[int, _Check] = {}
-        self._valid_root = self._compile(schema)
+        self._root = self.compile(schema)
 
-    # -- set-up: refuse what we do not implement, compile patterns, resolve references once ----------------------
+    def is_valid(self, instance: Any) -> bool:
+        """True when the instance has no error."""
+        return self._root(instance, None)
 
-    def _check(self, schema: Any) -> None:
-        if isinstance(schema, bool):
-            return
+    def iter_errors(self, instance: Any) -> Iterator[SchemaError]:
+        """Every failed keyword, outermost first."""
+        if self._root(instance, None):
+            return iter(())
+        errors: list[SchemaError] = []
+        self._root(instance, _Report(errors))
+        return iter(errors)
+
+    def compile(self, schema: Any) -> _Check:
+        """The check of a (sub)schema; each one is compiled once, and a reference cycle through `$ref` is fine."""
+        if schema is True or schema is False:
+            return _always if schema else _never
         if not isinstance(schema, dict):
             raise Unsupported(f"schema {schema!r} is neither an object nor a boolean")
+        key = id(schema)
+        if key not in self._compiled:
+            self._compiled[key] = _always  # a `$ref` back to this schema looks its check up when it runs
+            self._compiled[key] = _all(self._keywords(schema))
+        return self._compiled[key]
+
+    def _keywords(self, schema: dict[str, Any]) -> list[_Check]:
+        checks = []
         for keyword, value in schema.items():
             if keyword in _ANNOTATIONS or keyword.startswith("x-"):
                 continue
-            if keyword not in SUPPORTED:
+            compile_keyword = _KEYWORDS.get(keyword)
+            if compile_keyword is None:
                 raise Unsupported(f"keyword {keyword!r}")
-            if keyword == "pattern":
-                self._patterns[value] = ecma_pattern(value)
-            elif keyword == "$ref":
-                self._refs[value] = self._resolve(value)
-            elif keyword == "type":
-                names = value if isinstance(value, list) else [value]
-                if any(name not in _TYPES for name in names):
-                    raise Unsupported(f"type {value!r}")
-            elif keyword in ("properties",):
-                for sub in value.values():
-                    self._check(sub)
-            elif keyword in ("allOf", "anyOf", "oneOf"):
-                for sub in value:
-                    self._check(sub)
-            elif keyword in ("additionalProperties", "propertyNames", "not", "if", "then", "else"):
-                self._check(value)
-        for sub in schema.get("$defs", {}).values():
-            self._check(sub)
+            check = compile_keyword(self, value, schema)
+            if check is not None:
+                checks.append(check)
+        return checks
+
+    def reference(self, ref: str) -> _Check:
+        """The check of the schema that a local `$ref` names, looked up when it runs (it may still be compiling)."""
+        target = self._resolve(ref)
+        self.compile(target)
+        if isinstance(target, bool):
+            return self.compile(target)
+        compiled, key = self._compiled, id(target)
+        return lambda instance, report: compiled[key](instance, report)
 
     def _resolve(self, ref: str) -> Any:
         if not ref.startswith("#"):
@@ -160,110 +186,65 @@ class SubsetValidator:
                 raise Unsupported(f"$ref {ref!r} does not resolve")
         return node
 
-    # -- validation --------------------------------------------------------------------------------------------------
 
-    # -- a compiled yes/no check: most files are valid, and then nothing needs to say where or why ------------------
+def _all(checks: list[_Check]) -> _Check:
+    """One check for a schema's keywords: without a report it stops at the first failure, with one it runs them all."""
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
 
-    def _compile(self, schema: Any) -> _Check:
-        if schema is True:
-            return _always
-        if schema is False:
-            return _never
-        key = id(schema)
-        if key not in self._compiled:
-            self._compiled[key] = _never  # replaced below; a reference cycle compiles lazily through _ref_check
-            self._compiled[key] = self._compile_object(schema)
-        return self._compiled[key]
-
-    def _ref_check(self, ref: str) -> _Check:
-        target = self._refs[ref]
-        return lambda instance: self._compile(target)(instance)
-
-    def _compile_object(self, schema: dict[str, Any]) -> _Check:
-        checks = [check for keyword, value in schema.items()
-                  if (check := _compile_keyword(self, keyword, value, schema)) is not None]
-        if not checks:
-            return _always
-        if len(checks) == 1:
-            return checks[0]
-        return lambda instance: all(check(instance) for check in checks)
-
-    def iter_errors(self, instance: Any) -> Iterator[SchemaError]:
-        """Every failed keyword, outermost first."""
-        if self._valid_root(instance):
-            return iter(())
-        return self._errors(instance, self.schema, (), ())
-
-    def is_valid(self, instance: Any) -> bool:
-        """True when the instance has no error."""
-        return self._valid_root(instance)
-
-    def _valid(self, instance: Any, schema: Any) -> bool:
-        return self._compile(schema)(instance)
-
-    def _errors(self, instance: Any, schema: Any, path: _Loc, spath: _Loc) -> Iterator[SchemaError]:
-        if schema is True:
-            return
-        if schema is False:
-            yield SchemaError(f"False schema does not allow {instance!r}", None, None, instance, False, path, spath)
-            return
-        for keyword, value in schema.items():
-            check = _KEYWORDS.get(keyword)
-            if check is not None:
-                yield from check(self, value, instance, schema, path, spath)
-
-    def _descend(self, instance: Any, schema: Any, path: _Loc, spath: _Loc, step: _Loc = (),
-                 schema_step: _Loc = ()) -> Iterator[SchemaError]:
-        """Errors of a subschema at `path + step`, `spath + schema_step`; a `false` one fails where its keyword is,
-        as jsonschema reports it."""
-        if schema is False:
-            yield SchemaError(f"False schema does not allow {instance!r}", None, None, instance, False, path, spath)
-            return
-        yield from self._errors(instance, schema, path + step, spath + schema_step)
+    def check(instance: Any, report: _Report | None) -> bool:
+        valid = True
+        for keyword in checks:
+            if not keyword(instance, report):
+                if report is None:
+                    return False
+                valid = False
+        return valid
+    return check
 
 
-
-def _error(message: str, keyword: str, value: Any, instance: Any, schema: Any, path: _Loc,
-           spath: _Loc) -> SchemaError:
-    return SchemaError(message, keyword, value, instance, schema, path, (*spath, keyword))
+# -- the keywords: each compiles its value once and returns its check -----------------------------------------------
 
 
-def _type(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-          spath: _Loc) -> Iterator[SchemaError]:
+def _assertion(keyword: str, fails: Callable[[Any, Any], bool], message: Callable[[Any, Any], str]) -> _Assertion:
+    """A keyword that checks the instance itself (no subschema): `fails(instance, value)`, explained by
+    `message(instance, value)`."""
+    def compile_keyword(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+        def check(instance: Any, report: _Report | None) -> bool:
+            if not fails(instance, value):
+                return True
+            if report is not None:
+                report.fail(message(instance, value), keyword, value, instance, schema)
+            return False
+        return check
+    return compile_keyword
+
+
+def _type(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
     names = value if isinstance(value, list) else [value]
-    if not any(_TYPES[name](instance) for name in names):
-        yield _error(f"{instance!r} is not of type {', '.join(repr(n) for n in names)}", "type", value, instance,
-                     schema, path, spath)
+    if any(name not in _TYPES for name in names):
+        raise Unsupported(f"type {value!r}")
+    tests = [_TYPES[name] for name in names]
+    test = tests[0] if len(tests) == 1 else lambda i: any(test(i) for test in tests)
+    shown = ", ".join(repr(name) for name in names)
+    return _assertion("type", lambda i, _: not test(i), lambda i, _: f"{i!r} is not of type {shown}")(v, value, schema)
 
 
-def _enum(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-          spath: _Loc) -> Iterator[SchemaError]:
-    if not any(_equal(instance, choice) for choice in value):
-        yield _error(f"{instance!r} is not one of {value!r}", "enum", value, instance, schema, path, spath)
+def _enum(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+    if all(isinstance(choice, str) for choice in value):
+        choices = frozenset(value)
+        fails: Callable[[Any, Any], bool] = lambda i, _: not isinstance(i, str) or i not in choices  # noqa: E731
+    else:
+        fails = lambda i, _: not any(_equal(i, choice) for choice in value)  # noqa: E731
+    return _assertion("enum", fails, lambda i, _: f"{i!r} is not one of {value!r}")(v, value, schema)
 
 
-def _const(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-           spath: _Loc) -> Iterator[SchemaError]:
-    if not _equal(instance, value):
-        yield _error(f"{value!r} was expected", "const", value, instance, schema, path, spath)
-
-
-def _pattern(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-             spath: _Loc) -> Iterator[SchemaError]:
-    if isinstance(instance, str) and not v._patterns[value].search(instance):
-        yield _error(f"{instance!r} does not match {value!r}", "pattern", value, instance, schema, path, spath)
-
-
-def _min_length(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-                spath: _Loc) -> Iterator[SchemaError]:
-    if isinstance(instance, str) and len(instance) < value:
-        yield _error(f"{instance!r} is too short", "minLength", value, instance, schema, path, spath)
-
-
-def _max_length(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-                spath: _Loc) -> Iterator[SchemaError]:
-    if isinstance(instance, str) and len(instance) > value:
-        yield _error(f"{instance!r} is too long", "maxLength", value, instance, schema, path, spath)
+def _pattern(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+    search = ecma_pattern(value).search
+    return _assertion("pattern", lambda i, _: isinstance(i, str) and search(i) is None,
+                      lambda i, _: f"{i!r} does not match {value!r}")(v, value, schema)
 
 
 _BOUNDS: dict[str, Callable[[Any, Any], bool]] = {
@@ -274,211 +255,190 @@ _BOUNDS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def _bound(keyword: str) -> Any:
-    fails = _BOUNDS[keyword]
+def _bound(keyword: str) -> _Assertion:
+    out_of_range = _BOUNDS[keyword]
+    return _assertion(keyword, lambda i, value: _is_number(i) and out_of_range(i, value),
+                      lambda i, value: f"{i!r} is out of range ({keyword} {value!r})")
 
-    def check(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-              spath: _Loc) -> Iterator[SchemaError]:
-        if _is_number(instance) and fails(instance, value):
-            yield _error(f"{instance!r} is out of range ({keyword} {value!r})", keyword, value, instance, schema,
-                         path, spath)
+
+def _min_properties_message(instance: Any, value: Any) -> str:
+    return f"{instance!r} should be non-empty" if value == 1 else f"{instance!r} does not have enough properties"
+
+
+def _properties(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+    properties = [(name, v.compile(sub)) for name, sub in value.items()]
+
+    def check(instance: Any, report: _Report | None) -> bool:
+        if not isinstance(instance, dict):
+            return True
+        valid = True
+        for name, sub in properties:
+            if name in instance and not sub(instance[name], report and report.into(("properties",), (name,),
+                                                                                     (name,))):
+                if report is None:
+                    return False
+                valid = False
+        return valid
     return check
 
 
-def _properties(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-                spath: _Loc) -> Iterator[SchemaError]:
-    if isinstance(instance, dict):
-        for name, sub in value.items():
-            if name in instance:
-                yield from v._descend(instance[name], sub, path, (*spath, "properties"), (name,), (name,))
-
-
-def _additional_properties(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-                           spath: _Loc) -> Iterator[SchemaError]:
-    if not isinstance(instance, dict):
-        return
-    known = schema.get("properties", {})
-    extras = [name for name in instance if name not in known]
-    if not extras or value is True:
-        return
+def _additional_properties(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+    known = frozenset(schema.get("properties", {}))
     if value is False:
-        listed = ", ".join(repr(name) for name in sorted(extras, key=str))
-        verb = "was" if len(extras) == 1 else "were"
-        yield _error(f"Additional properties are not allowed ({listed} {verb} unexpected)", "additionalProperties",
-                     value, instance, schema, path, spath)
-        return
-    for name in extras:
-        yield from v._descend(instance[name], value, path, (*spath, "additionalProperties"), (name,))
+        return _assertion("additionalProperties", lambda i, _: isinstance(i, dict) and not known.issuperset(i),
+                          lambda i, _: _unexpected(i, known))(v, value, schema)
+    extra = v.compile(value)
+    return _each_key(lambda i: [(name, i[name]) for name in i if name not in known], extra,
+                     ("additionalProperties",), with_step=True)
 
 
-def _required(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-              spath: _Loc) -> Iterator[SchemaError]:
-    if isinstance(instance, dict):
-        for name in value:
-            if name not in instance:
-                yield _error(f"{name!r} is a required property", "required", value, instance, schema, path, spath)
+def _unexpected(instance: dict[str, Any], known: frozenset[str]) -> str:
+    extras = sorted((name for name in instance if name not in known), key=str)
+    return (f"Additional properties are not allowed ({', '.join(repr(name) for name in extras)} "
+            f"{'was' if len(extras) == 1 else 'were'} unexpected)")
 
 
-def _property_names(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-                    spath: _Loc) -> Iterator[SchemaError]:
-    if isinstance(instance, dict):
-        for name in instance:
-            yield from v._descend(name, value, path, (*spath, "propertyNames"))
+def _property_names(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+    # jsonschema reports a bad name at the mapping's path, with the name as the instance.
+    return _each_key(lambda i: [(name, name) for name in i], v.compile(value), ("propertyNames",), with_step=False)
 
 
-def _min_properties(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-                    spath: _Loc) -> Iterator[SchemaError]:
-    if isinstance(instance, dict) and len(instance) < value:
-        yield _error(f"{instance!r} should be non-empty" if value == 1 else f"{instance!r} does not have enough "
-                     "properties", "minProperties", value, instance, schema, path, spath)
+def _each_key(pairs: Callable[[dict[str, Any]], list[tuple[str, Any]]], sub: _Check, keyword: _Loc,
+              with_step: bool) -> _Check:
+    """A check applying `sub` to each (key, value) of `pairs(mapping)`, at the key's path when `with_step`."""
+    def check(instance: Any, report: _Report | None) -> bool:
+        if not isinstance(instance, dict):
+            return True
+        valid = True
+        for name, item in pairs(instance):
+            if not sub(item, report and report.into(keyword, (name,) if with_step else ())):
+                if report is None:
+                    return False
+                valid = False
+        return valid
+    return check
 
 
-def _max_properties(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-                    spath: _Loc) -> Iterator[SchemaError]:
-    if isinstance(instance, dict) and len(instance) > value:
-        yield _error(f"{instance!r} has too many properties", "maxProperties", value, instance, schema, path, spath)
+def _required(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+    def check(instance: Any, report: _Report | None) -> bool:
+        if not isinstance(instance, dict):
+            return True
+        missing = [name for name in value if name not in instance]
+        if missing and report is not None:
+            for name in missing:
+                report.fail(f"{name!r} is a required property", "required", value, instance, schema)
+        return not missing
+    return check
 
 
-def _ref(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-         spath: _Loc) -> Iterator[SchemaError]:
+def _ref(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
     # Like jsonschema, the schema path does not name `$ref`: it continues inside the referenced schema.
-    yield from v._descend(instance, v._refs[value], path, spath)
+    target = v.reference(value)
+    return lambda instance, report: target(instance, report and report.into(()))
 
 
-def _all_of(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-            spath: _Loc) -> Iterator[SchemaError]:
-    for index, sub in enumerate(value):
-        yield from v._descend(instance, sub, path, (*spath, "allOf"), (), (index,))
+def _all_of(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+    subs = [v.compile(sub) for sub in value]
+
+    def check(instance: Any, report: _Report | None) -> bool:
+        valid = True
+        for index, sub in enumerate(subs):
+            if not sub(instance, report and report.into(("allOf",), (), (index,))):
+                if report is None:
+                    return False
+                valid = False
+        return valid
+    return check
 
 
-def _any_of(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-            spath: _Loc) -> Iterator[SchemaError]:
-    context: list[SchemaError] = []
-    for index, sub in enumerate(value):
-        errors = list(v._descend(instance, sub, path, (*spath, "anyOf"), (), (index,)))
-        if not errors:
-            return
-        context += errors
-    error = _error(f"{instance!r} is not valid under any of the given schemas", "anyOf", value, instance, schema,
-                   path, spath)
-    error.context = context
-    yield error
+def _any_of(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+    subs = [v.compile(sub) for sub in value]
+
+    def check(instance: Any, report: _Report | None) -> bool:
+        if any(sub(instance, None) for sub in subs):
+            return True
+        if report is not None:
+            context: list[SchemaError] = []
+            for index, sub in enumerate(subs):
+                sub(instance, _Report(context, report.path, report.schema_path).into(("anyOf",), (), (index,)))
+            error = report.fail(f"{instance!r} is not valid under any of the given schemas", "anyOf", value,
+                                instance, schema)
+            error.context = context
+        return False
+    return check
 
 
-def _one_of(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-            spath: _Loc) -> Iterator[SchemaError]:
-    matches = [index for index, sub in enumerate(value) if v._valid(instance, sub)]
-    if len(matches) != 1:
-        message = ("is not valid under any of the given schemas" if not matches
-                   else f"is valid under each of {', '.join(str(i) for i in matches)}")
-        yield _error(f"{instance!r} {message}", "oneOf", value, instance, schema, path, spath)
+def _one_of(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+    subs = [v.compile(sub) for sub in value]
+
+    def check(instance: Any, report: _Report | None) -> bool:
+        matches = [index for index, sub in enumerate(subs) if sub(instance, None)]
+        if len(matches) == 1:
+            return True
+        if report is not None:
+            message = ("is not valid under any of the given schemas" if not matches
+                       else f"is valid under each of {', '.join(str(i) for i in matches)}")
+            report.fail(f"{instance!r} {message}", "oneOf", value, instance, schema)
+        return False
+    return check
 
 
-def _not(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-         spath: _Loc) -> Iterator[SchemaError]:
-    if v._valid(instance, value):
-        yield _error(f"{instance!r} should not be valid under {value!r}", "not", value, instance, schema, path, spath)
+def _not(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
+    negated = v.compile(value)
+    return _assertion("not", lambda i, _: negated(i, None),
+                      lambda i, _: f"{i!r} should not be valid under {value!r}")(v, value, schema)
 
 
-def _if(v: SubsetValidator, value: Any, instance: Any, schema: Any, path: _Loc,
-        spath: _Loc) -> Iterator[SchemaError]:
+def _if(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
     # Like jsonschema, errors of `then` and `else` sit under those names, not under `if`.
-    branch = "then" if v._valid(instance, value) else "else"
-    if branch in schema:
-        yield from v._descend(instance, schema[branch], path, spath, (), (branch,))
+    condition = v.compile(value)
+    branches = {name: v.compile(schema[name]) for name in ("then", "else") if name in schema}
+    then, otherwise = branches.get("then", _always), branches.get("else", _always)
+
+    def check(instance: Any, report: _Report | None) -> bool:
+        name, branch = ("then", then) if condition(instance, None) else ("else", otherwise)
+        return branch(instance, report and report.into((), (), (name,)))
+    return check
 
 
-_KEYWORDS: dict[str, Any] = {
+def _branch(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> None:
+    """`then` and `else` are checked through `if`; compiled here too, so that what they hold is refused if it is
+    unsupported even without an `if`."""
+    v.compile(value)
+
+
+def _defs(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> None:
+    """`$defs` are checked through `$ref`; compiled here too, to refuse what is unsupported up front."""
+    for sub in value.values():
+        v.compile(sub)
+
+
+_KEYWORDS: dict[str, _Keyword] = {
     "type": _type,
     "enum": _enum,
-    "const": _const,
+    "const": _assertion("const", lambda i, value: not _equal(i, value), lambda i, value: f"{value!r} was expected"),
     "pattern": _pattern,
-    "minLength": _min_length,
-    "maxLength": _max_length,
-    "minimum": _bound("minimum"),
-    "maximum": _bound("maximum"),
-    "exclusiveMinimum": _bound("exclusiveMinimum"),
-    "exclusiveMaximum": _bound("exclusiveMaximum"),
+    "minLength": _assertion("minLength", lambda i, value: isinstance(i, str) and len(i) < value,
+                            lambda i, _: f"{i!r} is too short"),
+    "maxLength": _assertion("maxLength", lambda i, value: isinstance(i, str) and len(i) > value,
+                            lambda i, _: f"{i!r} is too long"),
+    **{keyword: _bound(keyword) for keyword in _BOUNDS},
     "properties": _properties,
     "additionalProperties": _additional_properties,
     "required": _required,
     "propertyNames": _property_names,
-    "minProperties": _min_properties,
-    "maxProperties": _max_properties,
+    "minProperties": _assertion("minProperties", lambda i, value: isinstance(i, dict) and len(i) < value,
+                                _min_properties_message),
+    "maxProperties": _assertion("maxProperties", lambda i, value: isinstance(i, dict) and len(i) > value,
+                                lambda i, _: f"{i!r} has too many properties"),
     "$ref": _ref,
     "allOf": _all_of,
     "anyOf": _any_of,
     "oneOf": _one_of,
     "not": _not,
     "if": _if,
+    "then": _branch,
+    "else": _branch,
+    "$defs": _defs,
 }
-
-
-def _always(instance: Any) -> bool:
-    return True
-
-
-def _never(instance: Any) -> bool:
-    return False
-
-
-def _compile_keyword(v: SubsetValidator, keyword: str, value: Any, schema: dict[str, Any]) -> _Check | None:
-    """A yes/no check of one keyword, with the semantics of its error function above; None for annotations."""
-    if keyword == "type":
-        types = [_TYPES[name] for name in (value if isinstance(value, list) else [value])]
-        if len(types) == 1:
-            return types[0]  # type: ignore[no-any-return]
-        return lambda i: any(t(i) for t in types)
-    if keyword == "enum":
-        if all(isinstance(choice, str) for choice in value):
-            choices = frozenset(value)
-            return lambda i: isinstance(i, str) and i in choices
-        return lambda i: any(_equal(i, choice) for choice in value)
-    if keyword == "const":
-        return lambda i: _equal(i, value)
-    if keyword == "pattern":
-        search = v._patterns[value].search
-        return lambda i: not isinstance(i, str) or search(i) is not None
-    if keyword == "minLength":
-        return lambda i: not isinstance(i, str) or len(i) >= value
-    if keyword == "maxLength":
-        return lambda i: not isinstance(i, str) or len(i) <= value
-    if keyword in _BOUNDS:
-        fails = _BOUNDS[keyword]
-        return lambda i: not _is_number(i) or not fails(i, value)
-    if keyword == "properties":
-        properties = [(name, v._compile(sub)) for name, sub in value.items()]
-        return lambda i: not isinstance(i, dict) or all(check(i[name]) for name, check in properties if name in i)
-    if keyword == "additionalProperties":
-        known = frozenset(schema.get("properties", {}))
-        if value is False:
-            return lambda i: not isinstance(i, dict) or known.issuperset(i)
-        extra = v._compile(value)
-        return lambda i: not isinstance(i, dict) or all(extra(i[name]) for name in i if name not in known)
-    if keyword == "required":
-        return lambda i: not isinstance(i, dict) or all(name in i for name in value)
-    if keyword == "propertyNames":
-        names = v._compile(value)
-        return lambda i: not isinstance(i, dict) or all(names(name) for name in i)
-    if keyword == "minProperties":
-        return lambda i: not isinstance(i, dict) or len(i) >= value
-    if keyword == "maxProperties":
-        return lambda i: not isinstance(i, dict) or len(i) <= value
-    if keyword == "$ref":
-        return v._ref_check(value)
-    if keyword in ("allOf", "anyOf", "oneOf"):
-        subs = [v._compile(sub) for sub in value]
-        if keyword == "allOf":
-            return lambda i: all(check(i) for check in subs)
-        if keyword == "anyOf":
-            return lambda i: any(check(i) for check in subs)
-        return lambda i: sum(1 for check in subs if check(i)) == 1
-    if keyword == "not":
-        negated = v._compile(value)
-        return lambda i: not negated(i)
-    if keyword == "if":
-        condition = v._compile(value)
-        then = v._compile(schema.get("then", True))
-        otherwise = v._compile(schema.get("else", True))
-        return lambda i: then(i) if condition(i) else otherwise(i)
-    return None  # annotations, and `then`/`else` (checked through `if`)
+SUPPORTED = frozenset(_KEYWORDS)
