@@ -37,10 +37,12 @@ _GROUP_NAME = re.compile(r"<([A-Za-z_$][A-Za-z0-9_$]*)>")
 class UntranslatablePattern(HbsError):
     """A schema `pattern` that Python's `re` cannot run with its ECMA 262 meaning."""
 
-    def __init__(self, pattern: str, position: int, why: str) -> None:
-        super().__init__(f"pattern {pattern!r}, character {position + 1}: {why}; JSON Schema patterns are ECMA 262 "
-                         "regular expressions, and hbsdeploy refuses one it cannot run with the same meaning: "
-                         "rewrite it with plain characters, classes and groups")
+
+def _refusal(pattern: str, position: int | None, why: str) -> UntranslatablePattern:
+    where = "" if position is None else f", character {position + 1}"
+    return UntranslatablePattern(f"pattern {pattern!r}{where}: {why}; JSON Schema patterns are "
+                                 "ECMA 262 regular expressions, and hbsdeploy refuses one it cannot run with the same "
+                                 "meaning: rewrite it with plain characters, classes and groups")
 
 
 @functools.cache
@@ -50,7 +52,7 @@ def ecma_pattern(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(translated, re.ASCII)
     except re.error as exc:
-        raise UntranslatablePattern(pattern, exc.pos or 0, f"Python cannot run it ({exc.msg})") from None
+        raise _refusal(pattern, None, f"Python's re cannot run its translation ({exc.msg})") from None
 
 
 @dataclass
@@ -62,7 +64,7 @@ class _Translator:
     lookarounds: list[bool] = field(default_factory=list)  # per open group: whether it is a lookaround
 
     def fail(self, why: str, at: int | None = None) -> UntranslatablePattern:
-        return UntranslatablePattern(self.pattern, self.index if at is None else at, why)
+        return _refusal(self.pattern, self.index if at is None else at, why)
 
     def translate(self) -> str:
         out: list[str] = []

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from hbsdeploy.load.resources import load_schema
 from hbsdeploy.load.ecmaregex import ecma_pattern
+from hbsdeploy.load.resources import load_schema
 from hbsdeploy.load.yamlload import Document, JsonPath
 
 SERVICE_TYPES_KEY = "service_types"

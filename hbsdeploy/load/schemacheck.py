@@ -2,18 +2,20 @@
 
 The schemas are checked with hbsdeploy.load.schemasubset, which covers the keywords they use and loads in a
 fraction of the time `jsonschema` takes; a schema edited to use anything else is checked with `jsonschema`
-instead, with the same messages.
+instead, with the same messages. Either way `pattern` has its ECMA 262 meaning (hbsdeploy.load.ecmaregex), and a
+pattern without a faithful translation is refused when the schema is compiled.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hbsdeploy.errors import Problem
-from hbsdeploy.load.ecmaregex import ecma_pattern
+from hbsdeploy.load.ecmaregex import UntranslatablePattern, ecma_pattern
 from hbsdeploy.load.resources import load_schema
 from hbsdeploy.load.schemasubset import SubsetValidator, Unsupported
 from hbsdeploy.load.yamlload import Document, JsonPath
@@ -44,25 +46,61 @@ def compile_schema(schema: dict[str, Any]) -> SchemaValidator:
 def _jsonschema_validator(schema: dict[str, Any]) -> SchemaValidator:
     from jsonschema import Draft202012Validator, ValidationError, validators
 
+    for text in _patterns(schema):
+        ecma_pattern(text)  # refuse an untranslatable pattern now, not in the middle of a validation
+
     def pattern(validator: Any, value: str, instance: Any, schema: Any) -> Iterator[Any]:
-        # ECMA 262 `$`, as in hbsdeploy.load.schemasubset and check-jsonschema.
+        # ECMA 262 semantics, as in hbsdeploy.load.schemasubset and check-jsonschema.
         if isinstance(instance, str) and not ecma_pattern(value).search(instance):
             yield ValidationError(f"{instance!r} does not match {value!r}")
 
-    validator: SchemaValidator = validators.extend(Draft202012Validator, {"pattern": pattern})(schema)
+    def pattern_properties(validator: Any, value: dict[str, Any], instance: Any, schema: Any) -> Iterator[Any]:
+        if isinstance(instance, dict):
+            for text, subschema in value.items():
+                for key in instance:
+                    if ecma_pattern(text).search(key):
+                        yield from validator.descend(instance[key], subschema, path=key, schema_path=text)
+
+    checker = validators.extend(Draft202012Validator, {"pattern": pattern, "patternProperties": pattern_properties})
+    validator: SchemaValidator = checker(schema)
     return validator
+
+
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # their values are instances, not schemas
+
+
+def _patterns(node: Any) -> Iterator[str]:
+    """Every `pattern` and `patternProperties` key in a schema."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _patterns(item)
+    elif isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield node["pattern"]
+        if isinstance(node.get("patternProperties"), dict):
+            yield from node["patternProperties"]
+        for keyword, value in node.items():
+            if keyword not in _DATA_KEYWORDS:
+                yield from _patterns(value)
+
+
+def _shipped_validator(name: str) -> SchemaValidator:
+    try:
+        return compile_schema(load_schema(name))
+    except UntranslatablePattern as exc:
+        raise UntranslatablePattern(f"schemas/{name}.schema.json: {exc}") from None
 
 
 @functools.cache
 def partner_validator() -> SchemaValidator:
     """The compiled validator of schemas/partner.schema.json."""
-    return compile_schema(load_schema("partner"))
+    return _shipped_validator("partner")
 
 
 @functools.cache
 def config_validator() -> SchemaValidator:
     """The compiled validator of schemas/config.schema.json."""
-    return compile_schema(load_schema("config"))
+    return _shipped_validator("config")
 
 
 def check(document: Document, validator: SchemaValidator) -> list[Problem]:
@@ -94,46 +132,97 @@ _RULES = {"minLength": "value-too-short", "maxLength": "value-too-long", "minPro
           "exclusiveMinimum": "out-of-range", "exclusiveMaximum": "out-of-range", "pattern": "invalid-format"}
 
 
-def _problems(document: Document, error: Any, root: dict[str, Any]) -> Iterator[Problem]:
-    path: JsonPath = tuple(error.absolute_path)
+@dataclass(frozen=True)
+class _Failure:
+    """One schema error and what its message is built from: where it is, and the innermost x-rule and x-hint."""
+
+    document: Document
+    error: Any
+    root: dict[str, Any]
+    path: JsonPath
+    rule: str | None
+    hint: str | None
+
+    def problem(self, path: JsonPath, rule: str, message: str, *, key: bool = False) -> Problem:
+        return self.document.problem(path, rule, message, key=key)
+
+
+def _problems(document: Document, error: Any, root: dict[str, Any]) -> list[Problem]:
     rule, hint = _annotations(root, list(error.absolute_schema_path))
-    kind = error.validator
-    instance = error.instance
-    if kind == "additionalProperties" and isinstance(instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
-        for key in sorted(set(instance) - set(allowed)):
-            yield document.problem((*path, key), "unknown-key", _unknown_key_message(key, allowed), key=True)
-        return
-    if kind == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else "?"
-        message = f"missing required key {missing!r}" + (f"; {hint}" if hint else "")
-        yield document.problem(path, rule or "missing-key", message)
-        return
-    if kind is None and error.schema is False:  # a property forbidden by a boolean `false` schema
-        keys = _forbidden_keys(root, list(error.absolute_schema_path), _at(document.data, path))
-        for key in keys:
-            yield document.problem((*path, key), rule or "forbidden-key", hint or f"{key} is not allowed here",
-                                   key=True)
-        if not keys:
-            yield document.problem(path, rule or "forbidden-value", hint or f"{_name(path)} is not allowed here")
-        return
-    if kind == "type":
-        yield _type_problem(document, path, instance, error.validator_value)
-        return
-    if kind == "enum":
-        choices = ", ".join(show(c).strip("'") for c in error.validator_value)
-        yield document.problem(path, rule or "invalid-value",
-                               f"{show(instance)} is not a valid {_name(path)}; use one of: {choices}")
-        return
-    if kind == "pattern" and list(error.absolute_schema_path)[-2:-1] == ["propertyNames"]:
-        yield document.problem((*path, instance), rule or "invalid-name",
-                               f"name {show(instance)} must start with a lower-case letter and hold only a-z, 0-9, "
-                               "- and _", key=True)
-        return
-    if hint:
-        yield document.problem(path, rule or "invalid-value", f"{_name(path)}: {show(instance)} {hint}")
-        return
-    yield document.problem(path, rule or _RULES.get(str(kind), "invalid-value"), _generic_message(error, path))
+    failure = _Failure(document, error, root, tuple(error.absolute_path), rule, hint)
+    explain = _EXPLAIN.get(error.validator)
+    found = explain(failure) if explain is not None else None
+    return found if found is not None else [_hinted_or_generic(failure)]
+
+
+def _unknown_keys(failure: _Failure) -> list[Problem] | None:
+    instance = failure.error.instance
+    if not isinstance(instance, dict):
+        return None
+    allowed = sorted(failure.error.schema.get("properties", {}))
+    return [failure.problem((*failure.path, key), "unknown-key", _unknown_key_message(key, allowed), key=True)
+            for key in sorted(set(instance) - set(allowed))]
+
+
+def _missing_key(failure: _Failure) -> list[Problem]:
+    message = failure.error.message
+    missing = message.split("'")[1] if "'" in message else "?"
+    text = f"missing required key {missing!r}" + (f"; {failure.hint}" if failure.hint else "")
+    return [failure.problem(failure.path, failure.rule or "missing-key", text)]
+
+
+def _forbidden(failure: _Failure) -> list[Problem] | None:
+    """A property forbidden by a boolean `false` schema."""
+    if failure.error.schema is not False:
+        return None
+    path, rule, hint = failure.path, failure.rule, failure.hint
+    keys = _forbidden_keys(failure.root, list(failure.error.absolute_schema_path), _at(failure.document.data, path))
+    if not keys:
+        return [failure.problem(path, rule or "forbidden-value", hint or f"{_name(path)} is not allowed here")]
+    return [failure.problem((*path, key), rule or "forbidden-key", hint or f"{key} is not allowed here", key=True)
+            for key in keys]
+
+
+def _wrong_type(failure: _Failure) -> list[Problem]:
+    return [_type_problem(failure.document, failure.path, failure.error.instance, failure.error.validator_value)]
+
+
+def _not_a_choice(failure: _Failure) -> list[Problem]:
+    choices = ", ".join(show(c).strip("'") for c in failure.error.validator_value)
+    return [failure.problem(failure.path, failure.rule or "invalid-value",
+                            f"{show(failure.error.instance)} is not a valid {_name(failure.path)}; use one of: "
+                            f"{choices}")]
+
+
+def _bad_name(failure: _Failure) -> list[Problem] | None:
+    """A key that does not match `propertyNames`; other patterns get the hinted or generic message."""
+    if list(failure.error.absolute_schema_path)[-2:-1] != ["propertyNames"]:
+        return None
+    name = failure.error.instance
+    return [failure.problem((*failure.path, name), failure.rule or "invalid-name",
+                            f"name {show(name)} must start with a lower-case letter and hold only a-z, 0-9, - and _",
+                            key=True)]
+
+
+def _hinted_or_generic(failure: _Failure) -> Problem:
+    error, path = failure.error, failure.path
+    if failure.hint:
+        return failure.problem(path, failure.rule or "invalid-value", f"{_name(path)}: {show(error.instance)} "
+                               f"{failure.hint}")
+    return failure.problem(path, failure.rule or _RULES.get(str(error.validator), "invalid-value"),
+                           _generic_message(error, path))
+
+
+# How each kind of error becomes problems; None from one means "not this case", and the hinted or generic message
+# applies.
+_EXPLAIN: dict[str | None, Callable[[_Failure], list[Problem] | None]] = {
+    "additionalProperties": _unknown_keys,
+    "required": _missing_key,
+    None: _forbidden,
+    "type": _wrong_type,
+    "enum": _not_a_choice,
+    "pattern": _bad_name,
+}
 
 
 def _type_problem(document: Document, path: JsonPath, instance: Any, expected: Any) -> Problem:
@@ -161,27 +250,32 @@ def _unknown_key_message(key: str, allowed: list[str]) -> str:
     return f"unknown key {show(key)}; expected one of: {', '.join(allowed)}"
 
 
+def _entries(count: Any) -> str:
+    return f"{count} entr{'y' if count == 1 else 'ies'}"
+
+
+# The message of an error without an x-hint, by keyword: (name of the key, the keyword's value, the instance).
+_MESSAGES: dict[str, Callable[[str, Any, Any], str]] = {
+    "maxLength": lambda name, value, _: f"{name} is longer than {value} characters",
+    "minLength": lambda name, value, _: (f"{name} must not be empty" if value == 1
+                                         else f"{name} is shorter than {value} characters"),
+    "minProperties": lambda name, value, _: f"{name} needs at least {_entries(value)}",
+    "maxProperties": lambda name, value, _: f"{name} has more than {_entries(value)}",
+    "minimum": lambda name, value, instance: f"{name} {show(instance)} is too small; it must be at least {value}",
+    "exclusiveMinimum": lambda name, value, instance: f"{name} {show(instance)} is too small; it must be over {value}",
+    "maximum": lambda name, value, instance: f"{name} {show(instance)} is too large; it must be at most {value}",
+    "exclusiveMaximum": lambda name, value, instance: f"{name} {show(instance)} is too large; it must be under "
+                                                      f"{value}",
+    "const": lambda name, value, _: f"{name} must be {show(value)}",
+    "pattern": lambda name, value, instance: f"{name} {show(instance)} does not match the pattern {value}",
+}
+
+
 def _generic_message(error: Any, path: JsonPath) -> str:
-    kind, value, instance = error.validator, error.validator_value, error.instance
-    name = _name(path)
-    if kind == "maxLength":
-        return f"{name} is longer than {value} characters"
-    if kind == "minLength":
-        return f"{name} must not be empty" if value == 1 else f"{name} is shorter than {value} characters"
-    if kind == "minProperties":
-        return f"{name} needs at least {value} entr{'y' if value == 1 else 'ies'}"
-    if kind == "maxProperties":
-        return f"{name} has more than {value} entr{'y' if value == 1 else 'ies'}"
-    if kind in ("minimum", "exclusiveMinimum"):
-        return f"{name} {show(instance)} is too small; it must be {'at least' if kind == 'minimum' else 'over'} {value}"
-    if kind in ("maximum", "exclusiveMaximum"):
-        return f"{name} {show(instance)} is too large; it must be {'at most' if kind == 'maximum' else 'under'} {value}"
-    if kind == "const":
-        return f"{name} must be {show(value)}"
-    if kind == "pattern":
-        return f"{name} {show(instance)} does not match the pattern {value}"
-    message = str(error.message)
-    return f"{name}: " + shorten(message, 200)
+    message = _MESSAGES.get(str(error.validator))
+    if message is not None:
+        return message(_name(path), error.validator_value, error.instance)
+    return f"{_name(path)}: " + shorten(str(error.message), 200)
 
 
 # Keywords whose subschemas apply to another place in the document: annotations above them do not reach below.
