@@ -67,7 +67,9 @@ class Replica:
         self.clock = clock
         self.sessions = SessionTable(session_minutes * 60, self._now)
         self._labels = dict(DEFAULT_LABELS)
-        self._labels_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._delays: dict[str, float] = {}
+        self.sleep: Callable[[float], None] = time.sleep
         for account_id in self.directory.account_ids():
             portal.register_partner(account_id)
 
@@ -98,16 +100,26 @@ class Replica:
         """Show another text for one label (a portal that changed a label); keys are DEFAULT_LABELS'."""
         if key not in DEFAULT_LABELS:
             raise ReplicaSetupError(f"no label {key!r}; the replica's labels are: {', '.join(DEFAULT_LABELS)}")
-        with self._labels_lock:
+        with self._lock:
             self._labels[key] = text
+
+    def slow_down(self, path: str, seconds: float) -> None:
+        """Delay every answer of one page (e.g. SETTINGS_PATH) by `seconds`, on top of --latency-ms; 0 ends it."""
+        if seconds < 0:
+            raise ReplicaSetupError(f"a page delay must not be negative, not {seconds}")
+        with self._lock:
+            if seconds:
+                self._delays[path] = seconds
+            else:
+                self._delays.pop(path, None)
 
     def reset_labels(self) -> None:
         """Back to the portal's own labels."""
-        with self._labels_lock:
+        with self._lock:
             self._labels = dict(DEFAULT_LABELS)
 
     def _pages(self) -> Pages:
-        with self._labels_lock:
+        with self._lock:
             return Pages(dict(self._labels))
 
     # -- serving ---------------------------------------------------------------------------------------------------
@@ -123,6 +135,10 @@ class Replica:
                                                  logged_in=False))
         query = {key: values[0] for key, values in fields.items()}
         request = _Request(method, parts.path.rstrip("/") or "/", query, headers, body)
+        with self._lock:
+            delay = self._delays.get(request.path, 0.0)
+        if delay:
+            self.sleep(delay)
         routes: dict[str, dict[str, Callable[[_Request, Pages], Response]]] = {
             "/": {"GET": self._home},
             "/login": {"GET": self._login_form, "POST": self._login},

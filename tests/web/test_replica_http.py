@@ -439,3 +439,19 @@ def test_api_keeps_its_bearer_token_and_pages_do_not_need_it(replica: Start) -> 
     assert client.get(f"{served.handle.url}/login").status_code == 200
     assert client.get(f"{served.handle.url}/v1/partners/DE%2AA36/service-types",
                       headers={"Authorization": "Bearer api-token-value"}).status_code == 200
+
+
+def test_one_page_can_be_made_slow(replica: Start) -> None:
+    served = replica()
+    ui = served.handle.ui
+    assert ui is not None
+    slept: list[float] = []
+    ui.sleep = slept.append
+    ui.slow_down("/administration/service-type-settings", 7.5)
+    session = served.login()
+    served.page(session)
+    session.get(f"{served.handle.url}/administration")
+    assert slept == [7.5]
+    ui.slow_down("/administration/service-type-settings", 0)
+    served.page(session)
+    assert slept == [7.5]
