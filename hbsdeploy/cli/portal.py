@@ -6,6 +6,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -80,13 +82,7 @@ def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_
         if not token:
             raise click.ClickException(f"--token-env {token_env}: the environment variable is not set or empty; "
                                        "export the token the clients must send")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _stop_on_signals() as stop:
         try:
             handle = start_emulator(state, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key,
                                     client_ca=client_ca, token=token, latency_ms=latency_ms, fail_rate=fail_rate,
@@ -107,6 +103,19 @@ def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_
             stats = handle.stats
             click.echo(f"stopped after {stats.requests} requests, {sum(stats.faults.values())} faults injected",
                        err=True)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs; the previous handlers come back after it."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,17 +1,34 @@
-"""Gathering a plan's inputs: desired payloads from the templates, current state from the portal (in parallel)."""
+"""Making a plan: desired payloads from the templates, current state from the portal (in parallel), the diff.
+
+`plan_environment` is the whole job of `hbsdeploy plan` (and of the planning half of `apply`); what it has to tell a
+person (warnings, progress) it hands to the caller's `PlanHooks`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Protocol
 
-from hbsdeploy.check.project import Project
-from hbsdeploy.load.config import Environment
+from hbsdeploy.check.project import Project, load_project
+from hbsdeploy.errors import Problem
+from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.plan.model import Desired, Plan, compute_plan
-from hbsdeploy.portal import Portal, ServiceTypeState
+from hbsdeploy.portal import Portal, ServiceTypeState, open_portal
 from hbsdeploy.render.payloads import Renderer
 
 Progress = Callable[[int, int], None]
+
+
+class PlanHooks(Protocol):
+    """How planning reaches the person running it; the CLI implements it on a terminal."""
+
+    def warn(self, problems: list[Problem]) -> None:
+        """Show the warnings validation found (planning goes on)."""
+
+    def progress(self, what: str) -> AbstractContextManager[Progress]:
+        """A progress counter for `what` (`reading qa`), open while the work runs."""
 
 
 def desired_payloads(project: Project, environment: Environment, renderer: Renderer) -> list[Desired]:
@@ -45,3 +62,16 @@ def make_plan(project: Project, environment: Environment, portal: Portal, parall
     desired = desired_payloads(project, environment, renderer or Renderer(project.config))
     current = read_current(portal, (d.partner_id for d in desired), parallelism, progress)
     return compute_plan(environment.name, desired, current)
+
+
+def plan_environment(config: Config, environment: Environment, partner_ids: Sequence[str] = (), *,
+                     parallelism: int, hooks: PlanHooks) -> Plan:
+    """Validate the partner files (refusing on errors), render, read the environment's portal, diff: `plan`'s job."""
+    project = load_project(config, environment, partner_ids)
+    hooks.warn(project.warnings)
+    portal = open_portal(environment, parallelism=parallelism)
+    try:
+        with hooks.progress(f"reading {environment.name}") as progress:
+            return make_plan(project, environment, portal, parallelism, progress)
+    finally:
+        portal.close()

@@ -1,9 +1,15 @@
-"""Renderings of a plan: text (terraform-like), JSON, Markdown for pull requests, and portal instructions."""
+"""Renderings of a plan: text (terraform-like), JSON, Markdown for pull requests, and portal instructions.
+
+`PLAN_FORMATS` is the one registry of them (name -> renderer) that `plan --format`, `apply` and any later command
+showing a plan use: a new format is a function taking the plan and the `FormatOptions`, and one entry there.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from hbsdeploy.load.servicetypes import service_types
@@ -21,7 +27,8 @@ _RESET = "\033[0m"
 Styler = Callable[[str, str], str]
 
 
-def _plain(text: str, _style: str) -> str:
+def plain(text: str, _style: str) -> str:
+    """No styling: for files, pipes and NO_COLOR."""
     return text
 
 
@@ -44,7 +51,7 @@ def _label(service_type: str) -> str:
     return spec.label if spec else service_type
 
 
-def render_text(plan: Plan, style: Styler = _plain) -> str:
+def render_text(plan: Plan, style: Styler = plain) -> str:
     """`~ DE*A36 / authorization` blocks with one line per field, then the summary line."""
     if not plan.has_changes:
         return (f"No changes in {plan.environment}: the portal matches the partner files "
@@ -188,3 +195,57 @@ def change_steps(change: Change) -> list[str]:
         steps.append("Untick \"Online Request\".")
     steps.append("Click \"Update Service Type\" (Cancel would discard the change).")
     return steps
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """What a rendering may use beyond the plan: colour (text), the portal's name and the apply context
+    (instructions)."""
+
+    colour: bool = False
+    portal_label: str = "the HBS portal"
+    during_apply: bool = False
+
+
+PlanRenderer = Callable[[Plan, FormatOptions], str]
+
+
+@dataclass(frozen=True)
+class PlanFormat:
+    """One output format of a plan: its renderer and the line `--help` shows for it."""
+
+    render: PlanRenderer
+    help: str
+
+
+def _text(plan: Plan, options: FormatOptions) -> str:
+    return render_text(plan, ansi if options.colour else plain)
+
+
+def _json(plan: Plan, _options: FormatOptions) -> str:
+    return render_json(plan)
+
+
+def _markdown(plan: Plan, _options: FormatOptions) -> str:
+    return render_markdown(plan)
+
+
+def _instructions(plan: Plan, options: FormatOptions) -> str:
+    return render_instructions(plan, options.portal_label, during_apply=options.during_apply)
+
+
+PLAN_FORMATS: Mapping[str, PlanFormat] = MappingProxyType({
+    "text": PlanFormat(_text, "every change field by field, then a summary (coloured on a terminal)"),
+    "json": PlanFormat(_json, "the plan file's canonical JSON"),
+    "markdown": PlanFormat(_markdown, "a pull-request comment"),
+    "instructions": PlanFormat(_instructions, "numbered steps for a person in the portal"),
+})
+
+
+def render_plan(plan: Plan, format_name: str, options: FormatOptions | None = None) -> str:
+    """The plan in the format `format_name` of PLAN_FORMATS (KeyError naming the known ones if there is none)."""
+    try:
+        plan_format = PLAN_FORMATS[format_name]
+    except KeyError:
+        raise KeyError(f"no plan format {format_name!r}; known: {', '.join(PLAN_FORMATS)}") from None
+    return plan_format.render(plan, options or FormatOptions())

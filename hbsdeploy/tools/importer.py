@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from hbsdeploy.errors import HbsError
+from hbsdeploy.load.config import Environment
 from hbsdeploy.load.partner import ID_KEYS, roles_of_id
 from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
-from hbsdeploy.portal import ServiceTypeState
+from hbsdeploy.portal import ServiceTypeState, open_portal
 
 
 def check_partner_id(partner_id: str, role: str | None) -> None:
@@ -39,6 +40,19 @@ def infer_role(partner_id: str, states: Mapping[str, ServiceTypeState], role: st
     if len(fits) == 1:
         return fits.pop()
     raise HbsError(f"{show(partner_id)} could be an OperatorID or a ProviderID; pass --role cpo or --role emp")
+
+
+def import_partner(environment: Environment, partner_id: str, name: str | None = None, role: str | None = None
+                   ) -> str:
+    """`import`'s job: the partner file of what `environment`'s portal holds for `partner_id` (one listing request)."""
+    check_partner_id(partner_id, role)
+    portal = open_portal(environment)
+    try:
+        states = portal.list_service_types(partner_id)
+    finally:
+        portal.close()
+    return partner_yaml(partner_id, name or partner_id, infer_role(partner_id, states, role), environment.name,
+                        states)
 
 
 def partner_yaml(partner_id: str, name: str, role: str, environment: str,

@@ -1,0 +1,160 @@
+"""The whole `hbsdeploy apply` for one environment: which plan, the refusals, the confirmation, the run, the report.
+
+The library decides; the caller's `ApplyHooks` show and ask (the CLI on a terminal, a test with a script): a plan
+made now is shown before the question, a saved plan was reviewed already and is applied without one, a protected
+environment is named explicitly, a `manual` portal gets its steps and a confirmation per service type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from hbsdeploy.apply.audit import AuditLog
+from hbsdeploy.apply.run import ApplyResult, Status, apply_confirmed, apply_plan, check_disable_share, check_fresh
+from hbsdeploy.errors import HbsError, UsageError
+from hbsdeploy.load.config import Config, Environment
+from hbsdeploy.plan.build import PlanHooks, plan_environment
+from hbsdeploy.plan.model import Change, Plan, read_plan_file
+from hbsdeploy.portal import Portal, open_portal
+
+
+class ApplyCancelled(HbsError):
+    """The person asked did not confirm: nothing was written."""
+
+
+class ApplyHooks(PlanHooks, Protocol):
+    """What apply shows and asks on the way, beyond planning's warnings and progress."""
+
+    def show_plan(self, plan: Plan) -> None:
+        """Show the plan apply just made, before asking to apply it."""
+
+    def confirm_apply(self, environment: Environment, plan: Plan) -> bool:
+        """Ask whether to apply `plan` to `environment` (a protected one by its name); True to go on."""
+
+    def show_steps(self, plan: Plan, environment: Environment) -> None:
+        """Show a `manual` portal's steps: what the person does in the portal before confirming each service type."""
+
+    def change_confirmer(self) -> Callable[[Change], bool]:
+        """The question asked per service type of a `manual` portal: True once done in the portal (raise
+        KeyboardInterrupt to stop asking); asked for once, before the first question."""
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """What `apply` was asked: a saved plan or none, the --env named, and the options."""
+
+    plan_file: Path | None = None
+    environment: str | None = None
+    partner_ids: tuple[str, ...] = ()
+    checksum: str | None = None
+    auto_approve: bool = False
+    force: bool = False
+    parallelism: int | None = None
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """What apply did: the plan and, unless a plan made now had nothing to change, every change's result."""
+
+    environment: str
+    plan: Plan
+    result: ApplyResult | None
+
+    @property
+    def ok(self) -> bool:
+        """Everything applied (or nothing to do) and in the audit log."""
+        return self.result is None or (self.result.ok and not self.result.audit_error)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.result is not None and self.result.interrupted
+
+    def lines(self) -> list[str]:
+        """One line per change (`applied: DE*A36 / authorization (enable)`), then the summary; none if no result."""
+        if self.result is None:
+            return []
+        lines = []
+        for item in self.result.results:
+            change = item.change
+            line = f"{item.status.value:>13}: {change.partner_id} / {change.service_type} ({change.kind.value})"
+            lines.append(line + (f": {item.message}" if item.message else ""))
+        result = self.result
+        lines.append(f"Apply: {result.count(Status.APPLIED)} applied, {result.count(Status.FAILED)} failed, "
+                     f"{result.count(Status.NOT_ATTEMPTED)} not attempted.")
+        return lines
+
+    def next_step(self) -> str | None:
+        """What to run to finish an apply that did not apply everything."""
+        if self.ok:
+            return None
+        return f"Run `hbsdeploy apply --env {self.environment}` again to finish: it plans what remains."
+
+
+def resolve_target(config: Config, request: ApplyRequest) -> tuple[Environment, Plan | None]:
+    """The environment to apply to and the saved plan (None: plan now), or the error that refuses the request."""
+    if request.plan_file is not None:
+        if request.partner_ids:
+            raise UsageError("--partner cannot narrow a saved plan; plan again with --partner")
+        saved = read_plan_file(request.plan_file, request.checksum)
+        if request.environment and request.environment != saved.environment:
+            raise HbsError(f"{request.plan_file} is a plan for {saved.environment!r}, not {request.environment!r}")
+        env = config.environment(saved.environment)
+    else:
+        if request.checksum:
+            raise UsageError("--checksum needs a PLANFILE")
+        saved = None
+        env = config.environment(request.environment)
+    if env.protected and request.environment != env.name:
+        raise UsageError(f"{env.name!r} is a protected environment: name it with --env {env.name} to apply")
+    return env, saved
+
+
+def apply_environment(config: Config, request: ApplyRequest, hooks: ApplyHooks) -> ApplyReport:
+    """Apply a saved plan, or plan now, show it and ask; then write, verify and audit each change."""
+    env, saved = resolve_target(config, request)
+    parallelism = request.parallelism or config.parallelism
+    audit = AuditLog(config.state_dir / "audit.jsonl")
+    if saved is None:
+        plan = plan_environment(config, env, request.partner_ids, parallelism=parallelism, hooks=hooks)
+        hooks.show_plan(plan)
+        if not plan.has_changes:
+            return ApplyReport(env.name, plan, None)
+    else:
+        plan = saved
+    check_disable_share(plan, config.max_disable_fraction, request.force)
+    portal = open_portal(env, parallelism=parallelism)
+    try:
+        if saved is not None:
+            check_fresh(plan, portal, parallelism)
+        if env.kind == "manual":
+            result = _apply_manual(env, plan, portal, audit, request, hooks)
+        else:
+            if saved is None and not request.auto_approve:
+                _confirm(env, plan, hooks)
+            with hooks.progress(f"applying to {env.name}") as progress:
+                result = apply_plan(plan, portal, audit, parallelism=parallelism, progress=progress)
+    finally:
+        portal.close()
+    return ApplyReport(env.name, plan, result)
+
+
+def _apply_manual(env: Environment, plan: Plan, portal: Portal, audit: AuditLog, request: ApplyRequest,
+                  hooks: ApplyHooks) -> ApplyResult:
+    # Even a reviewed plan file asks on a protected environment: the person, not the file, makes these changes.
+    if env.protected and not request.auto_approve:
+        _confirm(env, plan, hooks)
+    hooks.show_steps(plan, env)
+    confirm = _all_done if request.auto_approve else hooks.change_confirmer()
+    return apply_confirmed(plan, portal, audit, confirm)
+
+
+def _all_done(_change: Change) -> bool:
+    return True
+
+
+def _confirm(env: Environment, plan: Plan, hooks: ApplyHooks) -> None:
+    if not hooks.confirm_apply(env, plan):
+        raise ApplyCancelled("apply cancelled: nothing was written")

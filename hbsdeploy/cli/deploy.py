@@ -1,0 +1,92 @@
+"""`hbsdeploy plan` and `hbsdeploy apply`: parse, call the library, print, return the exit code.
+
+Imported only when one of them runs (see _LazyGroup in hbsdeploy/cli/main.py), so `validate` never pays for the plan
+model and its output formats, whose registry gives --format its choices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hbsdeploy.cli.main import Globals, environment_option, partner_option, pass_globals
+from hbsdeploy.cli.terminal import Terminal, use_colour
+from hbsdeploy.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
+from hbsdeploy.plan.formats import PLAN_FORMATS
+
+_FORMAT_HELP = "; ".join(f"{name}: {plan_format.help}" for name, plan_format in PLAN_FORMATS.items()) + "."
+
+
+@click.command()
+@environment_option
+@partner_option
+@click.option("--format", "output_format", type=click.Choice(list(PLAN_FORMATS)), default="text", show_default=True,
+              help=_FORMAT_HELP)
+@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also save the plan (JSON, with the versions observed and its checksum) for `apply PLANFILE`.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none, 1 on error.")
+@click.option("--parallelism", type=click.IntRange(1, 64), help="Partners read at once (default: apply.parallelism).")
+@pass_globals
+def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], output_format: str,
+         out_file: Path | None, detailed_exitcode: bool, parallelism: int | None) -> int:
+    """Show exactly what apply would change in the portal.
+
+    \b
+    Example:
+      hbsdeploy plan --env qa --format markdown --out plan.json
+    """
+    from hbsdeploy.atomic import write_atomic
+    from hbsdeploy.plan.build import plan_environment
+    from hbsdeploy.plan.formats import FormatOptions, render_plan
+    from hbsdeploy.portal import portal_label
+
+    config = g.load_config()
+    env = config.environment(environment)
+    the_plan = plan_environment(config, env, partner_ids, parallelism=parallelism or config.parallelism,
+                                hooks=Terminal(g.quiet))
+    if out_file is not None:
+        write_atomic(out_file, the_plan.to_json(), mode=0o644)
+    options = FormatOptions(colour=use_colour(), portal_label=portal_label(env))
+    click.echo(render_plan(the_plan, output_format, options), nl=False)
+    if out_file is not None and not g.quiet:
+        click.echo(f"saved plan to {out_file} ({the_plan.checksum})", err=True)
+    return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else EXIT_OK
+
+
+@click.command()
+@click.argument("plan_file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@environment_option
+@partner_option
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (for CI).")
+@click.option("--parallelism", type=click.IntRange(1, 64),
+              help="Partners applied at once (default: apply.parallelism, 8).")
+@click.option("--force", is_flag=True, help="Allow a plan that disables more than apply.max_disable_fraction.")
+@click.option("--checksum", metavar="SHA", help="Refuse the plan file unless its checksum is this (the reviewed one).")
+@pass_globals
+def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_ids: tuple[str, ...],
+          auto_approve: bool, parallelism: int | None, force: bool, checksum: str | None) -> int:
+    """Make the planned changes in the portal: exactly those, verified, audited.
+
+    Without PLANFILE: plans, shows the plan, asks for `yes`. With PLANFILE (from `plan --out`): applies exactly that
+    plan without asking, and refuses it, writing nothing, if the portal changed since or the file was altered.
+    A protected environment must be named with --env. Exit 0 all applied, 1 otherwise.
+
+    \b
+    Example:
+      hbsdeploy plan --env prod --out prod.plan.json
+      hbsdeploy apply prod.plan.json --env prod
+    """
+    from hbsdeploy.apply.orchestrate import ApplyRequest, apply_environment
+
+    request = ApplyRequest(plan_file, environment, partner_ids, checksum, auto_approve, force, parallelism)
+    report = apply_environment(g.load_config(), request, Terminal(g.quiet))
+    for line in report.lines():
+        click.echo(line)
+    if report.result is not None and report.result.audit_error:
+        click.echo(f"error: {report.result.audit_error}", err=True)
+    next_step = report.next_step()
+    if next_step is not None:
+        click.echo(next_step, err=True)
+        return EXIT_INTERRUPTED if report.interrupted else EXIT_ERROR
+    return EXIT_OK

@@ -1,0 +1,114 @@
+"""The person at the terminal: warnings, progress, colour and the questions apply asks (the library's hooks)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import click
+
+from hbsdeploy.errors import Problem, UsageError
+
+if TYPE_CHECKING:
+    from hbsdeploy.load.config import Environment
+    from hbsdeploy.plan.build import Progress
+    from hbsdeploy.plan.model import Change, Plan
+
+PIPED_CONFIRMATION = "HBSDEPLOY_ALLOW_PIPED_CONFIRMATION"
+
+
+def use_colour() -> bool:
+    """Colour only for a terminal, and never with NO_COLOR set."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _can_ask() -> bool:
+    return sys.stdin.isatty() or bool(os.environ.get(PIPED_CONFIRMATION))
+
+
+class ProgressLine:
+    """A one-line progress counter on stderr, only on a terminal and only once an operation takes a moment."""
+
+    def __init__(self, quiet: bool, what: str, delay: float = 0.5) -> None:
+        self.enabled = sys.stderr.isatty() and not quiet
+        self.what = what
+        self.started = time.monotonic()
+        self.delay = delay
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.enabled and time.monotonic() - self.started >= self.delay:
+            click.echo(f"\r{self.what}: {done}/{total}", err=True, nl=False)
+            self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            click.echo("\r\033[K", err=True, nl=False)
+
+
+class Terminal:
+    """The hooks of plan and apply (hbsdeploy.plan.build.PlanHooks, hbsdeploy.apply.orchestrate.ApplyHooks)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def warn(self, problems: list[Problem]) -> None:
+        """Validation warnings on stderr, unless -q."""
+        if not self.quiet:
+            for problem in problems:
+                click.echo(problem.format(), err=True)
+
+    @contextmanager
+    def progress(self, what: str) -> Iterator[Progress]:
+        """A progress line on stderr while the work runs, cleared after."""
+        line = ProgressLine(self.quiet, what)
+        try:
+            yield line
+        finally:
+            line.finish()
+
+    def show_plan(self, plan: Plan) -> None:
+        """The plan apply made, as `plan` shows it."""
+        from hbsdeploy.plan.formats import FormatOptions, render_plan
+
+        click.echo(render_plan(plan, "text", FormatOptions(colour=use_colour())), nl=False)
+
+    def show_steps(self, plan: Plan, environment: Environment) -> None:
+        """A manual portal's steps, ending with the per-service-type confirmation that follows."""
+        from hbsdeploy.plan.formats import FormatOptions, render_plan
+        from hbsdeploy.portal import portal_label
+
+        options = FormatOptions(portal_label=portal_label(environment), during_apply=True)
+        click.echo(render_plan(plan, "instructions", options))
+
+    def confirm_apply(self, environment: Environment, plan: Plan) -> bool:
+        """`yes`, or a protected environment's name, typed at a terminal."""
+        if not _can_ask():
+            raise UsageError("no terminal to confirm on; pass --auto-approve, or apply a reviewed plan file")
+        if environment.protected:
+            click.secho(f"\n{environment.name!r} is a PROTECTED environment.", bold=True, fg="red", err=True)
+            answer = click.prompt(f"Type the environment name ({environment.name}) to apply {len(plan.changes)} "
+                                  "changes", default="", show_default=False, err=True)
+            return bool(answer == environment.name)
+        answer = click.prompt(f"Apply {len(plan.changes)} changes to {environment.name}? Only 'yes' is accepted",
+                              default="", show_default=False, err=True)
+        return bool(answer == "yes")
+
+    def change_confirmer(self) -> Callable[[Change], bool]:
+        """Ask, per service type of a manual portal, whether it is done in the portal."""
+        if not _can_ask():
+            raise UsageError("a manual portal needs a person to confirm each step; run apply in a terminal, or pass "
+                             "--auto-approve once every step is done in the portal")
+
+        def confirm(change: Change) -> bool:
+            try:
+                return click.confirm(f"Done in the portal: {change.partner_id} / {change.service_type}?",
+                                     default=False, err=True)
+            except click.Abort:  # Ctrl-C or end of input: stop asking, still report what was recorded
+                raise KeyboardInterrupt from None
+
+        return confirm
