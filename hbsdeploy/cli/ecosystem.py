@@ -1,7 +1,7 @@
 """The commands that fit hbsdeploy into editors and new repositories: `schema`, `init` and `doctor`.
 
-Registered on the `cli` group at the end of hbsdeploy/cli.py. This module does not import hbsdeploy.cli.main at import
-time (cli imports it), so the group's settings arrive through the click context object.
+Loaded by the `cli` group in hbsdeploy/cli/main.py when one of them runs. This module does not import
+hbsdeploy.cli.main at import time, so the group's settings arrive through the click context object.
 """
 
 from __future__ import annotations
