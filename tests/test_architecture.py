@@ -101,7 +101,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_package_has_no_import_cycle_at_load_time() -> None:
     graph = import_graph()
     assert "hbsdeploy.load.settings" in graph["hbsdeploy.plan.model"], "the graph must see the package's imports"
-    assert "hbsdeploy.portal" not in graph["hbsdeploy.cli.main"], "a deferred import is not a load-time edge"
+    assert "hbsdeploy.tools.importer" not in graph["hbsdeploy.cli.main"], "a deferred import is not a load-time edge"
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
@@ -109,7 +109,7 @@ def test_the_package_has_no_import_cycle_at_load_time() -> None:
 def test_the_package_has_no_import_cycle_counting_deferred_imports() -> None:
     """A lazy import inside a function is still a dependency: the layers stay acyclic with those too."""
     graph = import_graph(deferred=True)
-    assert "hbsdeploy.portal" in graph["hbsdeploy.cli.main"], "the graph must see the CLI's deferred imports"
+    assert "hbsdeploy.tools.importer" in graph["hbsdeploy.cli.main"], "the graph must see the CLI's deferred imports"
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
@@ -154,3 +154,33 @@ def test_no_module_names_a_service_type() -> None:
 
 def test_the_service_type_check_sees_a_literal() -> None:
     assert service_type_names_in_code({"cpo-broadcast"}) != []  # a rule id written in hbsdeploy/check/rules.py
+
+
+# Each folder imports only the folders before it here (docs/architecture.md); the top-level modules (errors,
+# atomic, text) import no folder. render comes after portal because it checks payloads against the portal's contract.
+LAYERS = ("load", "check", "portal", "render", "plan", "apply", "tools", "cli")
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) == 1 or parts[1] == "__main__":
+        return len(LAYERS)  # the package itself and `python -m hbsdeploy` sit on top
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else -1  # errors, atomic, text: below every folder
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a module into a layer above its own (a folder is one layer; the top-level modules share
+    the lowest)."""
+    return sorted(f"{module} -> {target}" for module, targets in graph.items() for target in targets
+                  if _layer(target) > _layer(module) and target != "hbsdeploy")
+
+
+def test_each_folder_imports_only_the_folders_below_it() -> None:
+    graph = import_graph(deferred=True)
+    assert {module.split(".")[1] for module in graph if "." in module} - {"errors", "atomic", "text", "__main__"} \
+        == set(LAYERS), "every folder has its place in LAYERS"
+    assert upward_imports(graph) == []
+    assert upward_imports({"hbsdeploy.load.config": {"hbsdeploy.plan.model"}}) == [
+        "hbsdeploy.load.config -> hbsdeploy.plan.model"]
+    assert upward_imports({"hbsdeploy.errors": {"hbsdeploy.load.config"}}) == [
+        "hbsdeploy.errors -> hbsdeploy.load.config"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from hbsdeploy.cli.main import Globals, environment_option, partner_option, pass_globals
+from hbsdeploy.cli.options import Globals, environment_option, partner_option, pass_globals
 from hbsdeploy.cli.terminal import Terminal, use_colour
 from hbsdeploy.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from hbsdeploy.plan.formats import PLAN_FORMATS

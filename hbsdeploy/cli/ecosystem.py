@@ -1,22 +1,18 @@
 """The commands that fit hbsdeploy into editors and new repositories: `schema`, `init` and `doctor`.
 
-Loaded by the `cli` group in hbsdeploy/cli/main.py when one of them runs. This module does not import
-hbsdeploy.cli.main at import time, so the group's settings arrive through the click context object.
+Loaded by the `cli` group in hbsdeploy/cli/main.py when one of them runs; the group's settings arrive through the
+click context object (`Globals`, from hbsdeploy/cli/options.py).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from hbsdeploy.cli.options import Globals
 from hbsdeploy.errors import EXIT_ERROR, EXIT_OK
-
-if TYPE_CHECKING:
-    from hbsdeploy.cli.main import Globals
-
 
 SCHEMA_NAMES = {"partner": "partner", "config": "config", "payload": "portal-payload"}
 

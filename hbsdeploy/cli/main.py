@@ -9,33 +9,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from hbsdeploy import __version__
+from hbsdeploy.cli.options import Globals, partner_option, pass_globals
 from hbsdeploy.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HbsError, InputError, Problem
-
-if TYPE_CHECKING:
-    from hbsdeploy.load.config import Config
-
-
-
-@dataclass
-class Globals:
-    config_path: str | None
-    verbose: int
-    quiet: bool
-
-    def load_config(self) -> Config:
-        from hbsdeploy.load.config import find_config, load_config
-
-        return load_config(find_config(self.config_path))
-
-
-pass_globals = click.make_pass_decorator(Globals)
 
 
 class _LazyGroup(click.Group):
@@ -167,12 +147,6 @@ def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, outpu
     else:
         click.echo(reporting.validation_text(report), nl=False)
     return EXIT_ERROR if validation_failed(report, strict) else EXIT_OK
-
-
-environment_option = click.option("--env", "environment", metavar="ENV",
-                                  help="The environment from hbsdeploy.yaml (default: default_environment).")
-partner_option = click.option("--partner", "partner_ids", metavar="ID", multiple=True,
-                              help="Only this partner (OperatorID or ProviderID); repeatable.")
 
 
 @cli.command()

@@ -18,7 +18,7 @@ from hbsdeploy.plan import formats
 from hbsdeploy.plan.build import Progress, plan_environment
 from hbsdeploy.plan.formats import PLAN_FORMATS, FormatOptions, render_plan
 from hbsdeploy.plan.model import Plan, compute_plan
-from hbsdeploy.portal.base import portal_label
+from hbsdeploy.portal import portal_label
 
 
 class Quiet:
