@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +20,8 @@ CONFIG_ENV_VAR = "HBSDEPLOY_CONFIG"
 
 PORTAL_LOCAL = "local"
 PORTAL_MANUAL = "manual"
+PORTAL_WEB = "web"
+WEB_PARALLELISM = 2  # browser contexts at once: the operator's own account, at human pace
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,20 @@ class Environment:
     read_timeout: float = 30.0
     max_retries: int = 4
     state_file: Path | None = None  # the store behind `local` and `manual`
+    state_dir: Path | None = None  # where a web portal keeps its session and evidence
+    url: str | None = None  # portal: web: the address of the portal's web UI
+    browser: Path | None = None  # portal: web: the Chromium executable (None: find one)
+    web_parallelism: int = WEB_PARALLELISM
+    page_timeout: float = 30.0
+    username_env: str | None = None
+    password_env: str | None = None
+    totp_env: str | None = None
+    ui: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # overrides of the UI map's names
 
     @property
     def kind(self) -> str:
-        """`local`, `manual` or `http`."""
-        return self.portal if self.portal in (PORTAL_LOCAL, PORTAL_MANUAL) else "http"
+        """`local`, `manual`, `web` or `http`."""
+        return self.portal if self.portal in (PORTAL_LOCAL, PORTAL_MANUAL, PORTAL_WEB) else "http"
 
     @property
     def is_sandbox(self) -> bool:
@@ -116,7 +128,7 @@ _CONTAINED = ("partners", "templates", "state_dir")
 _CONTAINED_PER_ENVIRONMENT = ("state",)
 
 
-_PATH_SETTINGS = ("state", "client_cert", "client_key", "ca_bundle")
+_PATH_SETTINGS = ("state", "client_cert", "client_key", "ca_bundle", "browser")
 
 
 def _escape_problems(root: Path, document: Document) -> list[Problem]:
@@ -141,7 +153,8 @@ def _escape_problems(root: Path, document: Document) -> list[Problem]:
                 for where, value in found if leaves(root, value)]
     for name, settings in data["environments"].items():
         portal = (settings or {}).get("portal")
-        if not isinstance(portal, str) or portal in (PORTAL_LOCAL, PORTAL_MANUAL):
+        problems += _web_problems(document, name, settings or {})
+        if not isinstance(portal, str) or portal in (PORTAL_LOCAL, PORTAL_MANUAL, PORTAL_WEB):
             continue
         where = ("environments", name, "portal")
         try:
@@ -158,6 +171,41 @@ def _escape_problems(root: Path, document: Document) -> list[Problem]:
             problems.append(document.problem(where, "portal-setting",
                                              f"portal {show(portal)} holds a control or invisible character; "
                                              "write the URL in plain characters"))
+    return problems
+
+
+_WEB_ONLY = ("url", "browser", "parallelism", "username_env", "password_env", "totp_env", "ui")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _web_problems(document: Document, name: str, settings: dict[str, Any]) -> list[Problem]:
+    """`url` and the other web settings: only with portal: web, where url is required; http:// only to loopback;
+    `ui:` overrides name entries of the shipped UI map."""
+    where = ("environments", name)
+    if settings.get("portal") != PORTAL_WEB:
+        return [document.problem((*where, key), "web-setting", f"{key} is only used with portal: web; remove it")
+                for key in _WEB_ONLY if key in settings]
+    url = settings.get("url")
+    if not isinstance(url, str):
+        return [document.problem((*where, "portal"), "web-setting",
+                                 "portal: web needs url: the portal's address, e.g. https://portal-qa.hubject.com")]
+    problems: list[Problem] = []
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError as exc:
+        return [document.problem((*where, "url"), "portal-setting", f"url {show(url)} does not parse ({exc}); "
+                                                                    "write https://host")]
+    if parts.scheme == "http" and host not in _LOOPBACK_HOSTS:
+        problems.append(document.problem((*where, "url"), "portal-setting",
+                                         f"url {show(url)} would send the portal password unencrypted; use https:// "
+                                         "(http:// is for a replica on 127.0.0.1 only)"))
+    overrides = settings.get("ui")
+    if isinstance(overrides, dict) and overrides:
+        from hbsdeploy.portal.web.uimap import unknown_override_keys
+
+        problems += [document.problem((*where, "ui", *path), "unknown-ui-key", message, key=True)
+                     for path, message in unknown_override_keys(overrides)]
     return problems
 
 
@@ -218,4 +266,13 @@ def _environment(name: str, settings: dict[str, Any], root: Path, state_dir: Pat
         read_timeout=float(timeouts.get("read", 30.0)),
         max_retries=int(settings.get("max_retries", 4)),
         state_file=state_file,
+        state_dir=state_dir,
+        url=settings.get("url"),
+        browser=path_of("browser"),
+        web_parallelism=int(settings.get("parallelism", WEB_PARALLELISM)),
+        page_timeout=float(timeouts.get("page", 30.0)),
+        username_env=settings.get("username_env"),
+        password_env=settings.get("password_env"),
+        totp_env=settings.get("totp_env"),
+        ui={group: dict(names) for group, names in (settings.get("ui") or {}).items()},
     )

@@ -1,6 +1,7 @@
 """The portal: its interface, errors and contract, and `open_portal`, which picks the driver for an environment.
 
-Drivers: `local` and `manual` (the embedded store, portal/local.py) and `http` (the portal API, portal/http.py).
+Drivers: `local` and `manual` (the embedded store, portal/local.py), `http` (the portal API, portal/http.py) and
+`web` (the portal's web UI in a browser, portal/web/driver.py).
 A driver is a class with `from_environment(env, *, parallelism)` (interface.PortalDriver) that implements Portal;
 adding one is a module and one entry in DRIVERS. Drivers load on first use, so `validate` never imports `requests`.
 """
@@ -33,6 +34,7 @@ DRIVERS: dict[str, str] = {
     "local": "hbsdeploy.portal.local:LocalPortal",
     "manual": "hbsdeploy.portal.local:LocalPortal",
     "http": "hbsdeploy.portal.http:HttpPortal",
+    "web": "hbsdeploy.portal.web.driver:WebPortal",
 }
 
 

@@ -17,6 +17,7 @@ class PortalError(HbsError):
     Raised only through its subclasses, each of which says whether the portal may have written anything."""
 
     attempts: int = 1  # how many HTTP attempts the failed call made
+    evidence: tuple[str, ...] = ()  # screenshots taken before the call failed (web portal)
 
 
 class PortalConfigError(PortalError):
@@ -61,4 +62,4 @@ class PortalProtocolError(PortalError):
 
 def portal_label(env: Environment) -> str:
     """How messages name a portal: `portal 'qa' (https://gateway.example/hbs)`, credentials in the URL hidden."""
-    return f"portal {env.name!r} ({redact_url(env.portal)})"
+    return f"portal {env.name!r} ({redact_url(env.url or env.portal)})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -18,6 +18,7 @@ class ServiceTypeState:
     service_type: str
     settings: Mapping[str, Any]  # canonical (normalize_settings)
     version: str  # opaque ETag value, e.g. '"3"'
+    evidence: tuple[str, ...] = field(default=(), compare=False)  # files showing a write (web portal screenshots)
 
 
 class Portal(Protocol):

@@ -1,0 +1,415 @@
+"""The web portal: the Portal interface over the HBS portal's web UI, driven in Chromium with Playwright (sync API).
+
+Playwright's sync objects belong to the thread that made them, so each worker thread owns one Playwright, one
+browser and one context; callers on any thread hand work to the pool (at most `parallelism` browser contexts) and
+wait for the answer. The session (cookies) is shared: one worker logs in again when it expires, the others pick up
+the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urljoin
+
+from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.settings import normalize_settings
+from hbsdeploy.portal import (
+    PartnerNotFound,
+    PayloadRejected,
+    PortalAuthError,
+    PortalError,
+    PortalProtocolError,
+    PortalUnavailable,
+    ServiceTypeState,
+    VersionConflict,
+)
+from hbsdeploy.portal.web.browser import find_browser, launch, sync_playwright
+from hbsdeploy.portal.web.forms import FormValues, content_version, differences, evidence_paths
+from hbsdeploy.portal.web.pages import LoginPage, SessionExpired, SettingsPage
+from hbsdeploy.portal.web.session import read_session, remove_session, session_file, write_session
+from hbsdeploy.portal.web.uimap import UiMap, default_uimap
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
+
+    from hbsdeploy.load.config import Environment
+
+T = TypeVar("T")
+_STOP = object()
+
+
+class Credentials:
+    """The user name, password and TOTP secret named by an environment's *_env settings (read when needed)."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    @property
+    def available(self) -> bool:
+        return bool(self.env.username_env and self.env.password_env)
+
+    def _value(self, variable: str) -> str:
+        value = os.environ.get(variable)
+        if not value:
+            raise PortalAuthError(f"{variable} is not set; set it for unattended log-ins, or run "
+                                  f"`hbsdeploy login --env {self.env.name}`")
+        return value
+
+    def user_and_password(self) -> tuple[str, str]:
+        assert self.env.username_env and self.env.password_env
+        return self._value(self.env.username_env), self._value(self.env.password_env)
+
+    def totp_code(self) -> Callable[[], str] | None:
+        """A function giving the current verification code, or None without totp_env."""
+        variable = self.env.totp_env
+        if not variable:
+            return None
+
+        def code() -> str:
+            from hbsdeploy.portal.totp import TotpSecretError, totp
+
+            try:
+                return totp(self._value(variable), time.time())
+            except TotpSecretError as exc:
+                raise PortalAuthError(f"{variable}: {exc}") from None
+
+        return code
+
+
+class SessionKeeper:
+    """The shared login: the storage_state every context starts from, its generation, and who renews it."""
+
+    def __init__(self, env: Environment, start_url: str, *, load: bool = True) -> None:
+        assert env.state_dir is not None
+        self.env = env
+        self.start_url = start_url
+        self.path = session_file(env.state_dir, env.name)
+        self.credentials = Credentials(env)
+        self.lock = threading.Lock()
+        self.generation = 0
+        self.state: dict[str, Any] | None = read_session(self.path, start_url, env.name) if load else None
+        self.logins = 0
+
+    def renew(self, seen: int, log_in: Callable[[], dict[str, Any]]) -> None:
+        """After a worker met the login page with generation `seen`: log in again, unless another worker did."""
+        with self.lock:
+            if self.generation != seen and self.state is not None:
+                return
+            if not self.credentials.available:
+                if self.state is not None:
+                    remove_session(self.path)
+                    self.state = None
+                    raise PortalAuthError(f"the session of portal {self.env.name!r} has expired; run `hbsdeploy login "
+                                          f"--env {self.env.name}` (or set username_env and password_env)")
+                raise PortalAuthError(f"no session for portal {self.env.name!r}; run `hbsdeploy login --env "
+                                      f"{self.env.name}` (or set username_env and password_env for unattended runs)")
+            state = log_in()
+            write_session(self.path, self.start_url, state)
+            self.state = state
+            self.generation += 1
+            self.logins += 1
+
+
+class _Worker:
+    """One thread's browser: the context, the page, and the page objects on it."""
+
+    def __init__(self, portal: WebPortal) -> None:
+        self.portal = portal
+        self.playwright: Any = None
+        self.browser: Browser | None = None
+        self.context: BrowserContext | None = None
+        self.page: Page | None = None
+        self.generation = -1
+
+    def _timeout_ms(self) -> float:
+        return self.portal.env.page_timeout * 1000
+
+    def _new_context(self, state: dict[str, Any] | None) -> Page:
+        if self.browser is None:
+            self.playwright = sync_playwright().start()
+            self.browser = launch(self.playwright, self.portal.env.browser)
+        if self.context is not None:
+            self.context.close()
+        self.context = self.browser.new_context(storage_state=state)  # type: ignore[arg-type]
+        self.context.set_default_timeout(self._timeout_ms())
+        self.context.set_default_navigation_timeout(self._timeout_ms())
+        self.page = self.context.new_page()
+        return self.page
+
+    def settings_page(self) -> SettingsPage:
+        """The Service Type Settings page in a context holding the current session (logging in when needed)."""
+        keeper = self.portal.sessions
+        if keeper.state is None:
+            keeper.renew(keeper.generation, self._log_in)
+        if self.page is None or self.generation != keeper.generation:
+            self._new_context(keeper.state)
+            self.generation = keeper.generation
+        page = SettingsPage(self._page(), self.portal.ui, self._timeout_ms())
+        if not page.has("headings", "service_type_settings"):
+            page.open(self.portal.start_url)
+        return page
+
+    def _page(self) -> Page:
+        assert self.page is not None
+        return self.page
+
+    def _log_in(self) -> dict[str, Any]:
+        page = self._new_context(None)
+        login = LoginPage(page, self.portal.ui, self._timeout_ms())
+        SettingsPage(page, self.portal.ui, self._timeout_ms()).goto(self.portal.start_url)
+        login.wait_for(("buttons", "log_in"))
+        username, password = self.portal.sessions.credentials.user_and_password()
+        login.log_in(username, password, self.portal.sessions.credentials.totp_code())
+        assert self.context is not None
+        state: dict[str, Any] = dict(self.context.storage_state())
+        return state
+
+    def with_session(self, operation: Callable[[SettingsPage, bool], T]) -> T:
+        """Run an operation on the settings page; when the session expired, log in again (or stop) and run it once
+        more (its second argument is then True)."""
+        try:
+            return operation(self.settings_page(), False)
+        except SessionExpired:
+            self.portal.sessions.renew(self.generation, self._log_in)
+        try:
+            return operation(self.settings_page(), True)
+        except SessionExpired:
+            raise PortalAuthError(f"the portal {self.portal.env.name!r} ended the session again right after a "
+                                  "log-in; check the account in the portal") from None
+
+    def close(self) -> None:
+        for closing in (self.context, self.browser):
+            if closing is not None:
+                try:
+                    closing.close()
+                except Exception:  # the browser may be gone already (killed, crashed): nothing left to release
+                    continue
+        if self.playwright is not None:
+            self.playwright.stop()
+
+
+class WebPortal:
+    """The HBS portal's web UI as a Portal: reads from the read-only view, writes through Edit and Update."""
+
+    def __init__(self, env: Environment, *, ui: UiMap | None = None, load_session: bool = True) -> None:
+        if env.url is None or env.state_dir is None:
+            raise PortalError(f"environment {env.name!r}: portal: web needs url")
+        self.env = env
+        self.label = f"portal {env.name!r} ({env.url})"
+        self.ui = ui or default_uimap().with_overrides(env.ui)
+        self.start_url = urljoin(env.url.rstrip("/") + "/", self.ui.name("pages", "start").lstrip("/"))
+        self.evidence_dir = env.state_dir / "evidence"
+        if env.browser is not None:
+            find_browser(env.browser)  # a wrong browser: path is an error now, before any thread starts
+        self.sessions = SessionKeeper(env, self.start_url, load=load_session)
+        self.parallelism = max(1, env.web_parallelism)
+        self.page_loads = 0
+        self._tasks: queue.Queue[Any] = queue.Queue()
+        self._cancelled = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a task, less the tasks queued for them
+        self._closed = False
+
+    # -- the worker pool -------------------------------------------------------------------------------------------
+
+    def _ensure_threads(self) -> None:
+        # A new browser only when every existing one is busy, and never more than `parallelism`.
+        with self._lock:
+            if self._closed:
+                raise PortalError(f"{self.label}: closed")
+            if self._idle == 0 and len(self._threads) < self.parallelism:
+                thread = threading.Thread(target=self._serve, name=f"hbsdeploy-web-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                self._idle += 1
+                thread.start()
+            else:
+                self._idle -= 1
+
+    def _serve(self) -> None:
+        worker = _Worker(self)
+        try:
+            while True:
+                task = self._tasks.get()
+                if task is _STOP:
+                    return
+                operation, future = task
+                if not future.set_running_or_notify_cancel():
+                    continue
+                if self._cancelled.is_set():
+                    future.set_exception(PortalError(f"{self.label}: interrupted before this step"))
+                    continue
+                try:
+                    future.set_result(operation(worker))
+                except BaseException as exc:
+                    future.set_exception(self._clean(exc))
+                finally:
+                    with self._lock:
+                        self._idle += 1
+        finally:
+            worker.close()
+
+    def _clean(self, exc: BaseException) -> BaseException:
+        """Playwright's own errors (a browser that crashed, a page that closed) as PortalUnavailable, one line."""
+        if isinstance(exc, PortalError) or not type(exc).__module__.startswith("playwright"):
+            return exc
+        first = " ".join(str(exc).split("\n")[0].split())[:300]
+        return PortalUnavailable(f"{self.label}: the browser failed ({first})")
+
+    def _run(self, operation: Callable[[_Worker], T]) -> T:
+        future: Future[T] = Future()
+        self._tasks.put((operation, future))
+        self._ensure_threads()
+        return future.result()
+
+    # -- the Portal interface --------------------------------------------------------------------------------------
+
+    def _option_text(self, service_type: str) -> str:
+        if service_type in self.ui.entries["options"]:
+            return self.ui.name("options", service_type)
+        spec = service_types().get(service_type)
+        if spec is None:
+            raise PartnerNotFound(f"{self.label}: unknown service type {service_type!r}")
+        return spec.label
+
+    def _read(self, page: SettingsPage, partner_id: str, service_type: str) -> ServiceTypeState:
+        page.select(partner_id, service_type, self._option_text(service_type))
+        values = page.read(service_types()[service_type].broadcast)
+        settings = values.settings()
+        return ServiceTypeState(partner_id, service_type, settings, content_version(settings))
+
+    def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
+        """Every service type of one partner account, from the read-only view."""
+
+        def read_all(page: SettingsPage, _retry: bool) -> dict[str, ServiceTypeState]:
+            return {name: self._read(page, partner_id, name) for name in service_types()}
+
+        return self._run(lambda worker: self._labelled(lambda: worker.with_session(read_all)))
+
+    def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
+        """One service type's settings and their content version."""
+        if service_type not in service_types():
+            raise PartnerNotFound(f"{self.label}: unknown service type {service_type!r}")
+        return self._run(lambda worker: self._labelled(
+            lambda: worker.with_session(lambda page, _retry: self._read(page, partner_id, service_type))))
+
+    def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
+                            if_match: str) -> ServiceTypeState:
+        """Edit, enter the payload, Update Service Type, read back; Cancel on any error before the save."""
+        if service_type not in service_types():
+            raise PartnerNotFound(f"{self.label}: unknown service type {service_type!r}")
+        expected = normalize_settings(payload)
+
+        def write(page: SettingsPage, retry: bool) -> ServiceTypeState:
+            return self._write(page, partner_id, service_type, payload, expected, if_match, retry)
+
+        return self._run(lambda worker: self._labelled(lambda: worker.with_session(write)))
+
+    def _write(self, page: SettingsPage, partner_id: str, service_type: str, payload: Mapping[str, Any],
+               expected: dict[str, Any], if_match: str, retry: bool) -> ServiceTypeState:
+        has_broadcast = service_types()[service_type].broadcast
+        before_png, after_png = evidence_paths(self.evidence_dir, partner_id, service_type)
+        page.select(partner_id, service_type, self._option_text(service_type))
+        if retry and page.read(has_broadcast).settings() == expected:
+            # The session ended around the save: the portal holds the settings, so the save went through.
+            page.screenshot(after_png)
+            return ServiceTypeState(partner_id, service_type, expected, content_version(expected),
+                                    evidence=(str(after_png),))
+        saved = False
+        try:
+            page.edit()
+            shown = page.read(has_broadcast).settings()
+            if content_version(shown) != if_match:
+                raise VersionConflict(f"{self.label}: {service_type} of {partner_id} changed since the plan (plan "
+                                      f"saw version {if_match[:64]}, the portal shows {content_version(shown)}); run "
+                                      "plan again")
+            page.screenshot(before_png)
+            page.fill(payload, has_broadcast)
+            saved = True  # from the click on, the portal may hold the settings
+            page.update()
+        except SessionExpired:
+            raise
+        except BaseException as exc:
+            self._cancel_quietly(page)
+            if saved or isinstance(exc, (VersionConflict, PayloadRejected, PartnerNotFound, PortalAuthError)):
+                raise
+            if isinstance(exc, PortalError):  # nothing was saved: the change is refused, not unclear
+                raise PortalError(str(exc)) from None
+            raise
+        page.screenshot(after_png)
+        found = page.read(has_broadcast).settings()
+        if found != expected:
+            raise PortalProtocolError(f"{self.label}: {service_type} of {partner_id} was saved but reads back "
+                                      f"different settings ({'; '.join(differences(expected, found))})")
+        return ServiceTypeState(partner_id, service_type, found, content_version(found),
+                                evidence=(str(before_png), str(after_png)))
+
+    @staticmethod
+    def _cancel_quietly(page: SettingsPage) -> None:
+        try:
+            page.cancel()
+        except Exception:  # the original error is the one to report; a failed Cancel leaves nothing saved either
+            return
+
+    def _labelled(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except PortalError as exc:
+            text = str(exc)
+            if not text.startswith("portal "):
+                exc.args = (f"{self.label}: {text}",)
+            raise
+
+    def cancel(self) -> None:
+        """Start no new step (Ctrl-C): queued reads and writes fail as interrupted; the ones running finish."""
+        self._cancelled.set()
+
+    def close(self) -> None:
+        """Stop the workers and their browsers."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._tasks.put(_STOP)
+        for thread in threads:
+            thread.join(timeout=60)
+
+
+def log_in_interactively(env: Environment, *, headless: bool, wait_seconds: float = 600) -> Path:
+    """`hbsdeploy login`: headed, a person logs in (any second factor) and hbsdeploy waits until the Service Type
+    Settings link is reachable; headless, it logs in from the *_env variables. Saves the session; its path."""
+    portal = WebPortal(env, load_session=False)
+    keeper = portal.sessions
+
+    def run(worker: _Worker) -> Path:
+        if headless:
+            keeper.renew(keeper.generation, worker._log_in)
+            worker.settings_page()
+            return keeper.path
+        worker.playwright = sync_playwright().start()
+        worker.browser = launch(worker.playwright, env.browser, headless=False)
+        page = worker._new_context(None)
+        settings = SettingsPage(page, portal.ui, wait_seconds * 1000)
+        settings.goto(portal.start_url)
+        settings.wait_for(("links", "administration"))
+        settings.find("links", "administration").click()
+        settings.wait_for(("links", "service_type_settings"))
+        assert worker.context is not None
+        state: dict[str, Any] = dict(worker.context.storage_state())
+        write_session(keeper.path, portal.start_url, state)
+        return keeper.path
+
+    try:
+        return portal._run(run)
+    finally:
+        portal.close()
+
+
+__all__ = ["FormValues", "WebPortal", "log_in_interactively"]

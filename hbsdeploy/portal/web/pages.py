@@ -1,0 +1,253 @@
+"""Page objects of the HBS portal's web UI: every element found through the UI map by role and accessible name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalAuthError, PortalError, PortalUnavailable
+from hbsdeploy.portal.web.forms import FormValues
+from hbsdeploy.portal.web.uimap import UiEntry, UiMap
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+
+class UiElementNotFound(PortalError):
+    """An entry of the UI map is not on the page: the real portal differs from the map."""
+
+
+class PageTimeout(PortalUnavailable):
+    """A page or an element did not appear within timeouts.page."""
+
+
+class SessionExpired(PortalAuthError):
+    """The portal showed its login page instead of the page asked for."""
+
+
+def locate(page: Page, entry: UiEntry) -> Locator:
+    """The element of one UI map entry, by role and accessible name (labels for text boxes: a password box has no
+    textbox role); alerts and status messages by role, filtered by their text when the map gives one."""
+    if entry.role == "textbox":
+        return page.get_by_label(entry.name, exact=True)
+    if entry.role in ("alert", "status"):
+        found = page.get_by_role(cast(Any, entry.role))
+        return found.filter(has_text=entry.name) if entry.name else found
+    return page.get_by_role(cast(Any, entry.role), name=entry.name, exact=True)
+
+
+class PortalPage:
+    """What every page object shares: the page, the UI map, the wait limit and the page's name for messages."""
+
+    title = "portal"
+
+    def __init__(self, page: Page, ui: UiMap, timeout_ms: float) -> None:
+        self.page = page
+        self.ui = ui
+        self.timeout_ms = timeout_ms
+
+    def find(self, group: str, key: str) -> Locator:
+        """The one element of a UI map entry on this page, now (no waiting: the page has loaded)."""
+        entry = self.ui.entry(group, key)
+        found = locate(self.page, entry)
+        count = found.count()
+        if count == 0:
+            raise UiElementNotFound(f"{entry.describe()} is not on the {self.title} page; check the UI map against "
+                                    "the portal with `hbsdeploy doctor` and override it in hbsdeploy.yaml")
+        if count > 1 and entry.role not in ("alert", "status"):
+            raise UiElementNotFound(f"{entry.describe()} is on the {self.title} page {count} times; the UI map must "
+                                    "name one element")
+        return found.first
+
+    def has(self, group: str, key: str) -> bool:
+        """Whether a UI map entry is on the page now."""
+        return locate(self.page, self.ui.entry(group, key)).count() > 0
+
+    def wait_for(self, *entries: tuple[str, str]) -> tuple[str, str]:
+        """Wait until one of these entries is visible (bounded by timeouts.page); the one found first."""
+        locators = [locate(self.page, self.ui.entry(*key)) for key in entries]
+        either = locators[0]
+        for other in locators[1:]:
+            either = either.or_(other)
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            either.first.wait_for(state="visible", timeout=self.timeout_ms)
+        except PlaywrightTimeout:
+            names = " or ".join(self.ui.entry(*key).describe() for key in entries)
+            raise PageTimeout(f"the portal did not show {names} within {self.timeout_ms / 1000:g} s "
+                              f"(at {self._where()}); check the portal, or raise timeouts.page") from None
+        for key, locator in zip(entries, locators, strict=True):
+            if locator.count() > 0 and locator.first.is_visible():
+                return key
+        return entries[0]
+
+    def alert_text(self) -> str:
+        """The portal's words in its alerts, on one line."""
+        texts = locate(self.page, self.ui.entry("messages", "error")).all_inner_texts()
+        return " ".join(" ".join(texts).split())[:500]
+
+    def on_login_page(self) -> bool:
+        """Whether the portal shows its login form (a session that expired lands there)."""
+        return self.has("buttons", "log_in") and self.has("labels", "password")
+
+    def check_session(self) -> None:
+        """SessionExpired when the portal sent us to its login page."""
+        if self.on_login_page():
+            raise SessionExpired("the portal session expired")
+
+    def _where(self) -> str:
+        url = self.page.url
+        return url.split("?", 1)[0]
+
+    def screenshot(self, path: Path) -> None:
+        """A PNG of the whole page."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(path), full_page=True)
+
+
+class LoginPage(PortalPage):
+    """The login form and, for an account with a second factor, the verification form."""
+
+    title = "login"
+
+    def log_in(self, username: str, password: str, totp_code: Any | None) -> None:
+        """Log in; PortalAuthError with the portal's words when it refuses. `totp_code` is a callable giving the
+        current code (asked only when the portal shows the verification form)."""
+        self.find("labels", "username").fill(username)
+        self.find("labels", "password").fill(password)
+        self.find("buttons", "log_in").click()
+        shown = self.wait_for(("links", "administration"), ("labels", "verification_code"), ("messages", "error"))
+        if shown == ("labels", "verification_code"):
+            if totp_code is None:
+                raise PortalAuthError("the portal asks for a verification code and no totp_env is set; set it, or "
+                                      "log in with `hbsdeploy login` in a visible browser")
+            self.find("labels", "verification_code").fill(totp_code())
+            self.find("buttons", "verify").click()
+            shown = self.wait_for(("links", "administration"), ("messages", "error"))
+        if shown == ("messages", "error"):
+            raise PortalAuthError(f"the portal refused the log-in: {self.alert_text() or 'no reason given'}")
+
+
+class SettingsPage(PortalPage):
+    """Service Type Settings: the selection lists, the read-only view, the form in edit mode."""
+
+    title = "Service Type Settings"
+
+    def open(self, start_url: str) -> None:
+        """Administration -> Service Type Settings, from the start page; SessionExpired on the login page."""
+        self.goto(start_url)
+        shown = self.wait_for(("links", "administration"), ("buttons", "log_in"))
+        if shown == ("buttons", "log_in"):
+            raise SessionExpired("the portal shows its login page")
+        self.find("links", "administration").click()
+        self._settle(("links", "service_type_settings"))
+        self.find("links", "service_type_settings").click()
+        self._settle(("headings", "service_type_settings"))
+
+    def goto(self, url: str) -> None:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        shown = url.split("?", 1)[0]
+        try:
+            self.page.goto(url, timeout=self.timeout_ms)
+        except PlaywrightTimeout:
+            raise PageTimeout(f"the portal's page {shown} did not load within {self.timeout_ms / 1000:g} s; check "
+                              "the portal, or raise timeouts.page") from None
+        except PlaywrightError as exc:
+            message = " ".join(str(exc).split())[:200]
+            raise PortalUnavailable(f"the portal's page {shown} did not load ({message})") from None
+
+    def _settle(self, expected: tuple[str, str]) -> None:
+        """After a navigation: the expected element, else SessionExpired on the login page, else a timeout."""
+        found = self.wait_for(expected, ("buttons", "log_in"))
+        if found == ("buttons", "log_in"):
+            raise SessionExpired("the portal shows its login page")
+
+    def select(self, partner_id: str, service_type: str, option_text: str) -> None:
+        """Show one partner account's service type (each selection reloads the view)."""
+        account = self.find("labels", "partner_account")
+        values = account.evaluate("select => Array.from(select.options).map(option => option.value)")
+        if partner_id not in values:
+            raise PartnerNotFound(f"the portal lists no partner account {partner_id!r} for this user; check the "
+                                  "user's partner accounts in the portal")
+        self._choose(account, value=partner_id)
+        kind = self.find("labels", "service_type")
+        labels = kind.evaluate("select => Array.from(select.options).map(option => option.text.trim())")
+        if option_text not in labels:
+            entry = self.ui.entry("options", service_type) if service_type in self.ui.entries["options"] else None
+            where = f" ({entry.describe()})" if entry else ""
+            raise UiElementNotFound(f"the {self.ui.entry('labels', 'service_type').describe()} list has no option "
+                                    f"{option_text!r}{where}; it offers: {', '.join(labels)}")
+        self._choose(kind, label=option_text)
+
+    def _choose(self, select: Locator, *, value: str | None = None, label: str | None = None) -> None:
+        current = select.evaluate("s => [s.value, s.options[s.selectedIndex] ? s.options[s.selectedIndex].text.trim()"
+                                  " : '']")
+        if (value is not None and current[0] == value) or (label is not None and current[1] == label):
+            return
+        with self.page.expect_navigation(timeout=self.timeout_ms):
+            if value is not None:
+                select.select_option(value=value)
+            else:
+                select.select_option(label=label)
+        self._settle(("headings", "service_type_settings"))
+
+    def read(self, has_broadcast: bool) -> FormValues:
+        """The values the form shows (read-only view or edit mode)."""
+        broadcast: bool | None = None
+        if has_broadcast:
+            broadcast = self.find("labels", "broadcast_request").is_checked()
+        return FormValues(
+            online_request=self.find("labels", "online_request").is_checked(),
+            broadcast_request=broadcast,
+            service_url=self.find("labels", "service_url").input_value(),
+            client_certification=self.find("labels", "client_certification").is_checked(),
+            user_certificate=self.find("labels", "user_certificate_choice").is_checked(),
+            certificate_sha256=self.find("labels", "user_certificate").input_value(),
+        )
+
+    def edit(self) -> None:
+        """Click Edit and wait for the form in edit mode."""
+        self.find("buttons", "edit").click()
+        self._settle(("buttons", "update"))
+
+    def fill(self, payload: Mapping[str, Any], has_broadcast: bool) -> None:
+        """Enter the settings in the documented order: Online Request first (only then Service URL and Broadcast
+        Request are enabled), then the others."""
+        online = bool(payload.get("online_request"))
+        self.find("labels", "online_request").set_checked(online)
+        if online:
+            url = self.find("labels", "service_url")
+            url.fill(str(payload.get("service_url") or ""))
+            if has_broadcast:
+                self.find("labels", "broadcast_request").set_checked(bool(payload.get("broadcast_request")))
+        self.find("labels", "client_certification").set_checked(bool(payload.get("client_certification")))
+        if payload.get("certificate") == "user":
+            self.find("labels", "user_certificate_choice").check()
+            wanted = str(payload.get("certificate_sha256") or "")
+            certificates = self.find("labels", "user_certificate")
+            offered = certificates.evaluate("select => Array.from(select.options).map(option => option.value)")
+            if wanted not in offered:
+                raise PayloadRejected(f"the portal lists no user certificate {wanted[:64]!r} for this partner "
+                                      "account; upload it in Certificate Management first")
+            certificates.select_option(value=wanted)
+        else:
+            self.find("labels", "hubject_certificate").check()
+
+    def update(self) -> None:
+        """Click Update Service Type; PayloadRejected with the portal's words when it shows an alert."""
+        self.find("buttons", "update").click()
+        found = self.wait_for(("messages", "updated"), ("messages", "error"), ("buttons", "log_in"))
+        if found == ("buttons", "log_in"):
+            raise SessionExpired("the portal shows its login page")
+        if found == ("messages", "error"):
+            raise PayloadRejected(f"the portal refused the settings: {self.alert_text()}")
+
+    def cancel(self) -> None:
+        """Click Cancel when the form is in edit mode (nothing half-edited is saved)."""
+        if self.has("buttons", "cancel"):
+            self.find("buttons", "cancel").click()
+            self.page.wait_for_load_state(timeout=self.timeout_ms)
