@@ -7,7 +7,7 @@ import getpass
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,8 @@ class AuditLog:
 
     def record(self, *, environment: str, partner_id: str, service_type: str, kind: str,
                before: Mapping[str, Any], after: Mapping[str, Any], result: str, message: str | None,
-               plan_checksum: str) -> None:
-        entry = {
+               plan_checksum: str, evidence: Sequence[str] = ()) -> None:
+        entry: dict[str, Any] = {
             "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
             "user": self.user,
             "environment": environment,
@@ -63,6 +63,8 @@ class AuditLog:
             "message": message,
             "plan_checksum": plan_checksum,
         }
+        if evidence:
+            entry["evidence"] = [self.relative(path) for path in evidence]
         line = (json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
             try:
@@ -76,6 +78,14 @@ class AuditLog:
                 raise AuditError(f"cannot append to the audit log {self.path} ({exc.strerror or exc}); apply "
                                  f"stopped after {partner_id} {service_type} ({result}). Fix the file or its folder, "
                                  "then run `hbsdeploy plan` to see what remains") from None
+
+
+    def relative(self, path: str) -> str:
+        """A file beside the log as a path relative to the log's folder (`evidence/...png`); others as they are."""
+        try:
+            return Path(path).resolve().relative_to(self.path.parent.resolve()).as_posix()
+        except ValueError:
+            return path
 
 
 def _append_line(fd: int, line: bytes) -> None:

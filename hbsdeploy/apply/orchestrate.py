@@ -16,6 +16,7 @@ from hbsdeploy.apply.audit import AuditLog
 from hbsdeploy.apply.run import ApplyResult, Status, apply_confirmed, apply_plan, check_disable_share, check_fresh
 from hbsdeploy.errors import HbsError, UsageError
 from hbsdeploy.load.config import Config, Environment
+from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.plan.build import PlanHooks, plan_environment
 from hbsdeploy.plan.model import Change, Plan, read_plan_file
 from hbsdeploy.portal import Portal, open_portal
@@ -81,6 +82,7 @@ class ApplyReport:
             change = item.change
             line = f"{item.status.value:>13}: {change.partner_id} / {change.service_type} ({change.kind.value})"
             lines.append(line + (f": {item.message}" if item.message else ""))
+            lines.extend(f"{'':>13}  evidence: {display_path(Path(shown))}" for shown in item.evidence)
         result = self.result
         lines.append(f"Apply: {result.count(Status.APPLIED)} applied, {result.count(Status.FAILED)} failed, "
                      f"{result.count(Status.NOT_ATTEMPTED)} not attempted.")

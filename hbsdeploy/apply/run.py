@@ -55,6 +55,7 @@ class ChangeResult:
     change: Change
     status: Status
     message: str | None = None
+    evidence: tuple[str, ...] = ()  # screenshots of the write (web portal), as the portal saved them
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,11 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
             audit.record(environment=plan.environment, partner_id=change.partner_id,
                          service_type=change.service_type, kind=change.kind.value, before=change.before,
                          after=change.after, result=result.status.value, message=result.message,
-                         plan_checksum=plan.checksum)
+                         plan_checksum=plan.checksum, evidence=result.evidence)
         except AuditError as exc:
             stop.set()  # no other worker starts a write the log could not record
             result = ChangeResult(change, result.status, ((result.message + "; ") if result.message else "")
-                                  + "not in the audit log")
+                                  + "not in the audit log", result.evidence)
             with lock:
                 audit_errors.append(str(exc))
         with lock:
@@ -175,13 +176,15 @@ def _apply_change(portal: Portal, change: Change) -> ChangeResult:
     # Anything a write raises is this change's failure, reported with the others; never an end to the whole apply
     # that leaves the changes made so far unreported.
     try:
-        portal.update_service_type(change.partner_id, change.service_type, dict(change.payload), change.version)
+        written = portal.update_service_type(change.partner_id, change.service_type, dict(change.payload),
+                                             change.version)
     except NOTHING_WRITTEN as exc:
-        return ChangeResult(change, Status.FAILED, str(exc))
+        return ChangeResult(change, Status.FAILED, str(exc), exc.evidence)
     except PortalError as exc:
         # No answer, or one that cannot be read (timeout, closed connection, 5xx, a body outside the contract):
         # the write may have been made. Look before calling it failed.
-        return _after_unclear_write(portal, change, str(exc))
+        looked = _after_unclear_write(portal, change, str(exc))
+        return ChangeResult(looked.change, looked.status, looked.message, exc.evidence)
     except Exception as exc:  # e.g. a transport error the portal client did not classify
         return _after_unclear_write(portal, change, f"unexpected error while writing ({type(exc).__name__}: "
                                                     f"{one_line(str(exc), 300)}); check the portal")
@@ -191,11 +194,12 @@ def _apply_change(portal: Portal, change: Change) -> ChangeResult:
         reason = str(exc) if isinstance(exc, PortalError) else f"{type(exc).__name__}: {exc}"
         return ChangeResult(change, Status.FAILED, f"the portal accepted the update but reading it back failed "
                                                    f"({one_line(reason, 300)}); run plan to see whether "
-                                                   "it holds")
+                                                   "it holds", written.evidence)
     if normalize_settings(stored.settings) != dict(change.after):
         return ChangeResult(change, Status.FAILED,
-                            "the portal accepted the update but reads back different settings; check the portal")
-    return ChangeResult(change, Status.APPLIED)
+                            "the portal accepted the update but reads back different settings; check the portal",
+                            written.evidence)
+    return ChangeResult(change, Status.APPLIED, None, written.evidence)
 
 
 def _after_unclear_write(portal: Portal, change: Change, reason: str) -> ChangeResult:

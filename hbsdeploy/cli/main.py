@@ -28,6 +28,7 @@ class _LazyGroup(click.Group):
         "schema": ("hbsdeploy.cli.ecosystem", "schema"),
         "init": ("hbsdeploy.cli.ecosystem", "init"),
         "doctor": ("hbsdeploy.cli.ecosystem", "doctor"),
+        "login": ("hbsdeploy.cli.web", "login"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -338,10 +338,15 @@ class WebPortal:
             raise
         except BaseException as exc:
             self._cancel_quietly(page)
+            shots = (str(before_png),) if before_png.exists() else ()
+            if isinstance(exc, PortalError):
+                exc.evidence = shots
             if saved or isinstance(exc, (VersionConflict, PayloadRejected, PartnerNotFound, PortalAuthError)):
                 raise
             if isinstance(exc, PortalError):  # nothing was saved: the change is refused, not unclear
-                raise PortalError(str(exc)) from None
+                refused = PortalError(str(exc))
+                refused.evidence = shots
+                raise refused from None
             raise
         page.screenshot(after_png)
         found = page.read(has_broadcast).settings()
