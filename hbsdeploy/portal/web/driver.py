@@ -53,7 +53,12 @@ class Credentials:
 
     @property
     def available(self) -> bool:
-        return bool(self.env.username_env and self.env.password_env)
+        """Whether username_env and password_env are configured and both variables are set."""
+        return not self.missing() and bool(self.env.username_env and self.env.password_env)
+
+    def missing(self) -> list[str]:
+        """The configured credential variables that are not set."""
+        return [v for v in (self.env.username_env, self.env.password_env) if v and not os.environ.get(v)]
 
     def _value(self, variable: str) -> str:
         value = os.environ.get(variable)
@@ -103,13 +108,16 @@ class SessionKeeper:
             if self.generation != seen and self.state is not None:
                 return
             if not self.credentials.available:
+                unset = self.credentials.missing()
+                how = (f"set {' and '.join(unset)}" if unset else
+                       "set username_env and password_env for unattended runs")
                 if self.state is not None:
                     remove_session(self.path)
                     self.state = None
                     raise PortalAuthError(f"the session of portal {self.env.name!r} has expired; run `hbsdeploy login "
-                                          f"--env {self.env.name}` (or set username_env and password_env)")
+                                          f"--env {self.env.name}`, or {how}")
                 raise PortalAuthError(f"no session for portal {self.env.name!r}; run `hbsdeploy login --env "
-                                      f"{self.env.name}` (or set username_env and password_env for unattended runs)")
+                                      f"{self.env.name}`, or {how}")
             state = log_in()
             write_session(self.path, self.start_url, state)
             self.state = state
@@ -164,7 +172,7 @@ class _Worker:
         page = self._new_context(None)
         login = LoginPage(page, self.portal.ui, self._timeout_ms())
         SettingsPage(page, self.portal.ui, self._timeout_ms()).goto(self.portal.start_url)
-        login.wait_for(("buttons", "log_in"))
+        login.find("buttons", "log_in")
         username, password = self.portal.sessions.credentials.user_and_password()
         login.log_in(username, password, self.portal.sessions.credentials.totp_code())
         assert self.context is not None
@@ -217,6 +225,11 @@ class WebPortal:
         self._lock = threading.Lock()
         self._idle = 0  # threads waiting for a task, less the tasks queued for them
         self._closed = False
+
+    @property
+    def browsers(self) -> int:
+        """How many browser threads (each with its own context) have been started."""
+        return len(self._threads)
 
     # -- the worker pool -------------------------------------------------------------------------------------------
 
@@ -404,8 +417,8 @@ def log_in_interactively(env: Environment, *, headless: bool, wait_seconds: floa
         settings = SettingsPage(page, portal.ui, wait_seconds * 1000)
         settings.goto(portal.start_url)
         settings.wait_for(("links", "administration"))
-        settings.find("links", "administration").click()
-        settings.wait_for(("links", "service_type_settings"))
+        settings.click("links", "administration")
+        settings.find("links", "service_type_settings")
         assert worker.context is not None
         state: dict[str, Any] = dict(worker.context.storage_state())
         write_session(keeper.path, portal.start_url, state)

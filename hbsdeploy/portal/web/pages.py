@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -83,6 +83,29 @@ class PortalPage:
                 return key
         return entries[0]
 
+    def navigate(self, action: Callable[[], object], what: str) -> None:
+        """Do something that loads a new page (a click, a selection) and wait for that page, bounded."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            with self.page.expect_navigation(timeout=self.timeout_ms, wait_until="load"):
+                action()
+        except PlaywrightTimeout:
+            raise PageTimeout(f"the portal did not load the page after {what} within {self.timeout_ms / 1000:g} s "
+                              f"(at {self._where()}); check the portal, or raise timeouts.page") from None
+
+    def click(self, group: str, key: str) -> None:
+        """Click a link or button that loads a new page."""
+        element = self.find(group, key)
+        self.navigate(element.click, f"clicking {self.ui.entry(group, key).describe()}")
+
+    def first_of(self, *entries: tuple[str, str]) -> tuple[str, str] | None:
+        """The first of these entries on the page now (the page has loaded), or None."""
+        for key in entries:
+            if self.has(*key):
+                return key
+        return None
+
     def alert_text(self) -> str:
         """The portal's words in its alerts, on one line."""
         texts = locate(self.page, self.ui.entry("messages", "error")).all_inner_texts()
@@ -117,17 +140,20 @@ class LoginPage(PortalPage):
         current code (asked only when the portal shows the verification form)."""
         self.find("labels", "username").fill(username)
         self.find("labels", "password").fill(password)
-        self.find("buttons", "log_in").click()
-        shown = self.wait_for(("links", "administration"), ("labels", "verification_code"), ("messages", "error"))
+        self.click("buttons", "log_in")
+        shown = self.first_of(("links", "administration"), ("labels", "verification_code"))
         if shown == ("labels", "verification_code"):
             if totp_code is None:
                 raise PortalAuthError("the portal asks for a verification code and no totp_env is set; set it, or "
                                       "log in with `hbsdeploy login` in a visible browser")
             self.find("labels", "verification_code").fill(totp_code())
-            self.find("buttons", "verify").click()
-            shown = self.wait_for(("links", "administration"), ("messages", "error"))
-        if shown == ("messages", "error"):
-            raise PortalAuthError(f"the portal refused the log-in: {self.alert_text() or 'no reason given'}")
+            self.click("buttons", "verify")
+            shown = self.first_of(("links", "administration"))
+        if shown is None:
+            reason = self.alert_text()
+            if reason:
+                raise PortalAuthError(f"the portal refused the log-in: {reason}")
+            self.find("links", "administration")  # neither refused nor in: the map's link is missing
 
 
 class SettingsPage(PortalPage):
@@ -138,12 +164,10 @@ class SettingsPage(PortalPage):
     def open(self, start_url: str) -> None:
         """Administration -> Service Type Settings, from the start page; SessionExpired on the login page."""
         self.goto(start_url)
-        shown = self.wait_for(("links", "administration"), ("buttons", "log_in"))
-        if shown == ("buttons", "log_in"):
-            raise SessionExpired("the portal shows its login page")
-        self.find("links", "administration").click()
+        self.check_session()
+        self.click("links", "administration")
         self._settle(("links", "service_type_settings"))
-        self.find("links", "service_type_settings").click()
+        self.click("links", "service_type_settings")
         self._settle(("headings", "service_type_settings"))
 
     def goto(self, url: str) -> None:
@@ -161,10 +185,9 @@ class SettingsPage(PortalPage):
             raise PortalUnavailable(f"the portal's page {shown} did not load ({message})") from None
 
     def _settle(self, expected: tuple[str, str]) -> None:
-        """After a navigation: the expected element, else SessionExpired on the login page, else a timeout."""
-        found = self.wait_for(expected, ("buttons", "log_in"))
-        if found == ("buttons", "log_in"):
-            raise SessionExpired("the portal shows its login page")
+        """After a navigation: SessionExpired on the login page, else the expected element must be there."""
+        self.check_session()
+        self.find(*expected)
 
     def select(self, partner_id: str, service_type: str, option_text: str) -> None:
         """Show one partner account's service type (each selection reloads the view)."""
@@ -188,11 +211,10 @@ class SettingsPage(PortalPage):
                                   " : '']")
         if (value is not None and current[0] == value) or (label is not None and current[1] == label):
             return
-        with self.page.expect_navigation(timeout=self.timeout_ms):
-            if value is not None:
-                select.select_option(value=value)
-            else:
-                select.select_option(label=label)
+        if value is not None:
+            self.navigate(lambda: select.select_option(value=value), f"choosing {value!r}")
+        else:
+            self.navigate(lambda: select.select_option(label=label), f"choosing {label!r}")
         self._settle(("headings", "service_type_settings"))
 
     def read(self, has_broadcast: bool) -> FormValues:
@@ -211,7 +233,7 @@ class SettingsPage(PortalPage):
 
     def edit(self) -> None:
         """Click Edit and wait for the form in edit mode."""
-        self.find("buttons", "edit").click()
+        self.click("buttons", "edit")
         self._settle(("buttons", "update"))
 
     def fill(self, payload: Mapping[str, Any], has_broadcast: bool) -> None:
@@ -239,15 +261,16 @@ class SettingsPage(PortalPage):
 
     def update(self) -> None:
         """Click Update Service Type; PayloadRejected with the portal's words when it shows an alert."""
-        self.find("buttons", "update").click()
-        found = self.wait_for(("messages", "updated"), ("messages", "error"), ("buttons", "log_in"))
-        if found == ("buttons", "log_in"):
-            raise SessionExpired("the portal shows its login page")
-        if found == ("messages", "error"):
-            raise PayloadRejected(f"the portal refused the settings: {self.alert_text()}")
+        self.click("buttons", "update")
+        self.check_session()
+        if self.has("messages", "updated"):
+            return
+        reason = self.alert_text()
+        if reason:
+            raise PayloadRejected(f"the portal refused the settings: {reason}")
+        self.find("messages", "updated")  # neither saved nor refused: the map's status message is missing
 
     def cancel(self) -> None:
         """Click Cancel when the form is in edit mode (nothing half-edited is saved)."""
         if self.has("buttons", "cancel"):
-            self.find("buttons", "cancel").click()
-            self.page.wait_for_load_state(timeout=self.timeout_ms)
+            self.click("buttons", "cancel")
