@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hbsdeploy.portal import PortalError
+from hbsdeploy.portal import PortalConfigError
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
@@ -18,7 +18,7 @@ BASE_ARGS = ("--disable-gpu", "--disable-background-networking", "--disable-comp
              "--no-first-run")
 
 
-class BrowserMissing(PortalError):
+class BrowserMissing(PortalConfigError):
     """No browser (or no Playwright) to drive the web portal."""
 
 

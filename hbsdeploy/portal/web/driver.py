@@ -24,8 +24,10 @@ from hbsdeploy.portal import (
     PartnerNotFound,
     PayloadRejected,
     PortalAuthError,
+    PortalConfigError,
     PortalError,
     PortalProtocolError,
+    PortalRefused,
     PortalUnavailable,
     ServiceTypeState,
     VersionConflict,
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from hbsdeploy.load.config import Environment
 
 T = TypeVar("T")
+# What a failed step raises when the portal kept nothing (apply then need not look whether the write was made).
+NOTHING_WRITTEN = (VersionConflict, PayloadRejected, PartnerNotFound, PortalAuthError, PortalRefused, PortalConfigError)
 _STOP = object()
 
 
@@ -208,7 +212,7 @@ class WebPortal:
 
     def __init__(self, env: Environment, *, ui: UiMap | None = None, load_session: bool = True) -> None:
         if env.url is None or env.state_dir is None:
-            raise PortalError(f"environment {env.name!r}: portal: web needs url")
+            raise PortalConfigError(f"environment {env.name!r}: portal: web needs url")
         self.env = env
         self.label = f"portal {env.name!r} ({env.url})"
         self.ui = ui or default_uimap().with_overrides(env.ui)
@@ -226,6 +230,11 @@ class WebPortal:
         self._idle = 0  # threads waiting for a task, less the tasks queued for them
         self._closed = False
 
+    @classmethod
+    def from_environment(cls, env: Environment, *, parallelism: int) -> WebPortal:
+        """The web portal of `env`; its own `parallelism:` (default 2) bounds the browser contexts, not apply's."""
+        return cls(env)
+
     @property
     def browsers(self) -> int:
         """How many browser threads (each with its own context) have been started."""
@@ -237,7 +246,7 @@ class WebPortal:
         # A new browser only when every existing one is busy, and never more than `parallelism`.
         with self._lock:
             if self._closed:
-                raise PortalError(f"{self.label}: closed")
+                raise PortalConfigError(f"{self.label}: closed")
             if self._idle == 0 and len(self._threads) < self.parallelism:
                 thread = threading.Thread(target=self._serve, name=f"hbsdeploy-web-{len(self._threads)}", daemon=True)
                 self._threads.append(thread)
@@ -257,7 +266,7 @@ class WebPortal:
                 if not future.set_running_or_notify_cancel():
                     continue
                 if self._cancelled.is_set():
-                    future.set_exception(PortalError(f"{self.label}: interrupted before this step"))
+                    future.set_exception(PortalRefused(f"{self.label}: interrupted before this step"))
                     continue
                 try:
                     future.set_result(operation(worker))
@@ -345,6 +354,7 @@ class WebPortal:
                                       "plan again")
             page.screenshot(before_png)
             page.fill(payload, has_broadcast)
+            page.find("buttons", "update")
             saved = True  # from the click on, the portal may hold the settings
             page.update()
         except SessionExpired:
@@ -354,12 +364,16 @@ class WebPortal:
             shots = (str(before_png),) if before_png.exists() else ()
             if isinstance(exc, PortalError):
                 exc.evidence = shots
-            if saved or isinstance(exc, (VersionConflict, PayloadRejected, PartnerNotFound, PortalAuthError)):
-                raise
-            if isinstance(exc, PortalError):  # nothing was saved: the change is refused, not unclear
-                refused = PortalError(str(exc))
+            if not saved or isinstance(exc, PayloadRejected) or not isinstance(exc, PortalError):
+                if isinstance(exc, NOTHING_WRITTEN) or not isinstance(exc, PortalError):
+                    raise
+                refused = PortalRefused(str(exc))  # before the click on Update: nothing was saved
                 refused.evidence = shots
                 raise refused from None
+            if isinstance(exc, NOTHING_WRITTEN):  # after the click: the portal may hold the settings; apply looks
+                unclear = PortalProtocolError(f"after clicking Update Service Type: {exc}")
+                unclear.evidence = shots
+                raise unclear from None
             raise
         page.screenshot(after_png)
         found = page.read(has_broadcast).settings()

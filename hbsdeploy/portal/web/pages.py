@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalAuthError, PortalError, PortalUnavailable
+from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalAuthError, PortalProtocolError, PortalUnavailable
 from hbsdeploy.portal.web.forms import FormValues
 from hbsdeploy.portal.web.uimap import UiEntry, UiMap
 
@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
 
-class UiElementNotFound(PortalError):
-    """An entry of the UI map is not on the page: the real portal differs from the map."""
+class UiElementNotFound(PortalProtocolError):
+    """An entry of the UI map is not on the page: the real portal differs from the map (the driver turns it into a
+    refusal when it happens before saving)."""
 
 
 class PageTimeout(PortalUnavailable):
