@@ -106,12 +106,9 @@ def environment(repo: Path) -> Environment:
 
 
 def test_plan_apply_verify_reapply_drift_and_import(repo: Path, replica: ServerHandle) -> None:
-    code, out = run("plan", "--env", "qa", "--detailed-exitcode")
-    assert code == 2, out
-    assert "DE*A36" in out and "authorization" in out
-
-    code, out = run("apply", "--env", "qa", "--auto-approve")
+    code, out = run("apply", "--env", "qa", "--auto-approve")  # plans (printed), then applies
     assert code == 0, out
+    assert "+ DE*A36 (Example Charging GmbH) / authorization" in out
     assert "Apply: 2 applied, 0 failed, 0 not attempted." in out
     assert stored(replica, "DE*A36", "authorization").settings == {
         "online_request": True, "broadcast_request": False, "service_url": SERVICE_URL,
@@ -223,22 +220,37 @@ def portal_version(settings: Mapping[str, Any]) -> str:
     return content_version(settings)
 
 
+def apply_once(repo: Path) -> list[tuple[Status, str | None]]:
+    """Plan and apply the repository's qa environment with one web portal (one browser)."""
+    config = load_config(repo / "hbsdeploy.yaml")
+    env = config.environment("qa")
+    portal = WebPortal(env)
+    try:
+        plan = make_plan(load_project(config, env), env, portal, 2)
+        result = apply_plan(plan, portal, AuditLog(repo / "audit.jsonl"), parallelism=2)
+    finally:
+        portal.close()
+    return [(r.status, r.message) for r in result.results]
+
+
 def test_a_label_the_portal_changed_stops_the_write_and_a_one_line_override_fixes_it(
         repo: Path, replica: ServerHandle) -> None:
     assert replica.ui is not None
     replica.ui.relabel("update", "Save")
-    code, out = run("apply", "--env", "qa", "--auto-approve")
-    assert code == 1, out
-    assert 'the button "Update Service Type" (ui.buttons.update) is not on the Service Type Settings page' in out
+    results = apply_once(repo)
+    assert [status for status, _ in results] == [Status.FAILED, Status.FAILED]
+    for _, message in results:
+        assert message is not None
+        assert 'the button "Update Service Type" (ui.buttons.update) is not on the Service Type Settings page' \
+            in message
     assert stored(replica, "DE*A36", "authorization").version == '"0"'  # nothing written
     assert stored(replica, "DE*A36", "reservation").version == '"0"'
 
     (repo / "hbsdeploy.yaml").write_text(CONFIG.format(url=replica.url, extra="    ui:\n      buttons:\n"
                                                                              "        update: Save\n"),
                                          encoding="utf-8")
-    code, out = run("apply", "--env", "qa", "--auto-approve")
-    assert code == 0, out
-    assert "Apply: 2 applied" in out
+    assert [status for status, _ in apply_once(repo)] == [Status.APPLIED, Status.APPLIED]
+    assert stored(replica, "DE*A36", "authorization").settings["service_url"] == SERVICE_URL
 
 
 def test_parallel_contexts_and_the_portals_refusal_in_its_words(repo: Path, replica: ServerHandle) -> None:
