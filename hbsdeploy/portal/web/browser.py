@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hbsdeploy.portal import PortalConfigError
+from hbsdeploy.text import escape_line
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
@@ -62,6 +63,6 @@ def launch(playwright: Playwright, configured: Path | None, *, headless: bool = 
     try:
         return playwright.chromium.launch(executable_path=executable, headless=headless, args=launch_args())
     except Exception as exc:  # Playwright's Error: a browser that does not start
-        first = " ".join(str(exc).split())[:300]
+        first = escape_line(str(exc), 300)
         raise BrowserMissing(f"the browser {executable or 'of Playwright'} did not start ({first}); {INSTALL_HINT}") \
             from None

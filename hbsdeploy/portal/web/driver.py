@@ -37,6 +37,7 @@ from hbsdeploy.portal.web.forms import FormValues, content_version, differences,
 from hbsdeploy.portal.web.pages import LoginPage, SessionExpired, SettingsPage
 from hbsdeploy.portal.web.session import read_session, remove_session, session_file, write_session
 from hbsdeploy.portal.web.uimap import UiMap, default_uimap
+from hbsdeploy.text import escape_line
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -282,7 +283,7 @@ class WebPortal:
         """Playwright's own errors (a browser that crashed, a page that closed) as PortalUnavailable, one line."""
         if isinstance(exc, PortalError) or not type(exc).__module__.startswith("playwright"):
             return exc
-        first = " ".join(str(exc).split("\n")[0].split())[:300]
+        first = escape_line(str(exc).split("\n")[0], 300)
         return PortalUnavailable(f"{self.label}: the browser failed ({first})")
 
     def _run(self, operation: Callable[[_Worker], T]) -> T:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalAuthError, PortalProtocolError, PortalUnavailable
 from hbsdeploy.portal.web.forms import FormValues
+from hbsdeploy.text import escape_line
 from hbsdeploy.portal.web.uimap import UiEntry, UiMap
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class PortalPage:
     def alert_text(self) -> str:
         """The portal's words in its alerts, on one line."""
         texts = locate(self.page, self.ui.entry("messages", "error")).all_inner_texts()
-        return " ".join(" ".join(texts).split())[:500]
+        return escape_line(" ".join(texts), 500)
 
     def on_login_page(self) -> bool:
         """Whether the portal shows its login form (a session that expired lands there)."""
@@ -182,7 +183,7 @@ class SettingsPage(PortalPage):
             raise PageTimeout(f"the portal's page {shown} did not load within {self.timeout_ms / 1000:g} s; check "
                               "the portal, or raise timeouts.page") from None
         except PlaywrightError as exc:
-            message = " ".join(str(exc).split())[:200]
+            message = escape_line(str(exc), 200)
             raise PortalUnavailable(f"the portal's page {shown} did not load ({message})") from None
 
     def _settle(self, expected: tuple[str, str]) -> None:
