@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalAuthError, PortalProtocolError, PortalUnavailable
 from hbsdeploy.portal.web.forms import FormValues
-from hbsdeploy.text import escape_line
 from hbsdeploy.portal.web.uimap import UiEntry, UiMap
+from hbsdeploy.text import escape_line
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
