@@ -273,8 +273,12 @@ def _reason(exc: BaseException) -> str:
 
 
 def _state_folder_check(env: Environment) -> Check:
-    assert env.state_file is not None  # local and manual environments always have one
-    state = env.state_file
+    # local and manual: the store; web: the saved browser session (its evidence goes to the same folder).
+    if env.state_file is not None:
+        state = env.state_file
+    else:
+        assert env.state_dir is not None  # every loaded environment has one
+        state = env.state_dir / f"web-session-{env.name}.json"
     folder = state.parent
     shown = display_path(folder)
     if state.exists() and not os.access(state, os.R_OK | os.W_OK):

@@ -259,3 +259,15 @@ def test_the_verification_code_is_computed_from_the_secret_variable(monkeypatch:
     with pytest.raises(PortalAuthError, match="HBSDEPLOY_U is not set"):
         Credentials(env).user_and_password()
     assert Credentials(Environment(name="qa", portal="web", url=PORTAL)).totp_code() is None
+
+
+def test_doctor_on_a_web_environment_checks_the_state_folder(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hbsdeploy.cli.main import cli
+
+    _config(tmp_path, WEB_ENV)
+    (tmp_path / "partners").mkdir()
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "hbsdeploy.yaml"), "doctor", "--env", "qa"])
+    assert result.exit_code == 0, result.output
+    assert "ok   portal: web: state folder" in result.output
