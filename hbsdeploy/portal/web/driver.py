@@ -1,19 +1,18 @@
 """The web portal: the Portal interface over the HBS portal's web UI, driven in Chromium with Playwright (sync API).
 
-Playwright's sync objects belong to the thread that made them, so each worker thread owns one Playwright, one
-browser and one context; callers on any thread hand work to the pool (at most `parallelism` browser contexts) and
-wait for the answer. The session (cookies) is shared: one worker logs in again when it expires, the others pick up
-the new one.
+Playwright's sync objects belong to the thread that made them, so each of the portal's workers (at most
+`parallelism`, each one browser context) lives on one browser host (hosts.py: a thread with its own Playwright and
+browser); callers on any thread borrow a free worker and wait for its answer. The session (cookies) is shared: one
+worker logs in again when it expires, the others pick up the new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin
@@ -32,8 +31,9 @@ from hbsdeploy.portal import (
     ServiceTypeState,
     VersionConflict,
 )
-from hbsdeploy.portal.web.browser import find_browser, launch, sync_playwright
+from hbsdeploy.portal.web.browser import find_browser
 from hbsdeploy.portal.web.forms import FormValues, content_version, differences, evidence_paths
+from hbsdeploy.portal.web.hosts import BrowserHost, host
 from hbsdeploy.portal.web.pages import LoginPage, SessionExpired, SettingsPage
 from hbsdeploy.portal.web.session import read_session, remove_session, session_file, write_session
 from hbsdeploy.portal.web.uimap import UiMap, default_uimap
@@ -131,12 +131,12 @@ class SessionKeeper:
 
 
 class _Worker:
-    """One thread's browser: the context, the page, and the page objects on it."""
+    """One browser context on one host, and the page objects on its page; used only on its host's thread."""
 
-    def __init__(self, portal: WebPortal) -> None:
+    def __init__(self, portal: WebPortal, on: BrowserHost) -> None:
         self.portal = portal
-        self.playwright: Any = None
-        self.browser: Browser | None = None
+        self.host = on
+        self.browser: Browser | None = None  # the host's browser, handed to each call
         self.context: BrowserContext | None = None
         self.page: Page | None = None
         self.generation = -1
@@ -145,11 +145,8 @@ class _Worker:
         return self.portal.env.page_timeout * 1000
 
     def _new_context(self, state: dict[str, Any] | None) -> Page:
-        if self.browser is None:
-            self.playwright = sync_playwright().start()
-            self.browser = launch(self.playwright, self.portal.env.browser)
-        if self.context is not None:
-            self.context.close()
+        assert self.browser is not None
+        self.close_context()
         self.context = self.browser.new_context(storage_state=state)  # type: ignore[arg-type]
         self.context.set_default_timeout(self._timeout_ms())
         self.context.set_default_navigation_timeout(self._timeout_ms())
@@ -161,7 +158,7 @@ class _Worker:
         keeper = self.portal.sessions
         if keeper.state is None:
             keeper.renew(keeper.generation, self._log_in)
-        if self.page is None or self.generation != keeper.generation:
+        if self.page is None or self.page.is_closed() or self.generation != keeper.generation:
             self._new_context(keeper.state)
             self.generation = keeper.generation
         page = SettingsPage(self._page(), self.portal.ui, self._timeout_ms())
@@ -197,15 +194,13 @@ class _Worker:
             raise PortalAuthError(f"the portal {self.portal.env.name!r} ended the session again right after a "
                                   "log-in; check the account in the portal") from None
 
-    def close(self) -> None:
-        for closing in (self.context, self.browser):
-            if closing is not None:
-                try:
-                    closing.close()
-                except Exception:  # the browser may be gone already (killed, crashed): nothing left to release
-                    continue
-        if self.playwright is not None:
-            self.playwright.stop()
+    def close_context(self) -> None:
+        """Close this worker's context (the browser stays for the process's next portal)."""
+        if self.context is not None:
+            with contextlib.suppress(Exception):  # the browser may be gone already (killed, crashed)
+                self.context.close()
+        self.context = None
+        self.page = None
 
 
 class WebPortal:
@@ -223,12 +218,10 @@ class WebPortal:
             find_browser(env.browser)  # a wrong browser: path is an error now, before any thread starts
         self.sessions = SessionKeeper(env, self.start_url, load=load_session)
         self.parallelism = max(1, env.web_parallelism)
-        self.page_loads = 0
-        self._tasks: queue.Queue[Any] = queue.Queue()
         self._cancelled = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._idle = 0  # threads waiting for a task, less the tasks queued for them
+        self._workers: list[_Worker] = []
+        self._free: list[_Worker] = []
+        self._available = threading.Condition()
         self._closed = False
 
     @classmethod
@@ -238,46 +231,29 @@ class WebPortal:
 
     @property
     def browsers(self) -> int:
-        """How many browser threads (each with its own context) have been started."""
-        return len(self._threads)
+        """How many browser contexts (each on its own browser host) this portal has opened."""
+        return len(self._workers)
 
-    # -- the worker pool -------------------------------------------------------------------------------------------
+    # -- the workers -----------------------------------------------------------------------------------------------
 
-    def _ensure_threads(self) -> None:
-        # A new browser only when every existing one is busy, and never more than `parallelism`.
-        with self._lock:
-            if self._closed:
-                raise PortalConfigError(f"{self.label}: closed")
-            if self._idle == 0 and len(self._threads) < self.parallelism:
-                thread = threading.Thread(target=self._serve, name=f"hbsdeploy-web-{len(self._threads)}", daemon=True)
-                self._threads.append(thread)
-                self._idle += 1
-                thread.start()
-            else:
-                self._idle -= 1
-
-    def _serve(self) -> None:
-        worker = _Worker(self)
-        try:
+    def _acquire(self) -> _Worker:
+        # A new context (on the next browser host) only when every one so far is busy; never more than parallelism.
+        with self._available:
             while True:
-                task = self._tasks.get()
-                if task is _STOP:
-                    return
-                operation, future = task
-                if not future.set_running_or_notify_cancel():
-                    continue
-                if self._cancelled.is_set():
-                    future.set_exception(PortalRefused(f"{self.label}: interrupted before this step"))
-                    continue
-                try:
-                    future.set_result(operation(worker))
-                except BaseException as exc:
-                    future.set_exception(self._clean(exc))
-                finally:
-                    with self._lock:
-                        self._idle += 1
-        finally:
-            worker.close()
+                if self._closed:
+                    raise PortalConfigError(f"{self.label}: closed")
+                if self._free:
+                    return self._free.pop()
+                if len(self._workers) < self.parallelism:
+                    worker = _Worker(self, host(self.env.browser, True, len(self._workers)))
+                    self._workers.append(worker)
+                    return worker
+                self._available.wait()
+
+    def _release(self, worker: _Worker) -> None:
+        with self._available:
+            self._free.append(worker)
+            self._available.notify()
 
     def _clean(self, exc: BaseException) -> BaseException:
         """Playwright's own errors (a browser that crashed, a page that closed) as PortalUnavailable, one line."""
@@ -287,10 +263,21 @@ class WebPortal:
         return PortalUnavailable(f"{self.label}: the browser failed ({first})")
 
     def _run(self, operation: Callable[[_Worker], T]) -> T:
-        future: Future[T] = Future()
-        self._tasks.put((operation, future))
-        self._ensure_threads()
-        return future.result()
+        worker = self._acquire()
+        try:
+            if self._cancelled.is_set():
+                raise PortalRefused(f"{self.label}: interrupted before this step")
+
+            def on_host(browser: Browser) -> T:
+                worker.browser = browser
+                try:
+                    return operation(worker)
+                except BaseException as exc:
+                    raise self._clean(exc) from None
+
+            return worker.host.call(on_host)
+        finally:
+            self._release(worker)
 
     # -- the Portal interface --------------------------------------------------------------------------------------
 
@@ -401,18 +388,25 @@ class WebPortal:
             raise
 
     def cancel(self) -> None:
-        """Start no new step (Ctrl-C): queued reads and writes fail as interrupted; the ones running finish."""
+        """Start no new step (Ctrl-C): waiting reads and writes fail as interrupted; the ones running finish."""
         self._cancelled.set()
 
     def close(self) -> None:
-        """Stop the workers and their browsers."""
-        with self._lock:
+        """Close this portal's browser contexts (the browsers stay up for the process's next portal)."""
+        with self._available:
             self._closed = True
-            threads = list(self._threads)
-        for _ in threads:
-            self._tasks.put(_STOP)
-        for thread in threads:
-            thread.join(timeout=60)
+            workers = list(self._workers)
+            self._available.notify_all()
+        for worker in workers:
+            with contextlib.suppress(Exception):  # a host whose browser died has no context left to close
+                worker.host.call(_closer(worker))
+
+
+def _closer(worker: _Worker) -> Callable[[Browser], None]:
+    def close(_browser: Browser) -> None:
+        worker.close_context()
+
+    return close
 
 
 def log_in_interactively(env: Environment, *, headless: bool, wait_seconds: float = 600) -> Path:
@@ -420,27 +414,33 @@ def log_in_interactively(env: Environment, *, headless: bool, wait_seconds: floa
     Settings link is reachable; headless, it logs in from the *_env variables. Saves the session; its path."""
     portal = WebPortal(env, load_session=False)
     keeper = portal.sessions
-
-    def run(worker: _Worker) -> Path:
-        if headless:
-            keeper.renew(keeper.generation, worker._log_in)
-            worker.settings_page()
-            return keeper.path
-        worker.playwright = sync_playwright().start()
-        worker.browser = launch(worker.playwright, env.browser, headless=False)
-        page = worker._new_context(None)
-        settings = SettingsPage(page, portal.ui, wait_seconds * 1000)
-        settings.goto(portal.start_url)
-        settings.wait_for(("links", "administration"))
-        settings.click("links", "administration")
-        settings.find("links", "service_type_settings")
-        assert worker.context is not None
-        state: dict[str, Any] = dict(worker.context.storage_state())
-        write_session(keeper.path, portal.start_url, state)
-        return keeper.path
-
     try:
-        return portal._run(run)
+        if headless:
+            def unattended(worker: _Worker) -> None:
+                keeper.renew(keeper.generation, worker._log_in)
+                worker.settings_page()
+
+            portal._run(unattended)
+            return keeper.path
+
+        visible = _Worker(portal, host(env.browser, False, 0))
+
+        def by_hand(browser: Browser) -> None:
+            visible.browser = browser
+            page = visible._new_context(None)
+            try:
+                settings = SettingsPage(page, portal.ui, wait_seconds * 1000)
+                settings.goto(portal.start_url)
+                settings.wait_for(("links", "administration"))
+                settings.click("links", "administration")
+                settings.find("links", "service_type_settings")
+                assert visible.context is not None
+                write_session(keeper.path, portal.start_url, dict(visible.context.storage_state()))
+            finally:
+                visible.close_context()
+
+        visible.host.call(by_hand)
+        return keeper.path
     finally:
         portal.close()
 
