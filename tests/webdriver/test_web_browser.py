@@ -286,7 +286,7 @@ def test_parallel_contexts_and_the_portals_refusal_in_its_words(repo: Path, repl
         portal.close()
 
 
-def test_logging_in_wrong_credentials_totp_and_a_missing_browser(repo: Path, replica: ServerHandle,
+def test_logging_in_wrong_credentials_totp_a_missing_browser_and_a_slow_page(repo: Path, replica: ServerHandle,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HBSDEPLOY_WEB_PASSWORD", "wrong-password")
     code, out = run("plan", "--env", "qa")
@@ -319,3 +319,14 @@ def test_logging_in_wrong_credentials_totp_and_a_missing_browser(repo: Path, rep
     assert out.strip().splitlines() == [
         "error: browser /nonexistent/chromium is not an executable file; install one with `apt-get install "
         "chromium` or `playwright install chromium`, or set `browser:`"]
+
+    # A page that never loads in time: a bounded wait, then a one-line error naming the step.
+    (repo / "hbsdeploy.yaml").write_text(CONFIG.format(url=replica.url, extra="").replace("page: 15", "page: 3"),
+                                         encoding="utf-8")
+    assert replica.ui is not None
+    replica.ui.slow_down("/administration/service-type-settings", 6)
+    code, out = run("plan", "--env", "qa")
+    assert code == 1
+    last = out.strip().splitlines()[-1]
+    assert 'did not load the page after clicking the link "Service Type Settings"' in last
+    assert "within 3 s" in last and "raise timeouts.page" in last
