@@ -202,7 +202,7 @@ def _web_problems(document: Document, name: str, settings: dict[str, Any]) -> li
                                          "(http:// is for a replica on 127.0.0.1 only)"))
     overrides = settings.get("ui")
     if isinstance(overrides, dict) and overrides:
-        from hbsdeploy.portal.web.uimap import unknown_override_keys
+        from hbsdeploy.load.uimap import unknown_override_keys
 
         problems += [document.problem((*where, "ui", *path), "unknown-ui-key", message, key=True)
                      for path, message in unknown_override_keys(overrides)]

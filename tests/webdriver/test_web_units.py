@@ -16,11 +16,11 @@ import yaml
 from hbsdeploy.errors import InputError
 from hbsdeploy.load.config import load_config
 from hbsdeploy.load.settings import DEFAULT_SETTINGS
+from hbsdeploy.load.uimap import GROUPS, UIMAP_FILE, default_uimap, unknown_override_keys
 from hbsdeploy.portal import PortalAuthError
 from hbsdeploy.portal.web.browser import BrowserMissing, find_browser, launch_args
 from hbsdeploy.portal.web.forms import FormValues, content_version, differences, evidence_paths, safe_name
 from hbsdeploy.portal.web.session import read_session, session_file, write_session
-from hbsdeploy.portal.web.uimap import GROUPS, UIMAP_FILE, default_uimap, unknown_override_keys
 
 PORTAL = "https://portal-qa.hubject.com"
 WEB_ENV = """\

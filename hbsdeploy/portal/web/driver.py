@@ -19,6 +19,7 @@ from urllib.parse import urljoin
 
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import normalize_settings
+from hbsdeploy.load.uimap import UiMap, default_uimap
 from hbsdeploy.portal import (
     PartnerNotFound,
     PayloadRejected,
@@ -36,7 +37,6 @@ from hbsdeploy.portal.web.forms import FormValues, content_version, differences,
 from hbsdeploy.portal.web.hosts import BrowserHost, host
 from hbsdeploy.portal.web.pages import LoginPage, SessionExpired, SettingsPage
 from hbsdeploy.portal.web.session import read_session, remove_session, session_file, write_session
-from hbsdeploy.portal.web.uimap import UiMap, default_uimap
 from hbsdeploy.text import escape_line
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from hbsdeploy.load.uimap import UiEntry, UiMap
 from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalAuthError, PortalProtocolError, PortalUnavailable
 from hbsdeploy.portal.web.forms import FormValues
-from hbsdeploy.portal.web.uimap import UiEntry, UiMap
 from hbsdeploy.text import escape_line
 
 if TYPE_CHECKING:

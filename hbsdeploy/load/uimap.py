@@ -1,7 +1,8 @@
 """The UI map: every page address, link, label, button, option and message the web driver uses, as data.
 
-The defaults ship in uimap.yaml (with the public source of each); hbsdeploy.yaml overrides names key by key under
-`environments.<env>.ui.<group>.<key>`. Neither this module nor its callers import Playwright.
+The defaults ship in hbsdeploy/portal/web/uimap.yaml, beside the driver (with the public source of each);
+hbsdeploy.yaml overrides names key by key under `environments.<env>.ui.<group>.<key>`. Loading it is the load
+layer's job (config checks the override keys), so neither this module nor config imports the driver or Playwright.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-UIMAP_FILE = Path(__file__).with_name("uimap.yaml")
+UIMAP_FILE = Path(__file__).resolve().parents[1] / "portal" / "web" / "uimap.yaml"
 GROUPS = ("pages", "links", "headings", "labels", "buttons", "options", "messages")
 
 
