@@ -1,21 +1,28 @@
-"""Shared fixtures. Every test is offline: sockets may only reach loopback addresses."""
+"""Shared fixtures: loopback-only sockets, a copy of the example repository, TLS material and emulators.
+
+Every test is offline: sockets may only reach loopback addresses. The fixtures' machinery lives in tests/fixtures/.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.fixtures.emulator import Emulators
+from tests.fixtures.tls import TlsFiles, make_tls_files
+from tests.helpers import REPO
 
 
 def _is_loopback(address: Any) -> bool:
     if isinstance(address, tuple) and address:
-        host = address[0]
+        host = str(address[0])
     else:
         return True  # AF_UNIX and friends
     try:
@@ -41,8 +48,6 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     """A copy of the example repository (config, partners, templates, certs) in a temporary folder."""
-    import shutil
-
     target = tmp_path / "repo"
     target.mkdir()
     for name in ("hbsdeploy.yaml",):
@@ -51,3 +56,31 @@ def repo_copy(tmp_path: Path) -> Path:
         if (REPO / folder).is_dir():
             shutil.copytree(REPO / folder, target / folder)
     return target
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    """The session's test CA: it signed every certificate of `tls`; tests may issue more from it."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """The session's certificates as PEM files (see TlsFiles)."""
+    return make_tls_files(tls_ca, tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulators]:
+    """Plain-HTTP emulators on 127.0.0.1 sharing tmp_path/emulator.sqlite3: `emulator(partners=["DE*A36"], ...)`."""
+    started = Emulators(tmp_path / "emulator.sqlite3")
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture
+def tls_emulator(tmp_path: Path, tls: TlsFiles) -> Iterator[Emulators]:
+    """Emulators as `emulator`, over mutual TLS with the session's certificates."""
+    started = Emulators(tmp_path / "emulator.sqlite3", tls)
+    yield started
+    started.stop_all()

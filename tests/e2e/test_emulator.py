@@ -10,12 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import EXAMPLE_KEYS, EXAMPLE_PARTNERS, TOKEN, TOKEN_ENV, Ran, Tls, read_audit_lines, run_cli, snapshot
 
 from hbsdeploy.apply.audit import AuditLog
 from hbsdeploy.apply.run import Status, apply_plan
@@ -24,12 +22,15 @@ from hbsdeploy.load.config import find_config, load_config
 from hbsdeploy.plan.build import make_plan
 from hbsdeploy.portal.emulator import ServerHandle
 from hbsdeploy.portal.http import HttpPortal
+from tests.e2e.helpers import EXAMPLE_KEYS, EXAMPLE_PARTNERS, TOKEN, TOKEN_ENV, read_audit_lines, snapshot
+from tests.fixtures.emulator import Start
+from tests.fixtures.tls import TlsFiles
+from tests.helpers import Ran, run_cli
 
-Start = Callable[..., ServerHandle]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def emulator_config(url: str, tls: Tls, max_retries: int = 2) -> str:
+def emulator_config(url: str, tls: TlsFiles, max_retries: int = 2) -> str:
     return f"""\
 default_environment: qa
 environments:
@@ -52,10 +53,10 @@ environments:
 
 
 @pytest.fixture
-def portal_env(repo: Path, tls: Tls, emulator: Start, monkeypatch: pytest.MonkeyPatch) -> ServerHandle:
+def portal_env(repo: Path, tls: TlsFiles, tls_emulator: Start, monkeypatch: pytest.MonkeyPatch) -> ServerHandle:
     """The repository's qa environment pointed at an emulator that knows the example partners."""
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    handle = emulator(partners=EXAMPLE_PARTNERS, token=TOKEN)
+    handle = tls_emulator(partners=EXAMPLE_PARTNERS, token=TOKEN)
     (repo / "hbsdeploy.yaml").write_text(emulator_config(handle.url, tls), encoding="utf-8")
     return handle
 
@@ -116,7 +117,7 @@ def test_saved_plan_costs_one_listing_per_partner_more(portal_env: ServerHandle,
     assert run_cli("plan", "--detailed-exitcode").code == 0
 
 
-def test_the_token_and_key_appear_nowhere(portal_env: ServerHandle, repo: Path, tls: Tls) -> None:
+def test_the_token_and_key_appear_nowhere(portal_env: ServerHandle, repo: Path, tls: TlsFiles) -> None:
     # in a child process, so that -v really configures logging (pytest owns the root logger here)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
@@ -204,12 +205,12 @@ def test_two_applies_at_once_one_wins_each_version_and_the_other_gets_412(portal
     assert sorted(e["result"] for e in audit) == ["applied"] * 4 + ["failed"] * 4
 
 
-def test_faults_are_reported_exactly_and_reruns_converge(repo: Path, tls: Tls, emulator: Start,
+def test_faults_are_reported_exactly_and_reruns_converge(repo: Path, tls: TlsFiles, tls_emulator: Start,
                                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A second emulator serves the same store with faults (500, 503, 429, dropped connections, lost answers)."""
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    clean = emulator(partners=EXAMPLE_PARTNERS, token=TOKEN)
-    faulty = emulator(partners=EXAMPLE_PARTNERS, token=TOKEN, fail_rate=0.25, seed=7)
+    clean = tls_emulator(partners=EXAMPLE_PARTNERS, token=TOKEN)
+    faulty = tls_emulator(partners=EXAMPLE_PARTNERS, token=TOKEN, fail_rate=0.25, seed=7)
     (repo / "hbsdeploy.yaml").write_text(emulator_config(faulty.url, tls, max_retries=0), encoding="utf-8")
     partial_runs = 0
     for _ in range(30):

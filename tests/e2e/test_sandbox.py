@@ -9,18 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import (
+
+from hbsdeploy.portal import PortalUnavailable, ServiceTypeState
+from hbsdeploy.portal.local import LocalPortal
+from tests.e2e.helpers import (
     EXAMPLE_KEYS,
     LOCAL_CONFIG,
     OFFLINE_CPO,
     read_audit_lines,
-    run_cli,
     snapshot,
     write_config,
 )
-
-from hbsdeploy.portal import PortalUnavailable, ServiceTypeState
-from hbsdeploy.portal.local import LocalPortal
+from tests.helpers import run_cli
 
 PIPED = {"HBSDEPLOY_ALLOW_PIPED_CONFIRMATION": "1"}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ecosystem_helpers import RunHbs
 
 from hbsdeploy.cli.main import main
+from tests.ecosystem.helpers import RunHbs
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import trustme
-from ecosystem_helpers import RunHbs
 
-from hbsdeploy.tools import doctor
 from hbsdeploy.tools.doctor import CheckStatus, probe_url
+from tests.ecosystem.helpers import RunHbs
+from tests.fixtures.tls import TlsFiles
 
 NOW = dt.datetime.now(dt.timezone.utc)
 TOKEN = "s3cr3t-token-value"
@@ -66,24 +66,12 @@ class TlsServer:
         self.sock.close()
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
-    path = tmp_path / "test-ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
-@pytest.fixture
-def tls_server(ca: trustme.CA) -> Iterator[Any]:
+def tls_server(tls_ca: trustme.CA) -> Iterator[Any]:
     servers: list[TlsServer] = []
 
     def start(*names: str, not_after: dt.datetime | None = None) -> TlsServer:
-        server = TlsServer(ca.issue_cert(*(names or ("127.0.0.1",)), not_after=not_after))
+        server = TlsServer(tls_ca.issue_cert(*(names or ("127.0.0.1",)), not_after=not_after))
         servers.append(server)
         return server
 
@@ -113,7 +101,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def portal_server(ca: trustme.CA) -> Iterator[Any]:
+def portal_server(tls_ca: trustme.CA) -> Iterator[Any]:
     """An HTTPS portal on 127.0.0.1 that requires a client certificate signed by the test CA."""
     servers: list[http.server.ThreadingHTTPServer] = []
 
@@ -121,8 +109,8 @@ def portal_server(ca: trustme.CA) -> Iterator[Any]:
         handler = type("Handler", (_Handler,), {"status": status, "seen_headers": []})
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(context)
-        ca.configure_trust(context)
+        tls_ca.issue_cert("127.0.0.1").configure_cert(context)
+        tls_ca.configure_trust(context)
         context.verify_mode = ssl.CERT_REQUIRED
         server.socket = context.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -171,11 +159,11 @@ def api_environment(url: str, *, token: bool = True, cert: bool = True, ca_bundl
 
 
 @pytest.fixture
-def api_repo(tmp_path: Path, ca: trustme.CA, ca_file: Path, portal_server: Any,
+def api_repo(tmp_path: Path, tls_ca: trustme.CA, tls: TlsFiles, portal_server: Any,
              monkeypatch: pytest.MonkeyPatch) -> Path:
     root = write_repo(tmp_path / "repo", api_environment(portal_server()))
-    client_files(ca, root)
-    (root / "ca.pem").write_bytes(ca_file.read_bytes())
+    client_files(tls_ca, root)
+    (root / "ca.pem").write_bytes(tls.ca.read_bytes())
     monkeypatch.setenv("HBSDEPLOY_TEST_TOKEN", TOKEN)
     return root
 
@@ -243,23 +231,23 @@ def test_doctor_fails_on_a_missing_token_without_printing_anything_of_it(api_rep
     assert out.endswith("1 check(s) failed\n")
 
 
-def test_doctor_fails_on_a_key_of_another_certificate(api_repo: Path, ca: trustme.CA, hbs: RunHbs) -> None:
-    client_files(ca, api_repo, other_key=True)
+def test_doctor_fails_on_a_key_of_another_certificate(api_repo: Path, tls_ca: trustme.CA, hbs: RunHbs) -> None:
+    client_files(tls_ca, api_repo, other_key=True)
     code, out, _ = hbs("doctor", "--env", "api", cwd=api_repo)
     assert code == 1
     assert lines_by_check(out)["client key"].startswith("FAIL client.key does not match client.pem")
 
 
-def test_doctor_fails_on_an_expired_client_certificate(api_repo: Path, ca: trustme.CA, hbs: RunHbs) -> None:
-    client_files(ca, api_repo, not_after=NOW - dt.timedelta(days=1))
+def test_doctor_fails_on_an_expired_client_certificate(api_repo: Path, tls_ca: trustme.CA, hbs: RunHbs) -> None:
+    client_files(tls_ca, api_repo, not_after=NOW - dt.timedelta(days=1))
     code, out, _ = hbs("doctor", "--env", "api", cwd=api_repo)
     assert code == 1
     assert "expired on" in lines_by_check(out)["client certificate"]
 
 
-def test_doctor_warns_about_a_client_certificate_expiring_within_30_days(api_repo: Path, ca: trustme.CA,
+def test_doctor_warns_about_a_client_certificate_expiring_within_30_days(api_repo: Path, tls_ca: trustme.CA,
                                                                          hbs: RunHbs) -> None:
-    client_files(ca, api_repo, not_after=NOW + dt.timedelta(days=10))
+    client_files(tls_ca, api_repo, not_after=NOW + dt.timedelta(days=10))
     code, out, _ = hbs("doctor", "--env", "api", cwd=api_repo)
     check = lines_by_check(out)["client certificate"]
     assert check.startswith("warn ") and "renew it" in check
@@ -311,11 +299,11 @@ def test_doctor_fails_when_the_portal_is_not_reachable(tmp_path: Path, hbs: RunH
     assert checks["token"] == "ok none configured (token_env)"
 
 
-def test_doctor_warns_when_the_portal_answers_with_a_server_error(tmp_path: Path, ca: trustme.CA, ca_file: Path,
+def test_doctor_warns_when_the_portal_answers_with_a_server_error(tmp_path: Path, tls_ca: trustme.CA, tls: TlsFiles,
                                                                   portal_server: Any, hbs: RunHbs,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    root = write_repo(tmp_path, api_environment(portal_server(503), ca_bundle=str(ca_file)))
-    client_files(ca, root)
+    root = write_repo(tmp_path, api_environment(portal_server(503), ca_bundle=str(tls.ca)))
+    client_files(tls_ca, root)
     monkeypatch.setenv("HBSDEPLOY_TEST_TOKEN", TOKEN)
     code, out, _ = hbs("doctor", "--env", "api", cwd=root)
     assert code == 0, out
@@ -323,8 +311,8 @@ def test_doctor_warns_when_the_portal_answers_with_a_server_error(tmp_path: Path
 
 
 def test_doctor_fails_when_the_portal_needs_a_client_certificate_and_gets_none(
-        tmp_path: Path, ca_file: Path, portal_server: Any, hbs: RunHbs) -> None:
-    root = write_repo(tmp_path, api_environment(portal_server(), token=False, cert=False, ca_bundle=str(ca_file)))
+        tmp_path: Path, tls: TlsFiles, portal_server: Any, hbs: RunHbs) -> None:
+    root = write_repo(tmp_path, api_environment(portal_server(), token=False, cert=False, ca_bundle=str(tls.ca)))
     code, out, _ = hbs("doctor", "--env", "api", cwd=root)
     assert code == 1
     assert lines_by_check(out)["portal"].startswith("FAIL https://127.0.0.1:")
@@ -347,31 +335,31 @@ def test_quiet_doctor_prints_only_what_is_not_ok(api_repo: Path, hbs: RunHbs,
 
 # --- probing Service URLs --------------------------------------------------------------------------------------------
 
-def test_probe_accepts_a_good_certificate(tls_server: Any, ca_file: Path) -> None:
+def test_probe_accepts_a_good_certificate(tls_server: Any, tls: TlsFiles) -> None:
     server = tls_server()
-    status, detail = probe_url(server.url, ca_bundle=ca_file, timeout=2, allow_private=True)
+    status, detail = probe_url(server.url, ca_bundle=tls.ca, timeout=2, allow_private=True)
     assert status is CheckStatus.OK, detail
     assert detail.startswith(f"127.0.0.1 port {server.port}, TLSv1.")
     assert "certificate for 127.0.0.1 valid until" in detail
 
 
-def test_probe_refuses_a_certificate_for_another_host(tls_server: Any, ca_file: Path) -> None:
+def test_probe_refuses_a_certificate_for_another_host(tls_server: Any, tls: TlsFiles) -> None:
     server = tls_server("wrong.example.com")
-    status, detail = probe_url(server.url, ca_bundle=ca_file, timeout=2, allow_private=True)
+    status, detail = probe_url(server.url, ca_bundle=tls.ca, timeout=2, allow_private=True)
     assert status is CheckStatus.FAIL
     assert detail.startswith("TLS: certificate not accepted: ")
     assert detail.endswith("mismatch, certificate is not valid for '127.0.0.1'.")
 
 
-def test_probe_refuses_an_expired_certificate(tls_server: Any, ca_file: Path) -> None:
+def test_probe_refuses_an_expired_certificate(tls_server: Any, tls: TlsFiles) -> None:
     server = tls_server(not_after=NOW - dt.timedelta(days=2))
-    status, detail = probe_url(server.url, ca_bundle=ca_file, timeout=2, allow_private=True)
+    status, detail = probe_url(server.url, ca_bundle=tls.ca, timeout=2, allow_private=True)
     assert (status, detail) == (CheckStatus.FAIL, "TLS: certificate not accepted: certificate has expired")
 
 
-def test_probe_warns_about_a_certificate_expiring_within_30_days(tls_server: Any, ca_file: Path) -> None:
+def test_probe_warns_about_a_certificate_expiring_within_30_days(tls_server: Any, tls: TlsFiles) -> None:
     server = tls_server(not_after=NOW + dt.timedelta(days=5))
-    status, detail = probe_url(server.url, ca_bundle=ca_file, timeout=2, allow_private=True)
+    status, detail = probe_url(server.url, ca_bundle=tls.ca, timeout=2, allow_private=True)
     assert status is CheckStatus.WARN
     assert "renew it" in detail
 
@@ -389,8 +377,8 @@ def test_probe_fails_on_a_closed_port() -> None:
     assert detail.startswith(f"TCP: cannot connect to port {port} (127.0.0.1: ")
 
 
-def test_probe_refuses_a_private_address_outside_a_sandbox(tls_server: Any, ca_file: Path) -> None:
-    status, detail = probe_url(tls_server().url, ca_bundle=ca_file, timeout=2, allow_private=False)
+def test_probe_refuses_a_private_address_outside_a_sandbox(tls_server: Any, tls: TlsFiles) -> None:
+    status, detail = probe_url(tls_server().url, ca_bundle=tls.ca, timeout=2, allow_private=False)
     assert status is CheckStatus.FAIL
     assert detail == "DNS: 127.0.0.1 resolves to 127.0.0.1, which the platform cannot reach from the internet"
 
@@ -399,7 +387,7 @@ def test_probe_fails_on_a_name_that_does_not_resolve(monkeypatch: pytest.MonkeyP
     def no_such_name(*args: Any, **kwargs: Any) -> Any:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(doctor.socket, "getaddrinfo", no_such_name)
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
     status, detail = probe_url("https://oicp.example.com", timeout=2)
     assert (status, detail) == (CheckStatus.FAIL, "DNS: oicp.example.com does not resolve (Name or service not known)")
 
@@ -409,7 +397,7 @@ def test_probe_gives_up_on_a_slow_dns_answer(monkeypatch: pytest.MonkeyPatch) ->
         time.sleep(1)
         raise socket.gaierror(socket.EAI_AGAIN, "too late")
 
-    monkeypatch.setattr(doctor.socket, "getaddrinfo", slow)
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
     started = time.monotonic()
     status, detail = probe_url("https://oicp.example.com", timeout=0.2)
     assert time.monotonic() - started < 0.9
@@ -426,14 +414,14 @@ def test_probe_gives_up_on_a_server_that_never_answers_the_handshake() -> None:
     assert (status, detail) == (CheckStatus.FAIL, "TLS: no handshake within 0.3 s")
 
 
-def test_doctor_probe_reports_every_service_url(tmp_path: Path, tls_server: Any, ca_file: Path, hbs: RunHbs,
+def test_doctor_probe_reports_every_service_url(tmp_path: Path, tls_server: Any, tls: TlsFiles, hbs: RunHbs,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     good, wrong_host, expired = tls_server(), tls_server("wrong.example.com"), tls_server(
         not_after=NOW - dt.timedelta(days=1))
     closed = f"https://127.0.0.1:{closed_port()}"
     root = write_repo(tmp_path, "  sandbox:\n    portal: local\n", {
         "DE*A01": good.url, "DE*A02": wrong_host.url, "DE*A03": expired.url, "DE*A04": closed})
-    monkeypatch.setenv("HBSDEPLOY_PROBE_CA_BUNDLE", str(ca_file))
+    monkeypatch.setenv("HBSDEPLOY_PROBE_CA_BUNDLE", str(tls.ca))
     code, out, _ = hbs("doctor", "--probe", "--timeout", "2", cwd=root)
     checks = lines_by_check(out)
     assert code == 1
@@ -444,11 +432,11 @@ def test_doctor_probe_reports_every_service_url(tmp_path: Path, tls_server: Any,
     assert out.endswith("3 check(s) failed\n")
 
 
-def test_doctor_probe_ca_bundle_option_and_without_it(tmp_path: Path, tls_server: Any, ca_file: Path,
+def test_doctor_probe_ca_bundle_option_and_without_it(tmp_path: Path, tls_server: Any, tls: TlsFiles,
                                                       hbs: RunHbs, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HBSDEPLOY_PROBE_CA_BUNDLE", raising=False)
     root = write_repo(tmp_path, "  sandbox:\n    portal: local\n", {"DE*A01": tls_server().url})
-    code, out, _ = hbs("doctor", "--probe", "--probe-ca-bundle", str(ca_file), cwd=root)
+    code, out, _ = hbs("doctor", "--probe", "--probe-ca-bundle", str(tls.ca), cwd=root)
     assert code == 0, out
     code, out, _ = hbs("doctor", "--probe", cwd=root)
     assert code == 1

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ecosystem_helpers import RunHbs
 
 from hbsdeploy.load.resources import default_templates_dir, schemas_dir
 from hbsdeploy.tools.scaffold import HOOK_FILES, HOOK_ID, scaffold_files
+from tests.ecosystem.helpers import RunHbs
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from ecosystem_helpers import RunHbs
 
 from hbsdeploy.load.resources import load_schema
+from tests.ecosystem.helpers import RunHbs
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_LINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$")

@@ -12,9 +12,9 @@ from typing import Any
 import click
 import pytest
 import yaml
-from ecosystem_helpers import RunHbs
 
 from hbsdeploy.cli.main import cli
+from tests.ecosystem.helpers import RunHbs
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -68,7 +68,7 @@ def invocations(script: str) -> Iterator[list[str]]:
             before = tokens[index - 1] if index else ";"
             if before not in COMMAND_STARTERS and not set(before) <= SHELL_OPERATORS and not before.endswith("$("):
                 continue
-            args = []
+            args: list[str] = []
             for arg in tokens[index + 1:]:
                 if set(arg) <= SHELL_OPERATORS:
                     if args and args[-1].isdigit() and ">" in arg:  # `2>` split into `2` and `>`

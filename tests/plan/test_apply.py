@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plan_factories import offline, settings, want, want_payload
 
 from hbsdeploy.apply.audit import AuditLog, read_audit
 from hbsdeploy.apply.run import StalePlan, Status, apply_plan, check_disable_share, check_fresh
@@ -16,6 +15,7 @@ from hbsdeploy.plan.build import read_current
 from hbsdeploy.plan.model import Plan, compute_plan
 from hbsdeploy.portal import PortalError, PortalRefused, PortalStateError, PortalUnavailable, ServiceTypeState
 from hbsdeploy.portal.local import LocalPortal
+from tests.plan.factories import offline, settings, want, want_payload
 
 PARTNERS = ("DE*A36", "DE*B12", "DE*C34")
 REFUSALS: dict[str, type[PortalError]] = {"refused": PortalRefused, "state-file": PortalStateError,

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from plan_factories import SHA, have, offline, settings, state_of, want, want_payload
 
 from hbsdeploy.plan import formats as planformat
 from hbsdeploy.plan.model import Change, ChangeKind, Plan, compute_plan
+from tests.plan.factories import SHA, have, offline, settings, state_of, want, want_payload
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

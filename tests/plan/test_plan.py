@@ -12,18 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from plan_factories import (
-    SHA,
-    desired_and_current,
-    have,
-    offline,
-    payloads,
-    settings,
-    state_of,
-    urls,
-    want,
-    want_payload,
-)
 
 from hbsdeploy.check.project import Project
 from hbsdeploy.check.validate import validate
@@ -43,6 +31,18 @@ from hbsdeploy.plan.model import (
 from hbsdeploy.portal import ServiceTypeState
 from hbsdeploy.render.payloads import Renderer
 from hbsdeploy.tools.importer import _scalar, infer_role, partner_yaml
+from tests.plan.factories import (
+    SHA,
+    desired_and_current,
+    have,
+    offline,
+    payloads,
+    settings,
+    state_of,
+    urls,
+    want,
+    want_payload,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 import responses
-from portal_helpers import make_env
 
 from hbsdeploy.portal import PartnerNotFound, PortalUnavailable
 from hbsdeploy.portal.http import HttpPortal
+from tests.portal.helpers import make_env
 
 BASE = "https://portal.test"
 

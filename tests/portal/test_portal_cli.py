@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from portal_helpers import TOKEN, TOKEN_ENV, TlsFiles, make_env
 
 from hbsdeploy.cli.portal import portal
 from hbsdeploy.portal.http import HttpPortal
+from tests.fixtures.tls import TlsFiles
+from tests.portal.helpers import TOKEN, TOKEN_ENV, make_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,12 +42,12 @@ def _read_line(process: subprocess.Popen[str], timeout: float = 10) -> str:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_serve_prints_the_url_serves_and_stops_cleanly(tmp_path: Path, tls_files: TlsFiles,
+def test_serve_prints_the_url_serves_and_stops_cleanly(tmp_path: Path, tls: TlsFiles,
                                                        monkeypatch: pytest.MonkeyPatch,
                                                        stop_signal: signal.Signals) -> None:
     env = {**os.environ, TOKEN_ENV: TOKEN, "PYTHONPATH": str(REPO)}
     args = ["serve", "--port", "0", "--state", str(tmp_path / "state.sqlite3"), "--tls-cert",
-            str(tls_files.server_cert), "--tls-key", str(tls_files.server_key), "--client-ca", str(tls_files.ca),
+            str(tls.server_cert), "--tls-key", str(tls.server_key), "--client-ca", str(tls.ca),
             "--token-env", TOKEN_ENV, "--partner", "DE*A36", "--partner", "+49*536"]
     process = subprocess.Popen([*_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=env, cwd=tmp_path)
@@ -55,8 +56,8 @@ def test_serve_prints_the_url_serves_and_stops_cleanly(tmp_path: Path, tls_files
         match = re.fullmatch(r"serving on (https://127\.0\.0\.1:(\d+))\n", line)
         assert match, line
         monkeypatch.setenv(TOKEN_ENV, TOKEN)
-        client = HttpPortal(make_env(match.group(1), token_env=TOKEN_ENV, client_cert=tls_files.client_cert,
-                                     client_key=tls_files.client_key, ca_bundle=tls_files.ca))
+        client = HttpPortal(make_env(match.group(1), token_env=TOKEN_ENV, client_cert=tls.client_cert,
+                                     client_key=tls.client_key, ca_bundle=tls.ca))
         assert client.get_service_type("+49*536", "authorization").version == '"0"'
         client.close()
         process.send_signal(stop_signal)

@@ -13,12 +13,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
-from portal_helpers import TOKEN, payload
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from hbsdeploy.load.resources import load_schema, schemas_dir
 from hbsdeploy.portal.emulator import ServerHandle
+from tests.portal.helpers import TOKEN, payload
 
 LIST_PATH = "/v1/partners/{partner_id}/service-types"
 ITEM_PATH = "/v1/partners/{partner_id}/service-types/{service_type}"

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import requests
-from portal_helpers import TOKEN, TOKEN_ENV, TlsFiles, make_env, payload
 
 from hbsdeploy.portal import (
     PartnerNotFound,
@@ -26,6 +25,8 @@ from hbsdeploy.portal import (
 )
 from hbsdeploy.portal.emulator import EmulatorError, ServerHandle
 from hbsdeploy.portal.http import HttpPortal
+from tests.fixtures.tls import TlsFiles
+from tests.portal.helpers import TOKEN, TOKEN_ENV, make_env, payload
 
 PARTNER = "DE*A36"
 Start = Callable[..., ServerHandle]
@@ -46,10 +47,10 @@ def mtls_client(handle: ServerHandle, tls: TlsFiles, **overrides: Any) -> HttpPo
     return HttpPortal(make_env(handle.url, **options), sleep=no_sleep, rng=random.Random(0))
 
 
-def test_mutual_tls_read_and_write(emulator: Start, tls_files: TlsFiles) -> None:
-    handle = tls_server(emulator, tls_files)
+def test_mutual_tls_read_and_write(emulator: Start, tls: TlsFiles) -> None:
+    handle = tls_server(emulator, tls)
     assert handle.url.startswith("https://127.0.0.1:")
-    portal = mtls_client(handle, tls_files)
+    portal = mtls_client(handle, tls)
     states = portal.list_service_types(PARTNER)
     assert {s.version for s in states.values()} == {'"0"'}
     written = portal.update_service_type(PARTNER, "authorization", payload(service_url="https://OICP.example.com/"),
@@ -60,47 +61,47 @@ def test_mutual_tls_read_and_write(emulator: Start, tls_files: TlsFiles) -> None
     portal.close()
 
 
-def test_client_without_certificate_is_refused(emulator: Start, tls_files: TlsFiles) -> None:
-    handle = tls_server(emulator, tls_files)
-    portal = mtls_client(handle, tls_files, client_cert=None, client_key=None, max_retries=0)
+def test_client_without_certificate_is_refused(emulator: Start, tls: TlsFiles) -> None:
+    handle = tls_server(emulator, tls)
+    portal = mtls_client(handle, tls, client_cert=None, client_key=None, max_retries=0)
     with pytest.raises((PortalAuthError, PortalUnavailable)) as caught:
         portal.get_service_type(PARTNER, "authorization")
     assert "client certificate" in str(caught.value) or "closed the connection" in str(caught.value)
 
 
-def test_client_with_a_certificate_from_another_ca_is_refused(emulator: Start, tls_files: TlsFiles) -> None:
-    handle = tls_server(emulator, tls_files)
-    portal = mtls_client(handle, tls_files, client_cert=tls_files.other_client_cert,
-                         client_key=tls_files.other_client_key, max_retries=0)
+def test_client_with_a_certificate_from_another_ca_is_refused(emulator: Start, tls: TlsFiles) -> None:
+    handle = tls_server(emulator, tls)
+    portal = mtls_client(handle, tls, client_cert=tls.other_client_cert,
+                         client_key=tls.other_client_key, max_retries=0)
     with pytest.raises((PortalAuthError, PortalUnavailable)):
         portal.get_service_type(PARTNER, "authorization")
 
 
-def test_server_signed_by_an_unknown_ca_is_refused(emulator: Start, tls_files: TlsFiles) -> None:
-    handle = tls_server(emulator, tls_files)
-    portal = mtls_client(handle, tls_files, ca_bundle=tls_files.other_ca)
+def test_server_signed_by_an_unknown_ca_is_refused(emulator: Start, tls: TlsFiles) -> None:
+    handle = tls_server(emulator, tls)
+    portal = mtls_client(handle, tls, ca_bundle=tls.other_ca)
     with pytest.raises(PortalUnavailable, match="verification failed.*unknown CA"):
         portal.get_service_type(PARTNER, "authorization")
     assert portal.request_count == 1  # a TLS failure is not retried
 
 
-def test_expired_server_certificate_is_refused(emulator: Start, tls_files: TlsFiles) -> None:
-    handle = emulator(tls_cert=tls_files.expired_cert, tls_key=tls_files.expired_key, partners=[PARTNER])
-    portal = mtls_client(handle, tls_files)
+def test_expired_server_certificate_is_refused(emulator: Start, tls: TlsFiles) -> None:
+    handle = emulator(tls_cert=tls.expired_cert, tls_key=tls.expired_key, partners=[PARTNER])
+    portal = mtls_client(handle, tls)
     with pytest.raises(PortalUnavailable, match="verification failed.*has expired"):
         portal.get_service_type(PARTNER, "authorization")
 
 
-def test_server_certificate_for_another_host_is_refused(emulator: Start, tls_files: TlsFiles) -> None:
-    handle = emulator(tls_cert=tls_files.wrong_host_cert, tls_key=tls_files.wrong_host_key, partners=[PARTNER])
-    portal = mtls_client(handle, tls_files)
+def test_server_certificate_for_another_host_is_refused(emulator: Start, tls: TlsFiles) -> None:
+    handle = emulator(tls_cert=tls.wrong_host_cert, tls_key=tls.wrong_host_key, partners=[PARTNER])
+    portal = mtls_client(handle, tls)
     with pytest.raises(PortalUnavailable, match="verification failed.*not for this host"):
         portal.get_service_type(PARTNER, "authorization")
 
 
-def test_stale_if_match_is_a_version_conflict(emulator: Start, tls_files: TlsFiles) -> None:
-    handle = tls_server(emulator, tls_files)
-    portal = mtls_client(handle, tls_files)
+def test_stale_if_match_is_a_version_conflict(emulator: Start, tls: TlsFiles) -> None:
+    handle = tls_server(emulator, tls)
+    portal = mtls_client(handle, tls)
     first = portal.get_service_type(PARTNER, "authorization")
     portal.update_service_type(PARTNER, "authorization", payload(), first.version)
     with pytest.raises(VersionConflict, match="changed since the plan"):
@@ -109,13 +110,13 @@ def test_stale_if_match_is_a_version_conflict(emulator: Start, tls_files: TlsFil
     assert portal.get_service_type(PARTNER, "authorization").settings["service_url"] == "https://oicp.example.com/base"
 
 
-def test_concurrent_writers_lose_nothing(emulator: Start, tls_files: TlsFiles) -> None:
-    handle = tls_server(emulator, tls_files)
+def test_concurrent_writers_lose_nothing(emulator: Start, tls: TlsFiles) -> None:
+    handle = tls_server(emulator, tls)
     successes: list[str] = []
     lock = threading.Lock()
 
     def writer(index: int) -> None:
-        portal = mtls_client(handle, tls_files)
+        portal = mtls_client(handle, tls)
         for round_ in range(4):
             current = portal.get_service_type(PARTNER, "authorization")
             url = f"https://w{index}-{round_}.example.com"
@@ -132,7 +133,7 @@ def test_concurrent_writers_lose_nothing(emulator: Start, tls_files: TlsFiles) -
         thread.start()
     for thread in threads:
         thread.join()
-    final = mtls_client(handle, tls_files).get_service_type(PARTNER, "authorization")
+    final = mtls_client(handle, tls).get_service_type(PARTNER, "authorization")
     assert final.version == f'"{len(successes)}"'
     assert final.settings["service_url"] == successes[-1]
 
@@ -254,7 +255,7 @@ def test_injected_faults_never_lose_or_invent_a_change(emulator: Start) -> None:
     assert portal.retry_count > 0
 
 
-def test_emulator_refuses_bad_options(tmp_path: Path, tls_files: TlsFiles) -> None:
+def test_emulator_refuses_bad_options(tmp_path: Path, tls: TlsFiles) -> None:
     from hbsdeploy.portal.emulator import serve
 
     with pytest.raises(EmulatorError, match="loopback"):
@@ -262,9 +263,9 @@ def test_emulator_refuses_bad_options(tmp_path: Path, tls_files: TlsFiles) -> No
     with pytest.raises(EmulatorError, match="fail-rate"):
         serve(tmp_path / "s", fail_rate=2)
     with pytest.raises(EmulatorError, match="need --tls-cert"):
-        serve(tmp_path / "s", client_ca=tls_files.ca)
+        serve(tmp_path / "s", client_ca=tls.ca)
     with pytest.raises(EmulatorError, match="cannot load --tls-cert"):
-        serve(tmp_path / "s", tls_cert=tls_files.ca, tls_key=tls_files.client_key)
+        serve(tmp_path / "s", tls_cert=tls.ca, tls_key=tls.client_key)
     with pytest.raises(EmulatorError, match="not an OICP"):
         serve(tmp_path / "s", partners=["DE|A36"])
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import requests
 import responses
-from portal_helpers import TOKEN, TOKEN_ENV, Sleeps, make_env, payload
 from responses import matchers
 
 from hbsdeploy import __version__
@@ -30,6 +29,7 @@ from hbsdeploy.portal import (
     open_portal,
 )
 from hbsdeploy.portal.http import HttpPortal
+from tests.portal.helpers import TOKEN, TOKEN_ENV, Sleeps, make_env, payload
 
 BASE = "https://gateway.example/hbs"
 PARTNER = "DE*A36"

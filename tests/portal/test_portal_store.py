@@ -10,13 +10,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from portal_helpers import payload
 
 from hbsdeploy.load.settings import DEFAULT_SETTINGS
 from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalStateError, VersionConflict
 from hbsdeploy.portal.contract import check_payload, format_etag, parse_etag
 from hbsdeploy.portal.local import LocalPortal
 from hbsdeploy.portal.store import StaleVersion, Store, UnknownPartner
+from tests.portal.helpers import payload
 
 PARTNER = "DE*A36"
 

@@ -11,7 +11,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from reliability_helpers import (
+from hbsdeploy.apply.audit import AuditLog
+from hbsdeploy.apply.run import ApplyResult, Status, apply_plan
+from hbsdeploy.check.project import load_project
+from hbsdeploy.load.config import load_config
+from hbsdeploy.plan.build import make_plan
+from hbsdeploy.portal import ServiceTypeState
+from hbsdeploy.portal.emulator import ServerHandle
+from hbsdeploy.portal.http import HttpPortal
+from tests.reliability.helpers import (
     Child,
     audit_entries,
     desired_after,
@@ -22,15 +30,6 @@ from reliability_helpers import (
     start_cli,
     strict_audit_lines,
 )
-
-from hbsdeploy.apply.audit import AuditLog
-from hbsdeploy.apply.run import ApplyResult, Status, apply_plan
-from hbsdeploy.check.project import load_project
-from hbsdeploy.load.config import load_config
-from hbsdeploy.plan.build import make_plan
-from hbsdeploy.portal import ServiceTypeState
-from hbsdeploy.portal.emulator import ServerHandle
-from hbsdeploy.portal.http import HttpPortal
 
 Start = Callable[..., ServerHandle]
 PARTNERS = 12
@@ -73,7 +72,7 @@ def collect(processes: Mapping[str, Child]) -> dict[str, dict[tuple[str, str], s
 
 
 def test_two_cli_applies_against_the_emulator_lose_no_update(tmp_path: Path, emulator: Start) -> None:
-    handle = emulator(latency_ms=20)
+    handle = emulator(auto_register=True, latency_ms=20)
     repos = {v: make_repo(tmp_path / v, PARTNERS, url=handle.url, variant=v, parallelism=2) for v in ("a", "b")}
     for repo in repos.values():  # both plans from the same versions
         assert start_cli(repo, "plan", "--out", "plan.json").finish()[0] == 0
@@ -134,7 +133,7 @@ class Rendezvous:
 
 
 def test_every_write_raced_on_the_same_version_has_one_winner(tmp_path: Path, emulator: Start) -> None:
-    handle = emulator()
+    handle = emulator(auto_register=True)
     repos = {v: make_repo(tmp_path / v, PARTNERS, url=handle.url, variant=v) for v in ("a", "b")}
     barriers = {key: threading.Barrier(2) for key in KEYS}
     plans, portals, audits = {}, {}, {}

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import run_cli
-from reliability_helpers import FakePortal, held, make_repo, parse_report, partner_ids, wait_for
 
 from hbsdeploy.apply.audit import AuditLog, read_audit
 from hbsdeploy.apply.run import UNKNOWN_OUTCOME, Status, apply_plan
@@ -26,6 +24,8 @@ from hbsdeploy.portal import PortalError
 from hbsdeploy.portal.emulator import ServerHandle
 from hbsdeploy.portal.http import HttpPortal
 from hbsdeploy.render.payloads import Renderer
+from tests.helpers import run_cli
+from tests.reliability.helpers import FakePortal, held, make_repo, parse_report, partner_ids, wait_for
 
 Start = Callable[..., ServerHandle]
 # A failed change whose write may have landed says so in one of these ways.
@@ -54,7 +54,8 @@ def version_number(version: str) -> int:
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_under_injected_faults_apply_reports_only_what_the_portal_holds_and_reruns_converge(
         work: Path, emulator: Start, seed: int) -> None:
-    handle = emulator(fail_rate=0.3, seed=seed)  # 500, 503, 429, dropped connections, answers lost after the write
+    # 500, 503, 429, dropped connections, answers lost after the write
+    handle = emulator(auto_register=True, fail_rate=0.3, seed=seed)
     make_repo(work, 12, url=handle.url, max_retries=4)
     config, env, project = qa()
     audit = AuditLog(config.state_dir / "audit.jsonl")
@@ -108,7 +109,7 @@ def test_under_injected_faults_apply_reports_only_what_the_portal_holds_and_reru
 
 def test_cli_under_faults_reports_each_change_and_finishes_on_rerun(work: Path, emulator: Start) -> None:
     """No retries at all (max_retries 0): every fault reaches the report or the one-line error."""
-    handle = emulator(fail_rate=0.3, seed=11)
+    handle = emulator(auto_register=True, fail_rate=0.3, seed=11)
     make_repo(work, 4, url=handle.url, max_retries=0, parallelism=2)
     state_file = handle.portal.store.path
     reports = errors = 0
@@ -143,7 +144,7 @@ def test_cli_under_faults_reports_each_change_and_finishes_on_rerun(work: Path, 
 
 def test_a_portal_slower_than_the_read_timeout_is_one_clear_error_after_bounded_attempts(work: Path,
                                                                                         emulator: Start) -> None:
-    handle = emulator(latency_ms=800)
+    handle = emulator(auto_register=True, latency_ms=800)
     make_repo(work, 1, url=handle.url, read_timeout=0.2, max_retries=1)
     ran = run_cli("plan")
     assert ran.code == 1 and ran.stdout == "" and "Traceback" not in ran.stderr
@@ -154,8 +155,8 @@ def test_a_portal_slower_than_the_read_timeout_is_one_clear_error_after_bounded_
 
 def test_writes_whose_answers_time_out_are_reported_as_may_have_landed(work: Path, emulator: Start) -> None:
     """The PUT reaches the portal and lands after the client gave up: the report must not say it did not happen."""
-    fast = emulator()
-    slow = emulator(latency_ms=600)  # the same store
+    fast = emulator(auto_register=True)
+    slow = emulator(auto_register=True, latency_ms=600)  # the same store
     make_repo(work, 2, url=slow.url, read_timeout=0.2, max_retries=1)
     config, env, project = qa()
     plan = make_plan(project, env, fast.portal, 4)

@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import run_cli
-from reliability_helpers import (
+
+from hbsdeploy.apply.audit import AuditError, AuditLog, read_audit
+from hbsdeploy.plan.model import plan_from_json
+from hbsdeploy.portal.emulator import ServerHandle
+from tests.helpers import run_cli
+from tests.reliability.helpers import (
     audit_count,
     audit_path,
     held,
@@ -28,10 +32,6 @@ from reliability_helpers import (
     strict_audit_lines,
     wait_for,
 )
-
-from hbsdeploy.apply.audit import AuditError, AuditLog, read_audit
-from hbsdeploy.plan.model import plan_from_json
-from hbsdeploy.portal.emulator import ServerHandle
 
 Start = Callable[..., ServerHandle]
 Key = tuple[str, str]
@@ -60,7 +60,8 @@ def converge(*config: str) -> None:
 
 def test_sigint_mid_apply_reports_applied_and_not_attempted_then_a_rerun_converges(work: Path,
                                                                                   emulator: Start) -> None:
-    handle = emulator(latency_ms=40)  # about 80 ms per change at parallelism 1: 40 changes take a few seconds
+    # about 80 ms per change at parallelism 1: 40 changes take a few seconds
+    handle = emulator(auto_register=True, latency_ms=40)
     make_repo(work, 20, url=handle.url, parallelism=1)
     process = start_cli(work, "apply", "--auto-approve")
     wait_for(lambda: audit_count(work) >= 3, "three changes applied", process)
@@ -87,7 +88,7 @@ def test_sigint_mid_apply_reports_applied_and_not_attempted_then_a_rerun_converg
 
 def test_sigkill_mid_apply_of_a_saved_plan_leaves_every_file_readable_and_a_rerun_converges(
         work: Path, emulator: Start) -> None:
-    handle = emulator(latency_ms=40)
+    handle = emulator(auto_register=True, latency_ms=40)
     make_repo(work, 20, url=handle.url, parallelism=1)
     assert run_cli("plan", "--out", "plan.json").code == 0
     saved = (work / "plan.json").read_bytes()

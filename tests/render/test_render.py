@@ -157,7 +157,7 @@ def test_render_does_not_compile_a_template_twice(repo_copy: Path, monkeypatch: 
     def counting(self: jinja2.Environment, source: str, name: str | None = None, *args: object,
                  **kwargs: object) -> object:
         compiled.append(name or "?")
-        return original(self, source, name, *args, **kwargs)  # type: ignore[arg-type]
+        return original(self, source, name, *args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(jinja2.Environment, "compile", counting)
     code, _, err = run(repo_copy, "render")

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
-from security_helpers import REPO
 
 from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import HbsError, InputError
@@ -29,6 +28,7 @@ from hbsdeploy.load.partner import partner_from_document
 from hbsdeploy.load.resources import load_schema
 from hbsdeploy.load.yamlload import Document, load_yaml, parse_yaml
 from hbsdeploy.render.payloads import Renderer
+from tests.security.helpers import REPO
 
 hypothesis_jsonschema = pytest.importorskip("hypothesis_jsonschema")
 

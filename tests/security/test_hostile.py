@@ -19,7 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from security_helpers import (
+
+from hbsdeploy.check.validate import validate
+from hbsdeploy.errors import HbsError, InputError
+from hbsdeploy.load.config import Config, load_config
+from hbsdeploy.portal import portal_label
+from hbsdeploy.render.payloads import Renderer, canonical_json, payloads_document
+from tests.helpers import working_directory
+from tests.security.helpers import (
     CONFIGS,
     HOSTILE,
     MARKER,
@@ -28,14 +35,7 @@ from security_helpers import (
     REPO,
     check_expected,
     unsafe_characters,
-    working_directory,
 )
-
-from hbsdeploy.check.validate import validate
-from hbsdeploy.errors import HbsError, InputError
-from hbsdeploy.load.config import Config, load_config
-from hbsdeploy.portal import portal_label
-from hbsdeploy.render.payloads import Renderer, canonical_json, payloads_document
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import pytest
 import requests
-import trustme
-from security_helpers import REPO
 
 from hbsdeploy.load.config import load_config
 from hbsdeploy.portal import PortalAuthError, PortalError
-from hbsdeploy.portal.emulator import ServerHandle, serve
+from hbsdeploy.portal.emulator import ServerHandle
 from hbsdeploy.portal.http import HttpPortal
+from tests.fixtures.emulator import Emulators
+from tests.fixtures.tls import TlsFiles
+from tests.security.helpers import REPO
 
 TOKEN = "HBSDEPLOY-security-t0ken-9f3c1a7e-never-printed"
 WRONG_TOKEN = "wrong-t0ken-5d2e-also-never-printed"
@@ -75,8 +76,9 @@ service_types:
 @dataclass(frozen=True)
 class Setup:
     repo: Path
-    tls: Path  # the folder of the CA, server and client certificates and keys (outside the repository)
+    tls: TlsFiles  # outside the repository
     emulator: ServerHandle
+    emulator_store: Path
     key_text: str
 
     @property
@@ -85,7 +87,7 @@ class Setup:
         return [line for line in self.key_text.splitlines() if line and not line.startswith("-----")]
 
 
-def config_text(url: str, tls: Path) -> str:
+def config_text(url: str, tls: TlsFiles) -> str:
     return f"""\
 default_environment: sandbox
 environments:
@@ -94,32 +96,26 @@ environments:
   qa:
     portal: {url}
     token_env: {TOKEN_ENV}
-    client_cert: {tls / "client.pem"}
-    client_key: {tls / "client.key"}
-    ca_bundle: {tls / "ca.pem"}
+    client_cert: {tls.client_cert}
+    client_key: {tls.client_key}
+    ca_bundle: {tls.ca}
     max_retries: 0
 """
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    tls = tmp_path_factory.mktemp("secrets-tls")
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(tls / "ca.pem"))
-    for name, leaf in (("server", ca.issue_cert("127.0.0.1")), ("client", ca.issue_cert("client.example.com"))):
-        leaf.cert_chain_pems[0].write_to_path(str(tls / f"{name}.pem"))
-        leaf.private_key_pem.write_to_path(str(tls / f"{name}.key"))
-    (tls / "client.key").chmod(0o600)
-    emulator = serve(tls / "emulator.sqlite3", tls_cert=tls / "server.pem", tls_key=tls / "server.key",
-                     client_ca=tls / "ca.pem", token=TOKEN, partners=PARTNERS, log_stream=None)
+def setup(tmp_path_factory: pytest.TempPathFactory, tls: TlsFiles) -> Iterator[Setup]:
+    store = tmp_path_factory.mktemp("secrets-emulator") / "emulator.sqlite3"
+    emulators = Emulators(store, tls)
+    emulator = emulators(token=TOKEN, partners=PARTNERS)
     repo = tmp_path_factory.mktemp("secrets") / "repo"
     (repo / "partners").mkdir(parents=True)
     shutil.copytree(REPO / "templates", repo / "templates")
     (repo / "hbsdeploy.yaml").write_text(config_text(emulator.url, tls), encoding="utf-8")
     for name, text in PARTNER_FILES.items():
         (repo / "partners" / name).write_text(text.format(probe_url=emulator.url), encoding="utf-8")
-    yield Setup(repo, tls, emulator, (tls / "client.key").read_text(encoding="utf-8"))
-    emulator.stop()
+    yield Setup(repo, tls, emulator, store, tls.client_key.read_text(encoding="utf-8"))
+    emulators.stop_all()
 
 
 @dataclass(frozen=True)
@@ -154,14 +150,14 @@ def files_under(folder: Path) -> Iterator[tuple[str, str]]:
 
 def test_every_command_keeps_the_token_and_the_key_out_of_every_output_and_file(setup: Setup) -> None:
     repo = setup.repo
-    tls = str(setup.tls)
+    ca = str(setup.tls.ca)
     independent = [
         ("-v", "validate"), ("-v", "validate", "--format", "json"),
         ("-v", "render"), ("-v", "render", "--env", "qa", "--out", "rendered"),
         ("schema", "partner"), ("schema", "config"), ("schema", "payload"),
         ("-v", "init", "scaffolded"),
         ("-vv", "doctor", "--env", "qa"),
-        ("-v", "doctor", "--env", "sandbox", "--probe", "--probe-ca-bundle", f"{tls}/ca.pem"),
+        ("-v", "doctor", "--env", "sandbox", "--probe", "--probe-ca-bundle", ca),
         ("-vv", "import", "--env", "qa", "--partner", "DE-8SE"),
         ("-v", "import", "--env", "qa", "--partner", "DE*S01", "--role", "cpo", "--out", "imported/cpo.yaml"),
         ("-v", "plan", "--env", "qa", "--format", "markdown"),
@@ -181,7 +177,7 @@ def test_every_command_keeps_the_token_and_the_key_out_of_every_output_and_file(
     assert "Apply: 2 applied, 0 failed" in by_args[("-vv", "apply", "plan.json")].stdout
     assert f"${TOKEN_ENV} is set" in by_args[("-vv", "doctor", "--env", "qa")].stdout
     assert "ok   probe DE*S01 authorization" in by_args[("-v", "doctor", "--env", "sandbox", "--probe",
-                                                         "--probe-ca-bundle", f"{tls}/ca.pem")].stdout
+                                                         "--probe-ca-bundle", ca)].stdout
     for ran in runs:
         assert_no_secret(setup, f"the output of {' '.join(ran.args)}", ran.stdout + ran.stderr)
         assert "Traceback" not in ran.stderr
@@ -191,7 +187,7 @@ def test_every_command_keeps_the_token_and_the_key_out_of_every_output_and_file(
         assert str(repo / name) in written, f"{name} was not written"
     for path, text in written.items():
         assert_no_secret(setup, path, text)
-    assert_no_secret(setup, "the emulator's store", (setup.tls / "emulator.sqlite3").read_bytes().decode(
+    assert_no_secret(setup, "the emulator's store", setup.emulator_store.read_bytes().decode(
         "utf-8", "replace"))
 
 
@@ -200,18 +196,18 @@ def test_portal_serve_with_token_env_never_prints_the_token(setup: Setup, tmp_pa
     env = {**os.environ, "PYTHONPATH": str(REPO), TOKEN_ENV: TOKEN}
     process = subprocess.Popen(
         [sys.executable, "-m", "hbsdeploy", "-v", "portal", "serve", "--port", "0", "--state",
-         str(tmp_path / "state.sqlite3"), "--tls-cert", str(tls / "server.pem"), "--tls-key", str(tls / "server.key"),
-         "--client-ca", str(tls / "ca.pem"), "--token-env", TOKEN_ENV, "--partner", "DE*S01"],
+         str(tmp_path / "state.sqlite3"), "--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key),
+         "--client-ca", str(tls.ca), "--token-env", TOKEN_ENV, "--partner", "DE*S01"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         assert process.stdout is not None
         match = re.fullmatch(r"serving on (https://127\.0\.0\.1:\d+)\n", process.stdout.readline())
         assert match
         url = match.group(1) + "/v1/partners/DE%2AS01/service-types"
-        cert = (str(tls / "client.pem"), str(tls / "client.key"))
+        cert = (str(tls.client_cert), str(tls.client_key))
         for token, status in ((TOKEN, 200), (WRONG_TOKEN, 401)):
             answer = requests.get(url, headers={"Authorization": f"Bearer {token}"}, cert=cert,
-                                  verify=str(tls / "ca.pem"), timeout=10)
+                                  verify=str(tls.ca), timeout=10)
             assert answer.status_code == status
             assert TOKEN not in answer.text and WRONG_TOKEN not in answer.text
         process.send_signal(signal.SIGINT)

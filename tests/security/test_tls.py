@@ -8,40 +8,27 @@ environment already in hbsdeploy.yaml. The client negotiates TLS 1.2 at least, a
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from hbsdeploy.errors import InputError
 from hbsdeploy.load.config import load_config
 from hbsdeploy.portal import PortalUnavailable
-from hbsdeploy.portal.emulator import ServerHandle, serve
+from hbsdeploy.portal.emulator import ServerHandle
 from hbsdeploy.portal.http import HttpPortal
 from hbsdeploy.tools.doctor import CheckStatus, DoctorOptions, run_checks
+from tests.fixtures.emulator import Start
+from tests.fixtures.tls import TlsFiles
 
 TOKEN_ENV = "HBSDEPLOY_TLS_TEST_TOKEN"
 _TRUST_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tls-default")
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    for name, leaf in (("server", ca.issue_cert("127.0.0.1")), ("client", ca.issue_cert("client.example.com"))):
-        leaf.cert_chain_pems[0].write_to_path(str(folder / f"{name}.pem"))
-        leaf.private_key_pem.write_to_path(str(folder / f"{name}.key"))
-    return folder
-
-
 @pytest.fixture
-def emulator(tls: Path, tmp_path: Path) -> Iterator[ServerHandle]:
-    handle = serve(tmp_path / "emulator.sqlite3", tls_cert=tls / "server.pem", tls_key=tls / "server.key",
-                   client_ca=tls / "ca.pem", partners=["DE*A36"], log_stream=None)
-    yield handle
-    handle.stop()
+def server(tls_emulator: Start) -> ServerHandle:
+    """An emulator over mutual TLS with the session's certificates, signed by a CA no system trusts."""
+    return tls_emulator(partners=["DE*A36"])
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +38,7 @@ def _system_trust_only(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def write_config(folder: Path, url: str, tls: Path, extra: str = "") -> Path:
+def write_config(folder: Path, url: str, tls: TlsFiles, extra: str = "") -> Path:
     path = folder / "hbsdeploy.yaml"
     path.write_text(f"""\
 environments:
@@ -59,35 +46,35 @@ environments:
     portal: local
   qa:
     portal: {url}
-    client_cert: {tls / "client.pem"}
-    client_key: {tls / "client.key"}
+    client_cert: {tls.client_cert}
+    client_key: {tls.client_key}
     max_retries: 0
 {extra}""", encoding="utf-8")
     return path
 
 
-def test_verification_is_on_when_the_config_names_no_ca_bundle(emulator: ServerHandle, tls: Path,
+def test_verification_is_on_when_the_config_names_no_ca_bundle(server: ServerHandle, tls: TlsFiles,
                                                                tmp_path: Path) -> None:
-    env = load_config(write_config(tmp_path, emulator.url, tls)).environment("qa")
+    env = load_config(write_config(tmp_path, server.url, tls)).environment("qa")
     assert env.verify_tls is True and env.ca_bundle is None
     portal = HttpPortal(env)
     with pytest.raises(PortalUnavailable, match="verification failed.*unknown CA.*set ca_bundle"):
         portal.list_service_types("DE*A36")
     portal.close()
     assert portal.request_count == 1  # refused at the handshake: not retried, nothing sent
-    assert emulator.stats.requests == 0
+    assert server.stats.requests == 0
 
 
-def test_the_same_config_with_the_ca_bundle_connects(emulator: ServerHandle, tls: Path, tmp_path: Path) -> None:
-    path = write_config(tmp_path, emulator.url, tls, f"    ca_bundle: {tls / 'ca.pem'}\n")
+def test_the_same_config_with_the_ca_bundle_connects(server: ServerHandle, tls: TlsFiles, tmp_path: Path) -> None:
+    path = write_config(tmp_path, server.url, tls, f"    ca_bundle: {tls.ca}\n")
     portal = HttpPortal(load_config(path).environment("qa"))
     assert set(portal.list_service_types("DE*A36")) >= {"authorization"}
     portal.close()
 
 
-def test_doctor_without_a_ca_bundle_fails_the_portal_check_on_tls(emulator: ServerHandle, tls: Path,
+def test_doctor_without_a_ca_bundle_fails_the_portal_check_on_tls(server: ServerHandle, tls: TlsFiles,
                                                                   tmp_path: Path) -> None:
-    path = write_config(tmp_path, emulator.url, tls)
+    path = write_config(tmp_path, server.url, tls)
     (tmp_path / "partners").mkdir()
     checks = {c.name: c for c in run_checks(str(path), DoctorOptions(environment="qa"))}
     assert checks["portal"].status is CheckStatus.FAIL

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from validate_helpers import DATA, REPO, corpus_config, validation_lines, working_directory
 
 from hbsdeploy.errors import InputError
 from hbsdeploy.load import yamlload
+from tests.helpers import working_directory
+from tests.validate.helpers import DATA, REPO, corpus_config, validation_lines
 
 
 def _lines(path: Path) -> list[str]:

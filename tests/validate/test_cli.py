@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from validate_helpers import DATA, INVALID, REPO
 
 from hbsdeploy.cli.main import cli
+from tests.validate.helpers import DATA, INVALID, REPO
 
 CONFIG = str(DATA / "hbsdeploy.yaml")
 WARNING_ONLY = "invalid/rule-cpo-broadcast-warning.yaml"

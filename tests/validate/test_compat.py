@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from validate_helpers import DATA, INVALID, REPO, VALID
 
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.schemasubset import SubsetValidator
 from hbsdeploy.load.yamlload import load_yaml
+from tests.validate.helpers import DATA, INVALID, REPO, VALID
 
 PARTNER_SCHEMA = REPO / "schemas" / "partner.schema.json"
 CONFIG_SCHEMA = REPO / "schemas" / "config.schema.json"

@@ -10,9 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from validate_helpers import DATA, INVALID, REPO, UPDATE, VALID, corpus_config, validation_lines, working_directory
 
 from hbsdeploy.load.config import load_config
+from tests.helpers import working_directory
+from tests.validate.helpers import (
+    DATA,
+    INVALID,
+    REPO,
+    UPDATE,
+    VALID,
+    corpus_config,
+    validation_lines,
+)
 
 
 def _id(path: Path) -> str:

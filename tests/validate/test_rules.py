@@ -13,11 +13,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from validate_helpers import DATA, validation_lines, working_directory
 
 from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import UsageError
 from hbsdeploy.load.config import load_config
+from tests.helpers import working_directory
+from tests.validate.helpers import DATA, validation_lines
 
 NOW = dt.datetime.now(dt.timezone.utc)
 

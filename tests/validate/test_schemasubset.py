@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from validate_helpers import DATA, REPO, VALID
 
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.ecmaregex import ecma_pattern
 from hbsdeploy.load.resources import load_schema
 from hbsdeploy.load.schemasubset import SubsetValidator, Unsupported
 from hbsdeploy.load.yamlload import load_yaml, parse_yaml
+from tests.validate.helpers import DATA, REPO, VALID
 
 ODD_VALUES: list[Any] = [None, True, False, 0, 1, 1.0, 2.5, -1, 65, 601, "", "x", "yes", "DE*A36", "DE|8EO", "DE-8EO",
                          "+49*536", "https://a b", "local", "ftp://x", "Sandbox", "hubject", "user", "emp", "cpo", [],

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import requests
-from replica_helpers import FINGERPRINT, PASSWORD, Served, alert_of, csrf_of, status_of
 
 from hbsdeploy.portal.totp import totp
+from tests.web.helpers import FINGERPRINT, PASSWORD, Served, alert_of, csrf_of, status_of
 
 Start = Callable[..., Served]
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -371,10 +371,10 @@ def test_access_log_holds_no_cookie_form_body_or_password(replica: Start) -> Non
 
 
 def test_pages_honour_the_latency(replica: Start, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hbsdeploy.portal.emulator as emulator
+    import time  # the emulator sleeps through the time module: its sleep is patched for every thread
 
     slept: list[float] = []
-    real_sleep = emulator.time.sleep
+    real_sleep = time.sleep
 
     def recording_sleep(seconds: float) -> None:
         slept.append(seconds)
@@ -382,7 +382,7 @@ def test_pages_honour_the_latency(replica: Start, monkeypatch: pytest.MonkeyPatc
 
     served = replica(latency_ms=250)
     session = served.login()
-    monkeypatch.setattr(emulator.time, "sleep", recording_sleep)
+    monkeypatch.setattr(time, "sleep", recording_sleep)
     served.page(session)
     assert slept.count(0.25) == 1
 

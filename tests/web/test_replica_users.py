@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
-from replica_helpers import FINGERPRINT, ReplicaTls
 
 from hbsdeploy.cli.portal import portal
 from hbsdeploy.errors import InputError
 from hbsdeploy.portal.replica_users import ReplicaSetupError, load_users_file, make_user
+from tests.fixtures.tls import TlsFiles
+from tests.web.helpers import FINGERPRINT
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_PASSWORD = "pa55-never-shown"
@@ -107,12 +108,12 @@ def test_serve_ui_needs_a_users_file_and_reports_a_bad_one(tmp_path: Path) -> No
 
 
 def test_serve_ui_as_a_process_logs_in_and_never_logs_the_password(tmp_path: Path,
-                                                                   replica_tls: ReplicaTls) -> None:
+                                                                   tls: TlsFiles) -> None:
     users = tmp_path / "users.yaml"
     users.write_text(USERS)
     env = {**os.environ, "HBSDEPLOY_TEST_REPLICA_PASSWORD": SECRET_PASSWORD, "PYTHONPATH": str(REPO)}
-    args = ["serve", "--port", "0", "--state", str(tmp_path / "state.sqlite3"), "--tls-cert", str(replica_tls.cert),
-            "--tls-key", str(replica_tls.key), "--ui", "--ui-users", str(users), "--ui-session-minutes", "5"]
+    args = ["serve", "--port", "0", "--state", str(tmp_path / "state.sqlite3"), "--tls-cert", str(tls.server_cert),
+            "--tls-key", str(tls.server_key), "--ui", "--ui-users", str(users), "--ui-session-minutes", "5"]
     command = [sys.executable, "-c", "import sys; from hbsdeploy.cli.portal import portal; portal(sys.argv[1:])"]
     process = subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=env, cwd=tmp_path)
@@ -126,7 +127,7 @@ def test_serve_ui_as_a_process_logs_in_and_never_logs_the_password(tmp_path: Pat
         assert process.stdout.readline() == f"web UI at {url}/login\n"
         client = requests.Session()
         client.trust_env = False
-        client.verify = str(replica_tls.ca)
+        client.verify = str(tls.ca)
         answer = client.post(f"{url}/login", data={"username": "operator", "password": SECRET_PASSWORD})
         assert answer.url == f"{url}/"
         page = client.get(f"{url}/administration/service-type-settings").text

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from shared_helpers import working_directory  # noqa: F401 (re-exported)
-
 from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import InputError
 from hbsdeploy.load.config import Config, load_config

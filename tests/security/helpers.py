@@ -6,8 +6,6 @@ import os
 import unicodedata
 from pathlib import Path
 
-from shared_helpers import working_directory  # noqa: F401 (re-exported)
-
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE = REPO / "tests" / "data" / "hostile"
 PARTNERS = sorted((HOSTILE / "partners").glob("*.yaml"))

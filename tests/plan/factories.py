@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import strategies as st
-from shared_helpers import online_payload
 
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
 from hbsdeploy.plan.model import Desired
 from hbsdeploy.portal import ServiceTypeState
+from tests.helpers import online_payload
 
 SHA = "ab" * 32
 PARTNERS = ("DE*A36", "DE*B12", "+49*536", "DE-8EO", "AT*X01")

@@ -1,14 +1,10 @@
-"""Helpers for the end-to-end tests (imported by name: tests/e2e is on sys.path under pytest)."""
+"""Helpers for the end-to-end tests: the example repository's partners, configs, and what a store holds."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from click.testing import CliRunner
 
 from hbsdeploy.portal.store import Store
 
@@ -34,35 +30,6 @@ apply:
   max_disable_fraction: 0.25
   parallelism: 8
 """
-
-
-@dataclass(frozen=True)
-class Ran:
-    """One CLI run: exit code and what it printed."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def run_cli(*args: str, input: str | None = None, env: Mapping[str, str | None] | None = None) -> Ran:
-    """Run `hbsdeploy ARGS` in this process through the console script's entry point (exit codes as shipped)."""
-    from hbsdeploy.cli.main import main
-
-    runner = CliRunner()
-    with runner.isolation(input=input, env=env) as (out, err, _):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        stdout = out.getvalue().decode("utf-8", "replace")
-        stderr = err.getvalue().decode("utf-8", "replace")
-    return Ran(code, stdout, stderr)
 
 
 def write_config(repo: Path, text: str) -> None:
@@ -103,13 +70,3 @@ service_types:
     online_request: false
 """
 
-
-@dataclass(frozen=True)
-class Tls:
-    """A CA, a server certificate for 127.0.0.1, and a client certificate the server trusts."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path

@@ -1,4 +1,4 @@
-"""Helpers of the web UI replica tests (imported by name: tests/web is on sys.path under pytest)."""
+"""Helpers of the web UI replica tests: a served replica with its log and clients, and what a page shows."""
 
 from __future__ import annotations
 
@@ -15,13 +15,6 @@ from hbsdeploy.portal.emulator import ServerHandle
 PASSWORD = "correct horse battery staple"
 FINGERPRINT = "3f" * 32
 ACCOUNTS = ("DE*A36", "DE*B12")
-
-
-@dataclass(frozen=True)
-class ReplicaTls:
-    ca: Path
-    cert: Path
-    key: Path
 
 
 @dataclass
