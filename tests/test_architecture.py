@@ -39,8 +39,8 @@ def _imports(tree: ast.Module, module: str, is_package: bool, *, deferred: bool)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and not deferred:
             return
         else:
-            for child in ast.iter_child_nodes(node):
-                visit(child)
+            for nested in ast.iter_child_nodes(node):
+                visit(nested)
 
     visit(tree)
     return found

@@ -1,4 +1,4 @@
-"""Small factories and hypothesis strategies for the planning tests (imported by name from tests/plan)."""
+"""Small factories and hypothesis strategies for the planning tests."""
 
 from __future__ import annotations
 

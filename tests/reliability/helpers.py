@@ -1,4 +1,4 @@
-"""Helpers for the reliability tests (imported by name: tests/reliability is on sys.path under pytest)."""
+"""Helpers for the reliability tests: generated repositories, child processes, a misbehaving portal."""
 
 from __future__ import annotations
 

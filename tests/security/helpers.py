@@ -1,4 +1,4 @@
-"""Shared by the security tests (imported by name: tests/security is on sys.path under pytest)."""
+"""Shared by the security tests: the hostile corpus, its .expected files, and what a terminal would act on."""
 
 from __future__ import annotations
 
