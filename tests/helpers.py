@@ -13,6 +13,10 @@ from click.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
 
+# HBSDEPLOY_UPDATE_EXPECTED=1 rewrites every golden file a test compares with (the .expected files of the validate and
+# hostile corpora, tests/data/plan/) from what the code now produces: review the diff before committing it.
+UPDATE_GOLDEN = os.environ.get("HBSDEPLOY_UPDATE_EXPECTED") == "1"
+
 
 def online_payload(**overrides: Any) -> dict[str, Any]:
     """A complete, valid payload: the recommended CPO Authorization (online, Hubject certificate), with overrides."""
@@ -66,3 +70,12 @@ def run_cli(*args: str, input: str | None = None, env: Mapping[str, str | None] 
         stdout = out.getvalue().decode("utf-8", "replace")
         stderr = err.getvalue().decode("utf-8", "replace")
     return Ran(code, stdout, stderr)
+
+
+def check_golden(path: Path, actual: str) -> None:
+    """`actual` is exactly the content of the golden file `path`; with UPDATE_GOLDEN, (re)write the file instead."""
+    if UPDATE_GOLDEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(actual.encode("utf-8"))
+    assert path.is_file(), f"{path.name} is missing; run with HBSDEPLOY_UPDATE_EXPECTED=1 and review the new file"
+    assert actual == path.read_bytes().decode("utf-8"), f"{path.name} differs (HBSDEPLOY_UPDATE_EXPECTED=1 updates it)"

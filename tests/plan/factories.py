@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
-from hbsdeploy.plan.model import Desired
+from hbsdeploy.plan.model import Desired, Plan, compute_plan
 from hbsdeploy.portal import ServiceTypeState
 from tests.helpers import online_payload
 
@@ -41,6 +41,23 @@ def have(partner_id: str = "DE*A36", service_type: str = "authorization", versio
 
 def state_of(*items: ServiceTypeState) -> dict[tuple[str, str], ServiceTypeState]:
     return {(c.partner_id, c.service_type): c for c in items}
+
+
+def one_of_each_kind() -> Plan:
+    """A plan for qa with one change of each kind over three partners, and one service type unchanged."""
+    current = state_of(
+        have("DE*A36", "authorization", version='"2"', payload=settings(service_url="https://old.example.com")),
+        have("DE*A36", "reservation", version='"0"'),
+        have("DE-8EO", "authorization", version='"5"', payload=settings(broadcast_request=True)),
+        have("+49*536", "authorization", version='"1"', payload=settings()),
+    )
+    desired = [
+        want("DE*A36", "authorization", name="Example Charging", service_url="https://new.example.com"),
+        want("DE*A36", "reservation", name="Example Charging", service_url="https://r.example.com"),
+        want_payload("DE-8EO", "authorization", {"online_request": False, "client_certification": True}),
+        want("+49*536", "authorization"),
+    ]
+    return compute_plan("qa", desired, current)
 
 
 # -- strategies ------------------------------------------------------------------------------------------------------

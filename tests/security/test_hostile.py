@@ -25,7 +25,7 @@ from hbsdeploy.errors import HbsError, InputError
 from hbsdeploy.load.config import Config, load_config
 from hbsdeploy.portal import portal_label
 from hbsdeploy.render.payloads import Renderer, canonical_json, payloads_document
-from tests.helpers import working_directory
+from tests.helpers import check_golden, working_directory
 from tests.security.helpers import (
     CONFIGS,
     HOSTILE,
@@ -33,7 +33,6 @@ from tests.security.helpers import (
     PARTNERS,
     RENDERED,
     REPO,
-    check_expected,
     unsafe_characters,
 )
 
@@ -80,7 +79,7 @@ def partner_outcome(config: Config, relative: Path) -> str:
 def test_hostile_partner_file(corpus: Path, path: Path) -> None:
     with working_directory(corpus):
         outcome = partner_outcome(load_config(Path("hbsdeploy.yaml")), Path("partners") / path.name)
-    check_expected(path.with_suffix(".expected"), outcome)
+    check_golden(path.with_suffix(".expected"), outcome)
     problems = outcome.split(RENDERED)[0]
     assert unsafe_characters(problems) == [], "a message prints a control or bidi character raw"
     assert "hunter2" not in problems
@@ -114,7 +113,7 @@ def config_outcome(relative: Path) -> str:
 def test_hostile_config_file(corpus: Path, path: Path) -> None:
     with working_directory(corpus):
         outcome = config_outcome(Path("configs") / path.name)
-    check_expected(path.with_suffix(".expected"), outcome)
+    check_golden(path.with_suffix(".expected"), outcome)
     assert unsafe_characters(outcome) == []
     assert "hunter2" not in outcome
     assert not (corpus / MARKER).exists()

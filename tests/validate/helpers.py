@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from hbsdeploy.check.validate import validate
@@ -13,12 +12,6 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "validate"
 VALID = sorted((DATA / "valid").glob("*.yaml"))
 INVALID = sorted((DATA / "invalid").glob("*.yaml"))
-
-# HBSDEPLOY_UPDATE_EXPECTED=1 pytest tests/validate rewrites the .expected files (review the diff before committing).
-UPDATE = os.environ.get("HBSDEPLOY_UPDATE_EXPECTED") == "1"
-
-
-
 
 def corpus_config() -> Config:
     """The corpus's hbsdeploy.yaml: sandbox (local), qa, and prod (protected); partner files in valid/."""

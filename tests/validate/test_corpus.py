@@ -12,16 +12,8 @@ from pathlib import Path
 import pytest
 
 from hbsdeploy.load.config import load_config
-from tests.helpers import working_directory
-from tests.validate.helpers import (
-    DATA,
-    INVALID,
-    REPO,
-    UPDATE,
-    VALID,
-    corpus_config,
-    validation_lines,
-)
+from tests.helpers import check_golden, working_directory
+from tests.validate.helpers import DATA, INVALID, REPO, VALID, corpus_config, validation_lines
 
 
 def _id(path: Path) -> str:
@@ -55,11 +47,7 @@ def test_invalid_file_gives_expected_problems(path: Path) -> None:
     expected_file = path.with_suffix(".expected")
     with working_directory(DATA):
         lines = validation_lines(corpus_config(), [path.relative_to(DATA)])
-    if UPDATE:
-        expected_file.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    assert expected_file.is_file(), f"{expected_file.name} is missing; run with HBSDEPLOY_UPDATE_EXPECTED=1"
-    expected = expected_file.read_text(encoding="utf-8").splitlines()
-    assert lines == expected
+    check_golden(expected_file, "".join(f"{line}\n" for line in lines))
     assert any(": error[" in line for line in lines) or "warning" in path.stem, "an invalid file must have an error"
 
 
