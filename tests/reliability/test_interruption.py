@@ -36,6 +36,13 @@ from tests.reliability.helpers import (
 Start = Callable[..., ServerHandle]
 Key = tuple[str, str]
 
+# Apply at parallelism 1 against an emulator answering each request after 100 ms: a change (its write and the read
+# back) takes 200 ms, so the 13 changes left after the third give the signal seconds to land in the middle of the
+# writes. Once no write can be in flight any more, the tests go on through a second emulator without latency
+# serving the same store.
+PARTNERS = 8
+LATENCY_MS = 100
+
 
 def keys(partners: int) -> set[Key]:
     return {(p, t) for p in partner_ids(partners) for t in ("authorization", "reservation")}
@@ -60,9 +67,8 @@ def converge(*config: str) -> None:
 
 def test_sigint_mid_apply_reports_applied_and_not_attempted_then_a_rerun_converges(work: Path,
                                                                                   emulator: Start) -> None:
-    # about 80 ms per change at parallelism 1: 40 changes take a few seconds
-    handle = emulator(auto_register=True, latency_ms=40)
-    make_repo(work, 20, url=handle.url, parallelism=1)
+    slow = emulator(auto_register=True, latency_ms=LATENCY_MS)
+    make_repo(work, PARTNERS, url=slow.url, parallelism=1)
     process = start_cli(work, "apply", "--auto-approve")
     wait_for(lambda: audit_count(work) >= 3, "three changes applied", process)
     process.process.send_signal(signal.SIGINT)
@@ -72,24 +78,25 @@ def test_sigint_mid_apply_reports_applied_and_not_attempted_then_a_rerun_converg
     report = parse_report(out)
     applied = {key for key, o in report.items() if o.status == "applied"}
     not_attempted = {key for key, o in report.items() if o.status == "not attempted"}
-    assert set(report) == keys(20) and applied | not_attempted == keys(20)  # nothing failed, nothing unreported
+    assert set(report) == keys(PARTNERS) and applied | not_attempted == keys(PARTNERS)  # none failed or unreported
     assert len(applied) >= 3 and not_attempted
     assert all(report[key].message == "interrupted before this change" for key in not_attempted)
     assert f"Apply: {len(applied)} applied, 0 failed, {len(not_attempted)} not attempted." in out
     # the portal holds exactly what was reported applied; the audit log says the same, in whole lines
-    assert written(handle.portal.store.path) == applied
+    assert written(slow.portal.store.path) == applied
     entries = strict_audit_lines(work)
     assert {(e["partner_id"], e["service_type"]) for e in entries} == applied
     assert all(e["result"] == "applied" for e in entries)
     # the next plan shows exactly what remains; applying it converges
+    make_repo(work, PARTNERS, url=emulator(auto_register=True).url, parallelism=1)
     assert planned_keys(work) == not_attempted
     converge()
 
 
 def test_sigkill_mid_apply_of_a_saved_plan_leaves_every_file_readable_and_a_rerun_converges(
         work: Path, emulator: Start) -> None:
-    handle = emulator(auto_register=True, latency_ms=40)
-    make_repo(work, 20, url=handle.url, parallelism=1)
+    slow = emulator(auto_register=True, latency_ms=LATENCY_MS)
+    make_repo(work, PARTNERS, url=slow.url, parallelism=1)
     assert run_cli("plan", "--out", "plan.json").code == 0
     saved = (work / "plan.json").read_bytes()
     process = start_cli(work, "apply", "plan.json")
@@ -100,18 +107,19 @@ def test_sigkill_mid_apply_of_a_saved_plan_leaves_every_file_readable_and_a_reru
 
     assert (work / "plan.json").read_bytes() == saved
     plan = plan_from_json(json.loads(saved))  # still a valid plan, checksum intact
-    # the saved plan is now stale and is refused whole (its freshness check reads every partner, by which time the
-    # write in flight when the process died has landed or not)
+    # the saved plan is now stale and is refused whole (its freshness check reads every partner through the slow
+    # emulator, by which time the write in flight when the process died has landed or not)
     refused = run_cli("apply", "plan.json")
     assert refused.code == 1 and "the portal changed since the plan was made" in refused.stderr
     assert "nothing was written" in refused.stderr
     entries = strict_audit_lines(work, allow_torn_last=True)
     assert read_audit(audit_path(work)) == entries
     audited = {(e["partner_id"], e["service_type"]) for e in entries if e["result"] == "applied"}
-    holds = written(handle.portal.store.path)
+    holds = written(slow.portal.store.path)
     # every audited change is in the portal; at most the one write in flight when killed is not audited
-    assert audited <= holds and len(holds - audited) <= 1 and holds < keys(20)
+    assert audited <= holds and len(holds - audited) <= 1 and holds < keys(PARTNERS)
     # the next plan shows exactly what remains; applying it converges
+    make_repo(work, PARTNERS, url=emulator(auto_register=True).url, parallelism=1)
     assert planned_keys(work) == {c.key for c in plan.changes} - holds
     converge()
 
