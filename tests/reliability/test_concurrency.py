@@ -74,8 +74,8 @@ def collect(processes: Mapping[str, Child]) -> dict[str, dict[tuple[str, str], s
 def test_two_cli_applies_against_the_emulator_lose_no_update(tmp_path: Path, emulator: Start) -> None:
     handle = emulator(auto_register=True, latency_ms=20)
     repos = {v: make_repo(tmp_path / v, PARTNERS, url=handle.url, variant=v, parallelism=2) for v in ("a", "b")}
-    for repo in repos.values():  # both plans from the same versions
-        assert start_cli(repo, "plan", "--out", "plan.json").finish()[0] == 0
+    planning = [start_cli(repo, "plan", "--out", "plan.json") for repo in repos.values()]  # at once: same versions
+    assert [process.finish()[0] for process in planning] == [0, 0]
     processes = {variant: start_cli(repo, "apply", "plan.json") for variant, repo in repos.items()}
     reports = collect(processes)
     check_race(handle.portal.store.path, reports)
@@ -84,9 +84,10 @@ def test_two_cli_applies_against_the_emulator_lose_no_update(tmp_path: Path, emu
         assert sorted((e["partner_id"], e["service_type"]) for e in entries) == sorted(reports[variant])
         assert all(e["result"] == reports[variant][(e["partner_id"], e["service_type"])] for e in entries)
     # the side that lost a service type sees it again in its next plan, planned from the winner's version
-    for variant, repo in repos.items():
+    next_plans = {variant: start_cli(repo, "plan", "--detailed-exitcode") for variant, repo in repos.items()}
+    for variant, process in next_plans.items():
         lost = sum(1 for key in KEYS if reports[variant].get(key) != "applied")
-        code, out, _ = start_cli(repo, "plan", "--detailed-exitcode").finish()
+        code, out, _ = process.finish()
         assert code == (2 if lost else 0)
         assert (f"Plan: 0 to enable, {lost} to change, 0 to disable." in out) if lost else "No changes" in out
 
