@@ -51,7 +51,7 @@ def _check_jsonschema(schema: dict[str, object], instance: dict[str, str], tmp_p
 
 def test_patterns_match_as_check_jsonschema_matches(tmp_path: Path) -> None:
     keys = {f"p{p}s{s}": (pattern, text) for p, pattern in enumerate(PATTERNS) for s, text in enumerate(STRINGS)}
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+    schema: dict[str, object] = {"$schema": "https://json-schema.org/draft/2020-12/schema",
               "properties": {key: {"pattern": pattern} for key, (pattern, _) in keys.items()}}
     failing = _check_jsonschema(schema, {key: text for key, (_, text) in keys.items()}, tmp_path)
     assert len(failing) > 100  # the cases disagree often enough to prove something
