@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from plan_factories import have, settings, state_of, want
 
 from hbsdeploy.cli.main import cli
 from hbsdeploy.errors import Problem
@@ -19,6 +18,7 @@ from hbsdeploy.plan.build import Progress, plan_environment
 from hbsdeploy.plan.formats import PLAN_FORMATS, FormatOptions, render_plan
 from hbsdeploy.plan.model import Plan, compute_plan
 from hbsdeploy.portal import portal_label
+from tests.plan.factories import have, settings, state_of, want
 
 
 class Quiet:

@@ -1,6 +1,7 @@
 """Every rendering of a plan, byte for byte, against the golden files in tests/data/plan/.
 
-One file per representative plan and format: `<plan>.<format>` (enable.text, enable.json, enable.md, ...).
+One file per representative plan and way of showing it: `<plan>.<format>` (enable.text, enable.json,
+enable.markdown, ...), every format of the registry PLAN_FORMATS, and what apply reports after the mixed plan.
 `HBSDEPLOY_UPDATE_EXPECTED=1 python -m pytest tests/plan/test_goldens.py` rewrites them from what the code now
 renders: review the diff before committing it. A golden file whose plan or format is gone fails the orphan check.
 """
@@ -12,7 +13,9 @@ from collections.abc import Callable
 
 import pytest
 
-from hbsdeploy.plan import formats
+from hbsdeploy.apply.orchestrate import ApplyReport
+from hbsdeploy.apply.run import ApplyResult, ChangeResult, Status
+from hbsdeploy.plan.formats import PLAN_FORMATS, FormatOptions, render_markdown, render_plan
 from hbsdeploy.plan.model import Plan, compute_plan
 from tests.helpers import REPO, check_golden
 from tests.plan.factories import SHA, have, offline, one_of_each_kind, settings, state_of, want, want_payload
@@ -67,10 +70,6 @@ def _hostile_name() -> Plan:
     return compute_plan("qa", desired, current)
 
 
-def _manual_portal(plan: Plan) -> str:
-    return f"portal '{plan.environment}' (manual)"
-
-
 PLANS: dict[str, Callable[[], Plan]] = {
     "enable": _enable,
     "change": _change,
@@ -80,38 +79,72 @@ PLANS: dict[str, Callable[[], Plan]] = {
     "mixed": one_of_each_kind,
 }
 
-FORMATS: dict[str, Callable[[Plan], str]] = {
-    "text": formats.render_text,
-    "text-coloured": lambda plan: formats.render_text(plan, formats.ansi),
-    "json": formats.render_json,
-    "md": formats.render_markdown,
-    "instructions": lambda plan: formats.render_instructions(plan, _manual_portal(plan)),
-    "instructions-during-apply": lambda plan: formats.render_instructions(plan, _manual_portal(plan),
-                                                                           during_apply=True),
+
+def _manual(during_apply: bool = False) -> Callable[[Plan], FormatOptions]:
+    return lambda plan: FormatOptions(portal_label=f"portal '{plan.environment}' (manual)", during_apply=during_apply)
+
+
+# Golden file suffix -> (the format's name in PLAN_FORMATS, its options for a plan): every way a plan is shown.
+FORMATS: dict[str, tuple[str, Callable[[Plan], FormatOptions]]] = {
+    "text": ("text", lambda plan: FormatOptions()),
+    "text-coloured": ("text", lambda plan: FormatOptions(colour=True)),
+    "json": ("json", lambda plan: FormatOptions()),
+    "markdown": ("markdown", lambda plan: FormatOptions()),
+    "instructions": ("instructions", _manual()),
+    "instructions-during-apply": ("instructions", _manual(during_apply=True)),
 }
+
+
+def rendered(name: str, fmt: str) -> str:
+    plan = PLANS[name]()
+    format_name, options = FORMATS[fmt]
+    return render_plan(plan, format_name, options(plan))
+
+
+def apply_report() -> str:
+    """What apply prints after the mixed plan: one change applied, one failed, one not attempted."""
+    plan = one_of_each_kind()
+    change, enable, disable = plan.changes
+    result = ApplyResult((ChangeResult(change, Status.APPLIED),
+                          ChangeResult(enable, Status.FAILED, "the portal refused the payload (422): Service URL "
+                                                              "must use https"),
+                          ChangeResult(disable, Status.NOT_ATTEMPTED, "interrupted before this change")),
+                         interrupted=True)
+    report = ApplyReport("qa", plan, result)
+    return "\n".join([*report.lines(), str(report.next_step())]) + "\n"
+
+
+GOLDEN_FILES = {f"{name}.{fmt}" for name in PLANS for fmt in FORMATS} | {"mixed-cut.markdown", "mixed.apply-report"}
+
+
+def test_every_registered_format_has_golden_files() -> None:
+    assert {format_name for format_name, _ in FORMATS.values()} == set(PLAN_FORMATS)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", PLANS)
 def test_rendering_matches_its_golden_file(name: str, fmt: str) -> None:
-    check_golden(GOLDEN / f"{name}.{fmt}", FORMATS[fmt](PLANS[name]()))
+    check_golden(GOLDEN / f"{name}.{fmt}", rendered(name, fmt))
 
 
 def test_the_markdown_cut_to_a_limit_matches_its_golden_file() -> None:
     """The mixed plan in a comment too small for all of it: the first change, then a count of the rest."""
-    check_golden(GOLDEN / "mixed-cut.md", formats.render_markdown(one_of_each_kind(), limit=850))
+    check_golden(GOLDEN / "mixed-cut.markdown", render_markdown(one_of_each_kind(), limit=850))
+
+
+def test_the_apply_report_matches_its_golden_file() -> None:
+    check_golden(GOLDEN / "mixed.apply-report", apply_report())
 
 
 def test_every_golden_file_belongs_to_a_plan_and_a_format() -> None:
     """A plan or a format renamed or removed must not leave its golden files behind, untested."""
-    expected = {f"{name}.{fmt}" for name in PLANS for fmt in FORMATS} | {"mixed-cut.md"}
-    assert sorted(p.name for p in GOLDEN.iterdir() if p.name not in expected) == []
+    assert sorted(p.name for p in GOLDEN.iterdir() if p.name not in GOLDEN_FILES) == []
 
 
 @pytest.mark.parametrize("fmt", [fmt for fmt in FORMATS if fmt != "json"])
 def test_no_rendering_for_people_carries_the_names_control_or_invisible_characters(fmt: str) -> None:
     """JSON keeps the name as it is (escaped by JSON where JSON escapes); every other rendering shows it escaped."""
-    shown = ANSI.sub("", FORMATS[fmt](_hostile_name()))
+    shown = ANSI.sub("", rendered("hostile-name", fmt))
     assert unsafe_characters(shown) == []
     assert "\n  + DE*A36 (Fake)" not in shown  # the name cannot forge a line
 
