@@ -6,7 +6,7 @@ import importlib
 import re
 from pathlib import Path
 
-from test_architecture import LAYERS
+from tests.test_architecture import LAYERS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
 CITED = re.compile(r"`([a-z_]+(?:\.[A-Za-z_]+)+)(?:\([^`]*\))?`")
