@@ -178,6 +178,9 @@ class ExpiringPortal:
             self.replica.ui.expire_sessions()
         return state
 
+    def cancel(self) -> None:
+        self.portal.cancel()
+
     def close(self) -> None:
         self.portal.close()
 
