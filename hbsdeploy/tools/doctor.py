@@ -3,8 +3,10 @@
 Checks, in order: the config is found and valid; the partner files validate; for the chosen environment, the
 client certificate and key (readable, matching, not expired, warn within 30 days), the CA bundle, the token
 variable (its value is never read into a message), and the portal (an HTTP(S) GET of the base URL for an API;
-the state folder writable for `local` and `manual`). With `probe`, every Service URL of the environment's
-partners is reached the way the platform reaches it: DNS, TCP, TLS handshake, certificate valid for the host.
+the state folder writable for `local`, `manual` and `web`). For `web`, it logs in (the saved session or the *_env
+credentials) and looks, read-only, for every entry of the UI map on the portal's pages (portal/web/uicheck.py).
+With `probe`, every Service URL of the environment's partners is reached the way the platform reaches it: DNS,
+TCP, TLS handshake, certificate valid for the host.
 
 Decisions: a certificate that expires within 30 days is a warning (it still works today), an expired one a
 failure. Any HTTP answer from the portal, even 401 or 404, proves it reachable; 5xx is a warning. The probe
@@ -104,6 +106,8 @@ def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Ch
         yield _portal_reachable(env, options.timeout)
     else:
         yield _state_folder_check(env)
+    if env.kind == "web":
+        yield from _web_ui_checks(env)
     if options.probe:
         yield from _probe_checks(config, env, options.probe_ca_bundle, options.timeout, now)
 
@@ -297,6 +301,35 @@ def _state_folder_check(env: Environment) -> Check:
                                             f"({exc.strerror}); fix permissions or state_dir")
     where = "is writable" if existing == folder else "will be created (its parent is writable)"
     return Check("portal", CheckStatus.OK, f"{env.portal}: state folder {shown} {where}")
+
+
+def _web_ui_checks(env: Environment) -> Iterator[Check]:
+    """Log in (the saved session or the *_env credentials) and look for every UI map entry on the portal's pages."""
+    from hbsdeploy.portal import PortalError
+    from hbsdeploy.portal.web.driver import WebPortal
+    from hbsdeploy.portal.web.uicheck import check_ui
+
+    try:
+        portal = WebPortal(env)
+    except PortalError as exc:
+        yield Check("ui log-in", Status.FAIL, f"{exc}; the UI map was not checked")
+        return
+    try:
+        if portal.sessions.state is None and not portal.sessions.credentials.available:
+            unset = portal.sessions.credentials.missing()
+            how = f"set {' and '.join(unset)}" if unset else "set username_env and password_env"
+            yield Check("ui log-in", Status.FAIL, f"no session for portal {env.name!r}; run `hbsdeploy login --env "
+                                                  f"{env.name}`, or {how}; the UI map was not checked")
+            return
+        try:
+            findings = check_ui(portal)
+        except PortalError as exc:
+            yield Check("ui", Status.FAIL, f"{exc}; the UI map check stopped there")
+            return
+    finally:
+        portal.close()
+    for finding in findings:
+        yield Check(finding.name, Status.OK if finding.passed else Status.FAIL, finding.detail)
 
 
 # --- probing Service URLs -------------------------------------------------------------------------------------------

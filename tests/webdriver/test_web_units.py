@@ -261,13 +261,19 @@ def test_the_verification_code_is_computed_from_the_secret_variable(monkeypatch:
     assert Credentials(Environment(name="qa", portal="web", url=PORTAL)).totp_code() is None
 
 
-def test_doctor_on_a_web_environment_checks_the_state_folder(tmp_path: Path) -> None:
+def test_doctor_on_a_web_environment_checks_the_state_folder_and_needs_a_session_to_check_the_ui_map(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
     from hbsdeploy.cli.main import cli
 
     _config(tmp_path, WEB_ENV)
     (tmp_path / "partners").mkdir()
+    monkeypatch.delenv("HBSDEPLOY_QA_USER", raising=False)
+    monkeypatch.delenv("HBSDEPLOY_QA_PASSWORD", raising=False)
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "hbsdeploy.yaml"), "doctor", "--env", "qa"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "ok   portal: web: state folder" in result.output
+    # Neither a saved session nor credentials: no browser is started, the line says how to get a session.
+    assert "FAIL ui log-in: no session for portal 'qa'; run `hbsdeploy login --env qa`, or set HBSDEPLOY_QA_USER " \
+           "and HBSDEPLOY_QA_PASSWORD; the UI map was not checked\n" in result.output
