@@ -299,7 +299,11 @@ class WebPortal:
         """Every service type of one partner account, from the read-only view."""
 
         def read_all(page: SettingsPage, _retry: bool) -> dict[str, ServiceTypeState]:
-            return {name: self._read(page, partner_id, name) for name in service_types()}
+            # The service type the list shows now first: choosing the next account keeps it (one page load fewer).
+            shown = page.selected_text("labels", "service_type")
+            order = sorted(service_types(), key=lambda name: self._option_text(name) != shown)
+            found = {name: self._read(page, partner_id, name) for name in order}
+            return {name: found[name] for name in service_types()}
 
         return self._run(lambda worker: self._labelled(lambda: worker.with_session(read_all)))
 

@@ -188,31 +188,44 @@ class SettingsPage(PortalPage):
 
     def _settle(self, expected: tuple[str, str]) -> None:
         """After a navigation: SessionExpired on the login page, else the expected element must be there."""
+        if locate(self.page, self.ui.entry(*expected)).count() == 1:
+            return  # the page asked for (one round trip to the browser: the usual case, on the hot path of reads)
         self.check_session()
         self.find(*expected)
 
     def select(self, partner_id: str, service_type: str, option_text: str) -> None:
         """Show one partner account's service type (each selection reloads the view)."""
         account = self.find("labels", "partner_account")
-        values = account.evaluate("select => Array.from(select.options).map(option => option.value)")
+        values, current = self._options(account, "value")
         if partner_id not in values:
             raise PartnerNotFound(f"the portal lists no partner account {partner_id!r} for this user; check the "
                                   "user's partner accounts in the portal")
-        self._choose(account, value=partner_id)
+        if current != partner_id:
+            self._choose(account, value=partner_id)
         kind = self.find("labels", "service_type")
-        labels = kind.evaluate("select => Array.from(select.options).map(option => option.text.trim())")
+        labels, current = self._options(kind, "text")
         if option_text not in labels:
             entry = self.ui.entry("options", service_type) if service_type in self.ui.entries["options"] else None
             where = f" ({entry.describe()})" if entry else ""
             raise UiElementNotFound(f"the {self.ui.entry('labels', 'service_type').describe()} list has no option "
                                     f"{option_text!r}{where}; it offers: {', '.join(labels)}")
-        self._choose(kind, label=option_text)
+        if current != option_text:
+            self._choose(kind, label=option_text)
+
+    def selected_text(self, group: str, key: str) -> str:
+        """The text of the option a selection list shows now."""
+        return self._options(self.find(group, key), "text")[1]
+
+    @staticmethod
+    def _options(select: Locator, what: str) -> tuple[list[str], str]:
+        """A selection list's options (their values or texts) and the selected one's, in one round trip."""
+        found = select.evaluate(
+            "(s, what) => { const of = o => what === 'value' ? o.value : o.text.trim();"
+            " const chosen = s.options[s.selectedIndex];"
+            " return [Array.from(s.options).map(of), chosen ? of(chosen) : '']; }", what)
+        return [str(option) for option in found[0]], str(found[1])
 
     def _choose(self, select: Locator, *, value: str | None = None, label: str | None = None) -> None:
-        current = select.evaluate("s => [s.value, s.options[s.selectedIndex] ? s.options[s.selectedIndex].text.trim()"
-                                  " : '']")
-        if (value is not None and current[0] == value) or (label is not None and current[1] == label):
-            return
         if value is not None:
             self.navigate(lambda: select.select_option(value=value), f"choosing {value!r}")
         else:
