@@ -77,9 +77,10 @@ environments:
 {settings}"""
 
 GITIGNORE_TEXT = """\
-# hbsdeploy: embedded portal stores, audit log and locks; never commit private keys.
+# hbsdeploy: embedded portal stores, audit log, evidence and locks; never commit private keys or web sessions.
 .hbsdeploy/
 *.key
+web-session-*.json
 """
 
 

@@ -39,6 +39,7 @@ def test_init_writes_config_partner_templates_schemas_and_hooks(new_repo: Path) 
         assert filecmp.cmp(schema, new_repo / "schemas" / schema.name, shallow=False)
     ignored = (new_repo / ".gitignore").read_text().splitlines()
     assert ".hbsdeploy/" in ignored and "*.key" in ignored
+    assert "web-session-*.json" in ignored  # a web portal's session, even with another state_dir
 
 
 def test_the_new_repository_validates_renders_and_plans_on_the_sandbox(new_repo: Path, hbs: RunHbs) -> None:
