@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from hbsdeploy.load.uimap import UiEntry, UiMap
 from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalAuthError, PortalProtocolError, PortalUnavailable
@@ -13,6 +13,12 @@ from hbsdeploy.text import escape_line
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
+
+
+T = TypeVar("T")
+# How long an element that the loaded page should hold may take to be found before `find` looks closer: on a loaded
+# page it is there at once, so this only bounds the wait before a missing element is reported.
+QUICK_MS = 1000.0
 
 
 class UiElementNotFound(PortalProtocolError):
@@ -61,6 +67,16 @@ class PortalPage:
             raise UiElementNotFound(f"{entry.describe()} is on the {self.title} page {count} times; the UI map must "
                                     "name one element")
         return found.first
+
+    def quick(self, group: str, key: str, action: Callable[[Locator, float], T]) -> T:
+        """`action(element, timeout_ms)` on an entry's element in one round trip to the browser (the hot path of
+        reads); when that fails (no such element, or more than one), `find` names the problem."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            return action(locate(self.page, self.ui.entry(group, key)), QUICK_MS)
+        except PlaywrightError:
+            return action(self.find(group, key), self.timeout_ms)
 
     def has(self, group: str, key: str) -> bool:
         """Whether a UI map entry is on the page now."""
@@ -195,15 +211,15 @@ class SettingsPage(PortalPage):
 
     def select(self, partner_id: str, service_type: str, option_text: str) -> None:
         """Show one partner account's service type (each selection reloads the view)."""
-        account = self.find("labels", "partner_account")
-        values, current = self._options(account, "value")
+        account = locate(self.page, self.ui.entry("labels", "partner_account"))
+        values, current = self.quick("labels", "partner_account", lambda found, wait: _options(found, "value", wait))
         if partner_id not in values:
             raise PartnerNotFound(f"the portal lists no partner account {partner_id!r} for this user; check the "
                                   "user's partner accounts in the portal")
         if current != partner_id:
             self._choose(account, value=partner_id)
-        kind = self.find("labels", "service_type")
-        labels, current = self._options(kind, "text")
+        kind = locate(self.page, self.ui.entry("labels", "service_type"))
+        labels, current = self.quick("labels", "service_type", lambda found, wait: _options(found, "text", wait))
         if option_text not in labels:
             entry = self.ui.entry("options", service_type) if service_type in self.ui.entries["options"] else None
             where = f" ({entry.describe()})" if entry else ""
@@ -214,16 +230,7 @@ class SettingsPage(PortalPage):
 
     def selected_text(self, group: str, key: str) -> str:
         """The text of the option a selection list shows now."""
-        return self._options(self.find(group, key), "text")[1]
-
-    @staticmethod
-    def _options(select: Locator, what: str) -> tuple[list[str], str]:
-        """A selection list's options (their values or texts) and the selected one's, in one round trip."""
-        found = select.evaluate(
-            "(s, what) => { const of = o => what === 'value' ? o.value : o.text.trim();"
-            " const chosen = s.options[s.selectedIndex];"
-            " return [Array.from(s.options).map(of), chosen ? of(chosen) : '']; }", what)
-        return [str(option) for option in found[0]], str(found[1])
+        return self.quick(group, key, lambda found, wait: _options(found, "text", wait))[1]
 
     def _choose(self, select: Locator, *, value: str | None = None, label: str | None = None) -> None:
         if value is not None:
@@ -234,16 +241,22 @@ class SettingsPage(PortalPage):
 
     def read(self, has_broadcast: bool) -> FormValues:
         """The values the form shows (read-only view or edit mode)."""
+        def checked(element: Locator, timeout: float) -> bool:
+            return element.is_checked(timeout=timeout)
+
+        def value(element: Locator, timeout: float) -> str:
+            return element.input_value(timeout=timeout)
+
         broadcast: bool | None = None
         if has_broadcast:
-            broadcast = self.find("labels", "broadcast_request").is_checked()
+            broadcast = self.quick("labels", "broadcast_request", checked)
         return FormValues(
-            online_request=self.find("labels", "online_request").is_checked(),
+            online_request=self.quick("labels", "online_request", checked),
             broadcast_request=broadcast,
-            service_url=self.find("labels", "service_url").input_value(),
-            client_certification=self.find("labels", "client_certification").is_checked(),
-            user_certificate=self.find("labels", "user_certificate_choice").is_checked(),
-            certificate_sha256=self.find("labels", "user_certificate").input_value(),
+            service_url=self.quick("labels", "service_url", value),
+            client_certification=self.quick("labels", "client_certification", checked),
+            user_certificate=self.quick("labels", "user_certificate_choice", checked),
+            certificate_sha256=self.quick("labels", "user_certificate", value),
         )
 
     def edit(self) -> None:
@@ -289,3 +302,12 @@ class SettingsPage(PortalPage):
         """Click Cancel when the form is in edit mode (nothing half-edited is saved)."""
         if self.has("buttons", "cancel"):
             self.click("buttons", "cancel")
+
+
+def _options(select: Locator, what: str, timeout: float) -> tuple[list[str], str]:
+    """A selection list's options (their values or texts) and the selected one's, in one round trip."""
+    found = select.evaluate(
+        "(s, what) => { const of = o => what === 'value' ? o.value : o.text.trim();"
+        " const chosen = s.options[s.selectedIndex];"
+        " return [Array.from(s.options).map(of), chosen ? of(chosen) : '']; }", what, timeout=timeout)
+    return [str(option) for option in found[0]], str(found[1])
