@@ -61,7 +61,11 @@ def launch(playwright: Playwright, configured: Path | None, *, headless: bool = 
     """A Chromium browser, headless unless asked otherwise."""
     executable = find_browser(configured, Path(playwright.chromium.executable_path))
     try:
-        return playwright.chromium.launch(executable_path=executable, headless=headless, args=launch_args())
+        # handle_sigint=False: a terminal's Ctrl-C reaches the whole process group, Playwright's driver included,
+        # which by default closes the browser at once and fails the write in flight; hbsdeploy handles Ctrl-C itself
+        # (no new write starts, the one in flight finishes, then the report) and closes the browser on exit.
+        return playwright.chromium.launch(executable_path=executable, headless=headless, args=launch_args(),
+                                          handle_sigint=False)
     except Exception as exc:  # Playwright's Error: a browser that does not start
         first = escape_line(str(exc), 300)
         raise BrowserMissing(f"the browser {executable or 'of Playwright'} did not start ({first}); {INSTALL_HINT}") \

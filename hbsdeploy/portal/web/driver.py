@@ -262,10 +262,10 @@ class WebPortal:
         first = escape_line(str(exc).split("\n")[0], 300)
         return PortalUnavailable(f"{self.label}: the browser failed ({first})")
 
-    def _run(self, operation: Callable[[_Worker], T]) -> T:
+    def _run(self, operation: Callable[[_Worker], T], *, write: bool = False) -> T:
         worker = self._acquire()
         try:
-            if self._cancelled.is_set():
+            if write and self._cancelled.is_set():
                 raise PortalRefused(f"{self.label}: interrupted before this step")
 
             def on_host(browser: Browser) -> T:
@@ -324,7 +324,7 @@ class WebPortal:
         def write(page: SettingsPage, retry: bool) -> ServiceTypeState:
             return self._write(page, partner_id, service_type, payload, expected, if_match, retry)
 
-        return self._run(lambda worker: self._labelled(lambda: worker.with_session(write)))
+        return self._run(lambda worker: self._labelled(lambda: worker.with_session(write)), write=True)
 
     def _write(self, page: SettingsPage, partner_id: str, service_type: str, payload: Mapping[str, Any],
                expected: dict[str, Any], if_match: str, retry: bool) -> ServiceTypeState:
@@ -392,7 +392,8 @@ class WebPortal:
             raise
 
     def cancel(self) -> None:
-        """Start no new step (Ctrl-C): waiting reads and writes fail as interrupted; the ones running finish."""
+        """Start no new write (Ctrl-C): a waiting write fails as interrupted; the ones running finish, and reads still
+        run (apply reads back a write that was in flight, as the interface promises)."""
         self._cancelled.set()
 
     def close(self) -> None:
