@@ -312,24 +312,24 @@ def _web_ui_checks(env: Environment) -> Iterator[Check]:
     try:
         portal = WebPortal(env)
     except PortalError as exc:
-        yield Check("ui log-in", Status.FAIL, f"{exc}; the UI map was not checked")
+        yield Check("ui log-in", CheckStatus.FAIL, f"{exc}; the UI map was not checked")
         return
     try:
         if portal.sessions.state is None and not portal.sessions.credentials.available:
             unset = portal.sessions.credentials.missing()
             how = f"set {' and '.join(unset)}" if unset else "set username_env and password_env"
-            yield Check("ui log-in", Status.FAIL, f"no session for portal {env.name!r}; run `hbsdeploy login --env "
-                                                  f"{env.name}`, or {how}; the UI map was not checked")
+            yield Check("ui log-in", CheckStatus.FAIL, f"no session for portal {env.name!r}; run `hbsdeploy login "
+                                                       f"--env {env.name}`, or {how}; the UI map was not checked")
             return
         try:
             findings = check_ui(portal)
         except PortalError as exc:
-            yield Check("ui", Status.FAIL, f"{exc}; the UI map check stopped there")
+            yield Check("ui", CheckStatus.FAIL, f"{exc}; the UI map check stopped there")
             return
     finally:
         portal.close()
     for finding in findings:
-        yield Check(finding.name, Status.OK if finding.passed else Status.FAIL, finding.detail)
+        yield Check(finding.name, CheckStatus.OK if finding.passed else CheckStatus.FAIL, finding.detail)
 
 
 # --- probing Service URLs -------------------------------------------------------------------------------------------
