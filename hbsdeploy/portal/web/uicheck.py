@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.uimap import UiEntry
 from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.portal import PortalAuthError
 from hbsdeploy.portal.web.forms import safe_name
 from hbsdeploy.portal.web.pages import LoginPage, PortalPage, SettingsPage, locate
-from hbsdeploy.portal.web.uimap import UiEntry
 
 if TYPE_CHECKING:
     from hbsdeploy.portal.web.driver import WebPortal, _Worker
