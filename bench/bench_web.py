@@ -119,6 +119,31 @@ def seed(repo: Path, batch: int) -> None:
         portal.close()
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and every live process below it (Playwright's driver, Chromium and
+    its renderers): what the work costs, whatever else the machine runs. The emulators are separate processes and
+    not counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    mine, total = os.getpid(), 0.0
+    for pid, used in times.items():
+        walk = pid
+        while walk > 1 and walk != mine:
+            walk = parents.get(walk, 0)
+        total += used if walk == mine else 0.0
+    return total
+
+
 def writes_in(log: Path, pattern: str) -> int:
     """How many writes the emulator served (its access log: `address "METHOD path" status time`)."""
     return len(re.findall(pattern, log.read_text(encoding="utf-8")))
@@ -145,11 +170,11 @@ def run_portal(repo: Path, name: str, log: Path, write_pattern: str) -> dict[str
     parallelism = config.parallelism
     from hbsdeploy.plan.build import make_plan
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     portal = open_portal(env, parallelism=parallelism)
     try:
         plan = make_plan(project, env, portal, parallelism, renderer=renderer)
-        read_s = time.perf_counter() - started
+        read_s, read_cpu_s = time.perf_counter() - started, cpu_seconds() - cpu
         began = time.perf_counter()
         result = apply_plan(plan, portal, audit_log(repo, name), parallelism=parallelism)
         apply_s = time.perf_counter() - began
@@ -165,7 +190,8 @@ def run_portal(repo: Path, name: str, log: Path, write_pattern: str) -> dict[str
         rewritten = writes_in(log, write_pattern) - written
     finally:
         portal.close()
-    return {"service_types_read": len(plan.observed), "read_s": read_s, "writes": written, "apply_s": apply_s,
+    return {"service_types_read": len(plan.observed), "read_s": read_s, "read_cpu_s": read_cpu_s,
+            "writes": written, "apply_s": apply_s,
             "s_per_write": apply_s / max(1, written), "reread_s": reread_s, "second_apply_changes": len(again.changes),
             "second_apply_results": len(second.results), "second_apply_writes": rewritten,
             "portal_parallelism": getattr(portal, "parallelism", parallelism)}
@@ -208,7 +234,8 @@ def main() -> int:
         print(f"{args.partners} partners x 2 service types, {args.latency_ms:g} ms added per page / API answer")
         for label, row in (("web (replica, Chromium)", web), ("HTTP emulator", api)):
             print(f"  {label}: read {row['service_types_read']} in {row['read_s']:.1f} s "
-                  f"(parallelism {row['portal_parallelism']}), {row['writes']} writes in {row['apply_s']:.1f} s "
+                  f"({row['read_cpu_s']:.1f} CPU s, parallelism {row['portal_parallelism']}), "
+                  f"{row['writes']} writes in {row['apply_s']:.1f} s "
                   f"= {row['s_per_write']:.2f} s per write, re-plan {row['reread_s']:.1f} s, second apply: "
                   f"{row['second_apply_changes']} changes, {row['second_apply_writes']} writes at the portal")
         print(f"  web / HTTP: reads {figures['read_ratio']:.0f}x, per write {figures['write_ratio']:.0f}x")
