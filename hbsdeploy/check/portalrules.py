@@ -10,18 +10,15 @@ import functools
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
+from hbsdeploy.hosts import ip_literal, is_public
 from hbsdeploy.load.servicetypes import ServiceTypeSpec
 from hbsdeploy.text import redact_urls
 
-if TYPE_CHECKING:
-    import ipaddress
-
 _PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".localdomain", ".home.arpa", ".lan")
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn"})
-_IP_CHARACTERS = frozenset("0123456789abcdefxABCDEFX.:")
 # What urlsplit leaves of a host that a resolver can take: an LDH name (underscores too, seen in the wild) or an IP
 # literal (IPv6 without brackets, a zone after %25). Anything else, e.g. `%31%32%37.0.0.1`, which URL parsers
 # percent-decode to 127.0.0.1, is refused.
@@ -135,9 +132,9 @@ def _check_host(host: str, allow_private_hosts: bool) -> list[Violation]:
     found = _check_international(host)
     if allow_private_hosts or found and found[0].severity == "error":
         return found
-    address = _ip_literal(host.removesuffix("."))  # `127.0.0.1.` is 127.0.0.1 to URL parsers and resolvers
+    address = ip_literal(host)  # `127.0.0.1.` is 127.0.0.1 to URL parsers and resolvers
     if address is not None:
-        if not _is_global(address):
+        if not is_public(address):
             return [Violation("service_url", "service-url-private-host",
                               f"Service URL host {host} is a loopback, private or link-local address the platform "
                               "cannot reach; use your public host name")]
@@ -179,36 +176,3 @@ def _looks_latin(label: str) -> bool:
         return True
     return bool(letters) and not label.isascii() and all(char in _LATIN_LOOKING_CYRILLIC for char in letters)
 
-
-def _is_global(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Reachable from the internet: global itself, and so is any IPv4 address it embeds (IPv4-mapped, 6to4, NAT64)."""
-    import ipaddress
-
-    if not address.is_global:
-        return False
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in ipaddress.IPv6Network("64:ff9b::/96"):
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None and not embedded.is_global:
-            return False
-    return True
-
-
-def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not _IP_CHARACTERS.issuperset(host):  # a host name: spares loading ipaddress and socket
-        return None
-    import ipaddress
-    import socket
-
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    # Legacy forms resolvers still accept: 2130706433, 0x7f.1, 017700000001 all mean 127.0.0.1.
-    if all(c in "0123456789abcdefxABCDEFX." for c in host) and any(c.isdigit() for c in host):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from hbsdeploy.errors import HbsError, InputError, Problem, UsageError
+from hbsdeploy.hosts import HostError, parse_portal_url
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.yamlload import Document, JsonPath, display_path, load_yaml
@@ -38,6 +38,7 @@ class Environment:
     verify_tls: bool = True
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    total_timeout: float = 120.0  # one request attempt, from sending to the last byte of the answer
     max_retries: int = 4
     state_file: Path | None = None  # the store behind `local` and `manual`
     state_dir: Path | None = None  # where a web portal keeps its session and evidence
@@ -156,26 +157,15 @@ def _escape_problems(root: Path, document: Document) -> list[Problem]:
         problems += _web_problems(document, name, settings or {})
         if not isinstance(portal, str) or portal in (PORTAL_LOCAL, PORTAL_MANUAL, PORTAL_WEB):
             continue
-        where = ("environments", name, "portal")
         try:
-            netloc = urlsplit(portal).netloc
-        except ValueError as exc:
-            problems.append(document.problem(where, "portal-setting", f"portal {show(portal)} does not parse "
-                                                                      f"({exc}); write https://host/path"))
-            continue
-        if "@" in netloc:
-            problems.append(document.problem(where, "portal-credentials",
-                                             f"portal {show(portal)} carries a user name or password, a secret in "
-                                             "a file that goes to git; remove it and give the token in token_env"))
-        elif not portal.isprintable():
-            problems.append(document.problem(where, "portal-setting",
-                                             f"portal {show(portal)} holds a control or invisible character; "
-                                             "write the URL in plain characters"))
+            parse_portal_url(portal, protected=bool((settings or {}).get("protected", False)))
+        except HostError as exc:
+            problems.append(document.problem(("environments", name, "portal"), exc.rule,
+                                             f"portal {show(portal)} {exc}"))
     return problems
 
 
 _WEB_ONLY = ("url", "browser", "parallelism", "username_env", "password_env", "totp_env", "ui")
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _web_problems(document: Document, name: str, settings: dict[str, Any]) -> list[Problem]:
@@ -190,16 +180,10 @@ def _web_problems(document: Document, name: str, settings: dict[str, Any]) -> li
         return [document.problem((*where, "portal"), "web-setting",
                                  "portal: web needs url: the portal's address, e.g. https://portal-qa.hubject.com")]
     problems: list[Problem] = []
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError as exc:
-        return [document.problem((*where, "url"), "portal-setting", f"url {show(url)} does not parse ({exc}); "
-                                                                    "write https://host")]
-    if parts.scheme == "http" and host not in _LOOPBACK_HOSTS:
-        problems.append(document.problem((*where, "url"), "portal-setting",
-                                         f"url {show(url)} would send the portal password unencrypted; use https:// "
-                                         "(http:// is for a replica on 127.0.0.1 only)"))
+    try:  # the one host rule (hbsdeploy.hosts): http:// only to loopback, never protected, a valid host and port
+        parse_portal_url(url, protected=bool(settings.get("protected", False)), secret="the portal password")
+    except HostError as exc:
+        problems.append(document.problem((*where, "url"), "portal-setting", f"url {show(url)} {exc}"))
     overrides = settings.get("ui")
     if isinstance(overrides, dict) and overrides:
         from hbsdeploy.load.uimap import unknown_override_keys
@@ -264,6 +248,7 @@ def _environment(name: str, settings: dict[str, Any], root: Path, state_dir: Pat
         verify_tls=bool(settings.get("verify_tls", True)),
         connect_timeout=float(timeouts.get("connect", 5.0)),
         read_timeout=float(timeouts.get("read", 30.0)),
+        total_timeout=float(timeouts.get("total", 120.0)),
         max_retries=int(settings.get("max_retries", 4)),
         state_file=state_file,
         state_dir=state_dir,

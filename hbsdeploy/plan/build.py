@@ -48,11 +48,17 @@ def read_current(portal: Portal, partner_ids: Iterable[str], parallelism: int,
     def one(partner_id: str) -> dict[str, ServiceTypeState]:
         return portal.list_service_types(partner_id)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+    try:
         for done, (partner_id, states) in enumerate(zip(ids, pool.map(one, ids), strict=True), start=1):
             current.update(((partner_id, name), state) for name, state in states.items())
             if progress:
                 progress(done, len(ids))
+    except BaseException:  # Ctrl-C or a failed read: abandon the reads under way, start no other
+        portal.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return current
 
 

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
 import os
 import random
+import re
+import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from hbsdeploy import __version__
+from hbsdeploy.hosts import HostError, parse_portal_url
 from hbsdeploy.load.settings import normalize_settings
 from hbsdeploy.portal.contract import payload_validator, service_types_path
 from hbsdeploy.portal.errors import (
@@ -32,7 +40,7 @@ from hbsdeploy.portal.errors import (
     portal_label,
 )
 from hbsdeploy.portal.interface import ServiceTypeState
-from hbsdeploy.text import escape_line, one_line, redact_headers, redact_url
+from hbsdeploy.text import REDACTED, escape_line, one_line, redact_headers, redact_url
 
 if TYPE_CHECKING:
     from hbsdeploy.load.config import Environment
@@ -44,6 +52,9 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})  # and 500 for a GET: a read ch
 MAX_RETRY_AFTER = 60.0
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+MAX_BODY_BYTES = 16 * 1024 * 1024  # read and after decompression: a partner's listing is kilobytes
+_CHUNK = 64 * 1024
+_ACCEPT_ENCODING = "gzip, deflate"  # the encodings _read_body decodes itself, under the size cap
 
 
 class _Bearer(requests.auth.AuthBase):
@@ -52,6 +63,11 @@ class _Bearer(requests.auth.AuthBase):
     def __init__(self, token: str | None) -> None:
         self._token = token
 
+    def redact(self, text: str) -> str:
+        """`text` with the token replaced by `<redacted>` wherever it stands (a token under 6 characters is no secret
+        worth garbling every message for)."""
+        return text.replace(self._token, REDACTED) if self._token and len(self._token) >= 6 else text
+
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if self._token is not None:
             request.headers["Authorization"] = f"Bearer {self._token}"
@@ -59,6 +75,125 @@ class _Bearer(requests.auth.AuthBase):
 
     def __repr__(self) -> str:
         return "<bearer token redacted>"
+
+
+def _check_token(label: str, variable: str, token: str) -> None:
+    # http.client refuses CR/LF and requests refuses leading blanks with a ValueError that quotes the header, and
+    # with it the token; refuse every value that cannot travel in a header here, naming the variable only.
+    try:
+        token.encode("latin-1")
+    except UnicodeEncodeError:
+        problem = "a non-Latin-1 character"
+    else:
+        bad = next((c for c in token if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)
+        problem = "" if bad is None else ("a line break" if bad in "\r\n" else "a control character")
+        if not problem and token != token.strip():
+            problem = "a leading or trailing blank"
+    if problem:
+        raise PortalAuthError(f"{label}: the environment variable {variable} (token_env) holds {problem}, which "
+                              "cannot be sent in an HTTP header; export the token alone (e.g. without a trailing "
+                              "newline)")
+
+
+class _Deadline:
+    """The end of one request attempt: when it passes (or on cancel) the attempt's connection is shut down, so that
+    neither a portal trickling bytes nor a stalled socket holds a thread past it."""
+
+    def __init__(self, seconds: float, write: bool) -> None:
+        self.write = write
+        self.expired = False
+        self.cancelled = False
+        self._connection: HTTPConnection | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self.end)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.deadline = None
+        self._timer.cancel()
+
+    def attach(self, connection: HTTPConnection) -> None:
+        """The connection this attempt uses (called as it sends the request, and after it connects)."""
+        with self._lock:
+            self._connection = connection
+            ended = self.expired or self.cancelled
+        if ended:
+            _shutdown(connection)
+
+    def end(self, *, cancelled: bool = False) -> None:
+        """Shut the attempt's connection down: the deadline passed, or the run was interrupted."""
+        with self._lock:
+            if cancelled:
+                self.cancelled = True
+            else:
+                self.expired = True
+            connection = self._connection
+        if connection is not None:
+            _shutdown(connection)
+
+    @property
+    def ended(self) -> bool:
+        """The deadline passed or the run was interrupted."""
+        return self.expired or self.cancelled
+
+
+_current = threading.local()  # the _Deadline of the attempt running on this thread
+
+
+def _shutdown(connection: HTTPConnection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # socket.socket's shutdown, not SSLSocket's, which would tear down the TLS
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # object under the reading thread
+
+
+class _Watched:
+    """A connection that hands itself to the deadline of the attempt that uses it."""
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._attach()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self._attach()
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def _attach(self) -> None:
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.attach(self)
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _BodyError(Exception):
+    """The answer's body could not be read whole: cut off, too large, or not decodable."""
 
 
 class HttpPortal:
@@ -81,6 +216,13 @@ class HttpPortal:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.timeout = (env.connect_timeout, env.read_timeout)
+        self.deadline = env.total_timeout
+        self._in_flight: set[_Deadline] = set()
+        try:
+            parse_portal_url(env.portal, protected=env.protected)
+        except HostError as exc:
+            raise PortalConfigError(f"{self.label}: portal {escape_line(redact_url(env.portal), 200)} {exc}; fix it "
+                                    "in hbsdeploy.yaml") from None
         if not env.verify_tls and env.protected:
             raise PortalConfigError(f"{self.label}: verify_tls: false is refused for a protected environment; "
                                     "give the portal's CA in ca_bundle instead")
@@ -104,15 +246,18 @@ class HttpPortal:
             if token is None:
                 raise PortalAuthError(f"{self.label}: the environment variable {env.token_env} (token_env) is not "
                                       "set or empty; export the portal's bearer token in it")
+            _check_token(self.label, env.token_env, token)
+        self._bearer = _Bearer(token)
         if session is None:
             session = requests.Session()
             # One pooled connection per worker thread: a smaller pool would close and re-handshake TLS each time.
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(10, pool_size))
+            adapter = _Adapter(pool_connections=1, pool_maxsize=max(10, pool_size))
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
-        self.session.auth = _Bearer(token)
-        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self.session.auth = self._bearer
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json",
+                                     "Accept-Encoding": _ACCEPT_ENCODING})
 
     @classmethod
     def from_environment(cls, env: Environment, *, parallelism: int) -> HttpPortal:
@@ -144,6 +289,14 @@ class HttpPortal:
     def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
                             if_match: str) -> ServiceTypeState:
         """PUT the payload with If-Match; a retried PUT that meets 412 checks whether its first attempt landed."""
+        _current.writing = True  # the read-back below belongs to the write: cancel() lets it finish too
+        try:
+            return self._update(partner_id, service_type, payload, if_match)
+        finally:
+            _current.writing = False
+
+    def _update(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
+                if_match: str) -> ServiceTypeState:
         try:
             response, attempts = self._call("PUT", service_types_path(partner_id, service_type),
                                             partner_id=partner_id, service_type=service_type,
@@ -169,6 +322,25 @@ class HttpPortal:
 
     def _call(self, method: str, path: str, *, partner_id: str, service_type: str | None = None,
               body: dict[str, Any] | None = None, if_match: str | None = None) -> tuple[requests.Response, int]:
+        try:
+            return self._attempts(method, path, partner_id=partner_id, service_type=service_type, body=body,
+                                  if_match=if_match)
+        except PortalError as error:
+            raise self._redacted(error) from None
+
+    def _redacted(self, error: PortalError) -> PortalError:
+        # A portal may echo the request, token included, in an error message: no relayed text carries it on.
+        redact = self._bearer.redact
+        error.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in error.args)
+        details = getattr(error, "details", None)
+        if isinstance(details, list):
+            for item in details:
+                for key, value in item.items():
+                    item[key] = redact(value)
+        return error
+
+    def _attempts(self, method: str, path: str, *, partner_id: str, service_type: str | None,
+                  body: dict[str, Any] | None, if_match: str | None) -> tuple[requests.Response, int]:
         url = self.base_url + path
         what = f"{service_type} of {partner_id}" if service_type else f"the service types of {partner_id}"
         headers = {"If-Match": if_match} if if_match is not None else {}
@@ -181,14 +353,20 @@ class HttpPortal:
             with self._count_lock:
                 self.request_count += 1
             started = time.monotonic()
+            deadline = _Deadline(self.deadline, write=method != "GET" or getattr(_current, "writing", False))
+            with self._count_lock:
+                self._in_flight.add(deadline)
             try:
-                response = self.session.request(method, url, data=data, headers=headers, timeout=self.timeout,
-                                                verify=self._verify, cert=self._cert, allow_redirects=False)
+                with deadline:
+                    response = self._send(method, url, data, headers, deadline)
             except requests.exceptions.SSLError as exc:
+                self._raise_if_ended(deadline, what)
                 log.debug("%s %s -> TLS error after %.3fs: %s", method, redact_url(url),
                           time.monotonic() - started, exc)
                 raise _tls_error(self.label, exc, self._cert is not None) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError,
+                    _BodyError) as exc:
+                self._raise_if_ended(deadline, what)
                 elapsed = time.monotonic() - started
                 log.debug("%s %s -> %s after %.3fs", method, redact_url(url), type(exc).__name__, elapsed)
                 tls = _tls_error(self.label, exc, self._cert is not None) if _looks_like_tls(exc) else None
@@ -200,6 +378,9 @@ class HttpPortal:
                                             "the timeouts, then try again") from None
                 self._backoff(attempt, None)
                 continue
+            finally:
+                with self._count_lock:
+                    self._in_flight.discard(deadline)
             elapsed = time.monotonic() - started
             self._log(method, url, response, elapsed, data)
             status = response.status_code
@@ -219,6 +400,29 @@ class HttpPortal:
             self._raise_for_status(response, what, attempt)
             return response, attempt
 
+    def _send(self, method: str, url: str, data: bytes | None, headers: dict[str, str],
+              deadline: _Deadline) -> requests.Response:
+        """One attempt: the request and its whole answer, read under the deadline and the size cap."""
+        response = self.session.request(method, url, data=data, headers=headers, timeout=self.timeout,
+                                        verify=self._verify, cert=self._cert, allow_redirects=False, stream=True)
+        try:
+            body = _read_body(response)
+        finally:
+            response.close()
+        if deadline.ended:  # the shutdown may have come right after the last byte: the answer is not trusted
+            raise _BodyError("the deadline passed")
+        response._content = body
+        return response
+
+    def _raise_if_ended(self, deadline: _Deadline, what: str) -> None:
+        if deadline.cancelled:
+            raise PortalUnavailable(f"{self.label}: interrupted while reading/writing {what}; the request was "
+                                    "abandoned")
+        if deadline.expired:
+            raise PortalUnavailable(f"{self.label}: the portal did not answer {what} in full within the "
+                                    f"{self.deadline:g} s deadline (timeouts: total in hbsdeploy.yaml); the request "
+                                    "was abandoned, not retried; check the portal, or raise the deadline")
+
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
         # Full jitter: a random delay up to an exponentially growing ceiling; Retry-After wins when given.
         if retry_after is not None:
@@ -232,13 +436,18 @@ class HttpPortal:
         self._raise_if_cancelled()
 
     def cancel(self) -> None:
-        """Stop waiting to retry: a call in back-off fails at once (apply calls this on Ctrl-C, so that it ends
-        promptly; a request already under way, and the read-back of a write, still run to their end)."""
+        """Stop: a call in back-off fails at once, no request is sent any more and every read under way is
+        abandoned on the spot (its socket shut down); a write under way still runs to its answer, within its
+        deadline, so that its outcome is known (apply calls this on Ctrl-C)."""
         self._cancelled.set()
+        with self._count_lock:
+            reads = [deadline for deadline in self._in_flight if not deadline.write]
+        for deadline in reads:
+            deadline.end(cancelled=True)
 
-    def _raise_if_cancelled(self) -> None:
+    def _raise_if_cancelled(self, when: str = "while waiting to retry; the request was not sent again") -> None:
         if self._cancelled.is_set():
-            raise PortalUnavailable(f"{self.label}: interrupted while waiting to retry; the request was not sent again")
+            raise PortalUnavailable(f"{self.label}: interrupted {when}")
 
     def _log(self, method: str, url: str, response: requests.Response, elapsed: float, data: bytes | None) -> None:
         if not log.isEnabledFor(logging.DEBUG):
@@ -247,7 +456,8 @@ class HttpPortal:
         log.debug("%s %s -> %d in %.3fs; request headers %s; response headers %s; request body %s; "
                   "response body %s", method, redact_url(url), response.status_code, elapsed,
                   redact_headers(sent), redact_headers(response.headers),
-                  (data or b"").decode("utf-8", "replace")[:1000], response.text[:1000])
+                  (data or b"").decode("utf-8", "replace")[:1000],
+                  self._bearer.redact(response.content[:1000].decode("utf-8", "replace")))
 
     def _raise_for_status(self, response: requests.Response, what: str, attempts: int) -> None:
         status = response.status_code
@@ -294,9 +504,16 @@ class HttpPortal:
 
     def _json(self, response: requests.Response) -> Any:
         try:
-            return json.loads(response.content)
+            return _strict_json(response.content)
+        except RecursionError:
+            raise PortalProtocolError(f"{self.label}: the portal answered with JSON nested too deeply to read; the "
+                                      "portal does not follow schemas/portal-api.openapi.yaml") from None
+        except UnicodeError:
+            raise PortalProtocolError(f"{self.label}: the portal's answer holds text that is not valid Unicode (a "
+                                      "lone surrogate \\udXXX escape); the portal does not follow "
+                                      "schemas/portal-api.openapi.yaml") from None
         except ValueError:
-            kind = response.headers.get("Content-Type", "no content type")
+            kind = escape_line(response.headers.get("Content-Type", "no content type"), 100)
             raise PortalProtocolError(f"{self.label}: the portal answered {response.status_code} with a body that is "
                                       f"not JSON ({kind}); is portal: the API's base URL?") from None
 
@@ -330,15 +547,63 @@ class HttpPortal:
         return ServiceTypeState(partner_id, service_type, normalize_settings(settings), version)
 
 
+_DELTA_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def _strict_json(content: bytes) -> Any:
+    """JSON as the portal API must send it: UTF-8 text whose strings are valid Unicode (json.loads lets a lone
+    surrogate escape through, which then fails wherever the text is printed or stored)."""
+    data = json.loads(content)
+    json.dumps(data, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError on a lone surrogate
+    return data
+
+
+def _read_body(response: requests.Response) -> bytes:
+    """The whole body, decompressed here (gzip, deflate) so that neither the bytes read nor the bytes they expand to
+    pass MAX_BODY_BYTES; _BodyError when it is cut off, too large or does not decode."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        decoder = None
+    elif encoding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = zlib.decompressobj()
+    else:
+        raise _BodyError(f"the body came in the unsupported encoding {escape_line(encoding, 40)!r}")
+    chunks: list[bytes] = []
+    read = size = 0
+    while True:
+        chunk = response.raw.read(_CHUNK, decode_content=False)
+        if not chunk:
+            break
+        read += len(chunk)
+        if decoder is not None:
+            try:
+                chunk = decoder.decompress(chunk, MAX_BODY_BYTES + 1 - size)
+            except zlib.error:
+                raise _BodyError(f"the {encoding} body does not decode") from None
+            if decoder.unconsumed_tail:  # more output than the cap allows is waiting: a compression bomb
+                raise _BodyError(f"the body expands to more than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+        size += len(chunk)
+        if read > MAX_BODY_BYTES or size > MAX_BODY_BYTES:
+            raise _BodyError(f"the body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+    if decoder is not None and read and not decoder.eof:
+        raise _BodyError(f"the {encoding} body does not decode (cut off)")
+    if decoder is not None and decoder.unused_data:  # a second gzip member: refused rather than silently dropped
+        raise _BodyError(f"the {encoding} body has data after its end")
+    return b"".join(chunks)
+
+
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):  # ASCII digits only: str.isdigit() takes `²`, which float() refuses
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
@@ -411,6 +676,8 @@ def _tls_error(label: str, exc: BaseException, has_client_cert: bool) -> PortalE
 
 
 def _describe_connection(exc: BaseException) -> str:
+    if isinstance(exc, _BodyError):
+        return f"the portal's answer could not be read ({exc})"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connecting timed out"
     if isinstance(exc, requests.exceptions.Timeout):
@@ -422,4 +689,7 @@ def _describe_connection(exc: BaseException) -> str:
         return "the portal's host name does not resolve"
     if "aborted" in text or "reset" in text or "remote end closed" in text or "remotedisconnected" in text:
         return "the portal closed the connection"
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
+                        urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError)):
+        return "the portal closed the connection while answering"
     return "the portal could not be reached"

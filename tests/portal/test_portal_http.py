@@ -315,11 +315,11 @@ def test_missing_certificate_file_is_named(tmp_path: Any) -> None:
         HttpPortal(make_env(BASE, client_cert=tmp_path / "nope.pem"))
 
 
-def test_user_name_and_password_in_the_url_are_never_shown(rsps: responses.RequestsMock) -> None:
+def test_user_name_and_password_in_the_url_are_never_shown() -> None:
+    """The client applies the config's URL rule itself (hbsdeploy.hosts), and names the URL without its password."""
     url = "https://alice:hunter2@gateway.example/hbs"
-    rsps.get(f"{url}/v1/partners/DE%2AA36/service-types/authorization", status=404)
-    with pytest.raises(PartnerNotFound) as caught:
-        HttpPortal(make_env(url)).get_service_type(PARTNER, "authorization")
+    with pytest.raises(PortalConfigError, match="user name or password") as caught:
+        HttpPortal(make_env(url))
     assert "hunter2" not in str(caught.value) and "***@gateway.example" in str(caught.value)
 
 

@@ -98,7 +98,7 @@ def test_an_unknown_ui_key_is_an_error_with_its_line_and_column(tmp_path: Path) 
 @pytest.mark.parametrize(("extra", "expected"), [
     ("    password_env: GITHUB_TOKEN\n", "error[token-env-name]"),
     ("    parallelism: 50\n", "parallelism"),
-    ("    url: http://portal-qa.hubject.com\n", "would send the portal password unencrypted"),
+    ("    url: http://portal-qa.hubject.com\n", "the portal password would travel in clear text"),
 ])
 def test_web_settings_are_checked(tmp_path: Path, extra: str, expected: str) -> None:
     text = WEB_ENV.replace("    password_env: HBSDEPLOY_QA_PASSWORD\n", "").replace(
