@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -16,7 +17,7 @@ def resolve_within(root: Path, value: str | Path) -> Path | None:
     resolved_root = root.resolve()
     try:
         candidate = (resolved_root / value).resolve()
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python 3.11)
         return None
     return candidate if within(resolved_root, candidate) else None
 
@@ -27,6 +28,20 @@ def leaves(root: Path, value: str | Path) -> bool:
     resolved_root = root.resolve()
     try:
         candidate = (resolved_root / value).resolve()
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python 3.11)
         return False
     return not within(resolved_root, candidate)
+
+
+def unresolvable(root: Path, value: str | Path) -> str | None:
+    """Why `value` relative to `root` cannot be resolved at all (a symbolic link loop, a NUL, a path too long), or
+    None when it can."""
+    try:
+        (root.resolve() / value).resolve()
+    except RuntimeError:  # Python 3.11 reports a link loop so; later versions raise OSError(ELOOP)
+        return "is a symbolic link loop"
+    except ValueError:
+        return "holds a NUL character"
+    except OSError as exc:
+        return "is a symbolic link loop" if exc.errno == errno.ELOOP else f"cannot be resolved ({exc.strerror})"
+    return None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hbsdeploy.errors import HbsError
+from hbsdeploy.files import open_append, refuse_link
 
 
 def current_user() -> str:
@@ -42,7 +43,7 @@ class AuditLog:
         """AuditError now, before any write to the portal, when the log cannot be appended to."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600))
+            os.close(open_append(self.path))
         except OSError as exc:
             raise AuditError(f"cannot append to the audit log {self.path} ({exc.strerror or exc}); nothing was "
                              "written to the portal. Fix the file or its folder and run apply again") from None
@@ -69,7 +70,7 @@ class AuditLog:
         with self._lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+                fd = open_append(self.path)
                 try:
                     _append_line(fd, line)
                 finally:
@@ -104,6 +105,7 @@ def read_audit(path: Path) -> list[dict[str, Any]]:
     """Every complete entry of an audit log (a torn last line, from a crash mid-write, is skipped)."""
     if not path.exists():
         return []
+    refuse_link(path)
     entries = []
     for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:

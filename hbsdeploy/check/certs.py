@@ -7,6 +7,8 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from hbsdeploy.files import FileRefused, read_bytes
+
 # A certificate that expires within this many days (inclusive: exactly 30 days left warns) is a warning, in validate
 # and in doctor alike.
 EXPIRY_WARNING_DAYS = 30
@@ -61,17 +63,15 @@ def read_certificate(path: Path) -> CertificateInfo:
     from cryptography.hazmat.primitives.serialization import Encoding
     from cryptography.x509.oid import NameOID
 
-    try:
-        if path.exists() and not path.is_file():  # a folder, a pipe or a device: never opened (a pipe would block)
-            raise CertificateError("is not a regular file")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CERTIFICATE_BYTES + 1)
-    except FileNotFoundError:
-        raise CertificateError("file not found") from None
-    except OSError as exc:
-        raise CertificateError(f"cannot be read ({exc.strerror})") from None
-    if len(data) > MAX_CERTIFICATE_BYTES:
-        raise CertificateError(f"is larger than {MAX_CERTIFICATE_BYTES // 1024} KiB; not a certificate file")
+    try:  # a folder, a pipe or a device is never read (a pipe would block), a link loop is one line
+        data = read_bytes(path, MAX_CERTIFICATE_BYTES, what="certificate file")
+    except FileRefused as exc:
+        if exc.rule == "file-not-found":
+            raise CertificateError("file not found") from None
+        if exc.rule == "file-too-large":
+            raise CertificateError(f"is larger than {MAX_CERTIFICATE_BYTES // 1024} KiB; not a certificate file"
+                                   ) from None
+        raise CertificateError(str(exc)) from None
     if b"-----BEGIN CERTIFICATE-----" not in data:
         raise CertificateError("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
     try:

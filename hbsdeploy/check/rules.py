@@ -27,7 +27,7 @@ from hbsdeploy.errors import Problem, Severity
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import SERVICE_TYPES_KEY, Partner, ResolvedServiceType
 from hbsdeploy.load.servicetypes import ServiceTypeSpec, service_types
-from hbsdeploy.paths import resolve_within
+from hbsdeploy.paths import resolve_within, unresolvable
 
 
 def check_partner(partner: Partner, config: Config, environments: Iterable[Environment],
@@ -128,6 +128,10 @@ def _check_certificate(partner: Partner, service_type: ResolvedServiceType, conf
                             f"certificate_file {file_value!r} holds a control or invisible character; write the "
                             "path of the PEM file")]
     path = resolve_within(config.root, file_value)
+    why = unresolvable(config.root, file_value) if path is None else None
+    if why:
+        return [doc.problem(at, "certificate-invalid", f"certificate_file {file_value!r} {why}; point it at the PEM "
+                                                       "file itself")]
     if path is None:
         return [doc.problem(at, "path-escapes-repository",
                             f"certificate_file {file_value!r} points outside the repository; keep certificates "

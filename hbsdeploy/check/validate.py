@@ -9,10 +9,11 @@ from pathlib import Path
 
 from hbsdeploy.check.rules import check_partner
 from hbsdeploy.errors import InputError, Problem, Severity, UsageError
+from hbsdeploy.files import read_bytes
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import Partner, partner_from_document
-from hbsdeploy.load.yamlload import display_path, load_yaml
+from hbsdeploy.load.yamlload import MAX_FILE_BYTES, display_path, load_yaml
 from hbsdeploy.paths import within
 from hbsdeploy.text import escape
 
@@ -106,7 +107,10 @@ def _links_out_of(root: Path, path: Path) -> bool:
     """Whether `path` is a symbolic link leading out of `root` (already resolved); one lstat for a plain file."""
     if not path.is_symlink():
         return False
-    return not within(root, path.resolve())
+    try:
+        return not within(root, path.resolve())
+    except (OSError, RuntimeError):  # a link loop: reported as such when the file is read
+        return False
 
 
 def _duplicate_ids(partners: list[Partner], config: Config, checked: list[Path] | None) -> list[Problem]:
@@ -146,8 +150,8 @@ def _duplicates_in_unchecked_files(ids: dict[str, Partner], config: Config, chec
         if os.path.join(partners_dir, path.name) in checked_files:
             continue
         try:
-            raw = path.read_bytes()
-        except OSError:
+            raw = read_bytes(path, MAX_FILE_BYTES)
+        except OSError:  # a FIFO, device or unreadable file: reported where it is loaded
             continue
         for match in _ID_LINE.finditer(raw):
             written = match.group(1).decode("utf-8", errors="replace")

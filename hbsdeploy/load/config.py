@@ -13,7 +13,7 @@ from hbsdeploy.hosts import HostError, parse_portal_url
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.yamlload import Document, JsonPath, display_path, load_yaml
-from hbsdeploy.paths import leaves
+from hbsdeploy.paths import leaves, unresolvable
 
 CONFIG_FILE_NAME = "hbsdeploy.yaml"
 CONFIG_ENV_VAR = "HBSDEPLOY_CONFIG"
@@ -92,7 +92,8 @@ class Config:
         """Every partner file, sorted by name."""
         if not self.partners_dir.is_dir():
             return []
-        return sorted(p for p in self.partners_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        # Anything but a folder: a link to /dev/zero or a FIFO named *.yaml is reported when read, never skipped.
+        return sorted(p for p in self.partners_dir.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
 
 
 def find_config(explicit: str | None = None, start: Path | None = None) -> Path:
@@ -148,7 +149,9 @@ def _escape_problems(root: Path, document: Document) -> list[Problem]:
                  for where, value in unusable if not value.isprintable()]
     if bad_paths:
         return bad_paths
-    problems = [document.problem(where, "path-escapes-repository",
+    problems = [document.problem(where, "invalid-path", f"{where[-1]} {show(value)} {why}; write a plain path")
+                for where, value in found if (why := unresolvable(root, value))]
+    problems += [document.problem(where, "path-escapes-repository",
                                  f"{where[-1]} {show(value)} points outside the folder of {document.path}; use a "
                                  "path relative to that folder and below it")
                 for where, value in found if leaves(root, value)]

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from hbsdeploy.errors import InputError, Problem, Severity
+from hbsdeploy.files import FileRefused, read_bytes
 from hbsdeploy.text import escape
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -94,7 +95,7 @@ def display_path(path: Path) -> str:
         return escape(str(path))  # already relative to the working directory, as typed
     try:
         return escape(str(path.resolve().relative_to(Path.cwd().resolve())))
-    except (ValueError, OSError):  # not below the working directory, or that directory is gone
+    except (ValueError, OSError, RuntimeError):  # not below the working directory, gone, or a link loop
         return escape(str(path))
 
 
@@ -105,18 +106,15 @@ def read_text(path: Path, shown: str) -> str:
         return InputError([Problem(shown, line, column, Severity.ERROR, rule, message)])
 
     try:
-        if path.is_dir():
-            raise fail("not-a-file", "is a directory; name a YAML file or pass no paths to check every partner file")
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise fail("file-not-found", "no such file; check the path") from None
-    except PermissionError:
-        raise fail("file-unreadable", "permission denied; make the file readable") from None
-    except OSError as exc:
-        raise fail("file-unreadable", f"cannot be read ({exc.strerror}); check the path") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise fail("file-too-large", f"is larger than {MAX_FILE_BYTES // 1024} KiB; a partner file is a few lines")
+        raw = read_bytes(path, MAX_FILE_BYTES, what="YAML file")
+    except FileRefused as exc:
+        if exc.rule == "file-too-large":
+            message = f"is larger than {MAX_FILE_BYTES // 1024} KiB; a partner file is a few lines"
+            raise fail(exc.rule, message) from None
+        if exc.rule == "not-a-file" and path.is_dir():
+            raise fail(exc.rule, "is a directory; name a YAML file or pass no paths to check every partner file"
+                       ) from None
+        raise fail(exc.rule, str(exc)) from None
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise fail("encoding", "is UTF-16 (or UTF-32); save it as UTF-8")
     if raw.startswith(b"\xef\xbb\xbf"):
@@ -253,7 +251,10 @@ class _Builder:
         if kind is _ScalarEvent:
             self._depth = 0
             if tag is None:
-                value: Any = _plain(event.value) if event.implicit[0] else event.value
+                try:
+                    value: Any = _plain(event.value) if event.implicit[0] else event.value
+                except _NumberTooLong:
+                    raise self._fail(event, "number-too-long", TOO_LONG_MESSAGE, path) from None
             elif tag == _STR or tag == "!":
                 value = event.value
             else:
@@ -352,7 +353,11 @@ class _Builder:
             return None
         text: str = event.value
         if event.tag is None and event.implicit[0]:
-            if not isinstance(_plain(text), str):
+            try:
+                plain = _plain(text)
+            except _NumberTooLong:
+                plain = 0
+            if not isinstance(plain, str):
                 self._problem(event, "non-string-key",
                               f"key {text!r} is not a string; keys are names such as service_url", path)
                 return None
@@ -380,6 +385,14 @@ class _Builder:
             event = self.next_event()
 
 
+MAX_INT_DIGITS = 4300  # Python's int-from-text limit (sys.int_info.default_max_str_digits)
+TOO_LONG_MESSAGE = f"a number of more than {MAX_INT_DIGITS:,} digits; write a plain value (quote it if it is text)"
+
+
+class _NumberTooLong(ValueError):
+    """A plain scalar that is an integer too long to convert."""
+
+
 def _plain(text: str) -> Any:
     """YAML 1.2 core schema for plain scalars: `yes`, `on`, `0o7`, `1:20` stay strings."""
     if text[:1].isalpha():  # names, words and URLs: text, but for true, false and null
@@ -391,6 +404,8 @@ def _plain(text: str) -> Any:
     if text in _FALSE_WORDS:
         return False
     if _INT.match(text):
+        if len(text) > MAX_INT_DIGITS:
+            raise _NumberTooLong(text)
         return int(text)
     if _FLOAT.match(text):
         return float(text)

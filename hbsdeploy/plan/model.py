@@ -17,8 +17,12 @@ from types import MappingProxyType
 from typing import Any
 
 from hbsdeploy.errors import HbsError
+from hbsdeploy.files import FileRefused, read_bytes
 from hbsdeploy.load.settings import SETTING_FIELDS, normalize_settings
 from hbsdeploy.portal.interface import ServiceTypeState
+from hbsdeploy.text import one_line
+
+MAX_PLAN_BYTES = 256 * 1024 * 1024  # a plan of every partner and service type is megabytes
 
 PLAN_FORMAT_VERSION = 1
 
@@ -211,14 +215,17 @@ def read_plan_file(path: Path, checksum: str | None = None) -> Plan:
     """Load a plan written by `plan --out`; HbsError naming the file when it is unreadable, not a plan, altered, or
     not the reviewed one (`checksum`, with or without its `sha256:` prefix)."""
     try:
-        document = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise HbsError(f"{path}: cannot read the plan file ({exc.strerror}); check the path") from None
+        document = json.loads(read_bytes(path, MAX_PLAN_BYTES, what="plan file").decode("utf-8"))
+    except FileRefused as exc:
+        raise HbsError(f"{path}: cannot read the plan file: {exc}") from None
+    except RecursionError:
+        raise HbsError(f"{path}: not a plan file (JSON nested too deeply); write one with `hbsdeploy plan --out`"
+                       ) from None
     except UnicodeDecodeError:
         raise HbsError(f"{path}: not a plan file (not UTF-8 text); write one with `hbsdeploy plan --out`") from None
-    except json.JSONDecodeError as exc:
-        raise HbsError(f"{path}: not a plan file (invalid JSON: {exc}); write one with `hbsdeploy plan --out`"
-                       ) from None
+    except ValueError as exc:  # invalid JSON, or an integer of more than 4,300 digits
+        raise HbsError(f"{path}: not a plan file (invalid JSON: {one_line(str(exc), 200)}); write one with "
+                       "`hbsdeploy plan --out`") from None
     if not isinstance(document, dict):
         raise HbsError(f"{path}: not a plan file; write one with `hbsdeploy plan --out`")
     try:

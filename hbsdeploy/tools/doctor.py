@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from hbsdeploy.check.certs import expires_soon
 from hbsdeploy.errors import HbsError, InputError
+from hbsdeploy.files import FileRefused, read_bytes
 from hbsdeploy.load.config import Config, Environment, find_config, load_config
 from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.text import escape
@@ -139,14 +140,15 @@ def _expiry(not_after: dt.datetime, now: dt.datetime) -> tuple[CheckStatus, str]
     return CheckStatus.OK, f"valid until {when} ({int(days)} days)"
 
 
+MAX_TLS_FILE_BYTES = 1024 * 1024  # a PEM certificate with its chain, or a key: a few KiB
+
+
 def _read(path: Path) -> bytes | str:
     """The file's bytes, or a message why it cannot be read."""
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return "not found"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
+        return read_bytes(path, MAX_TLS_FILE_BYTES, what="PEM file")
+    except FileRefused as exc:
+        return "not found" if exc.rule == "file-not-found" else str(exc)
 
 
 def _client_certificate_checks(env: Environment, now: dt.datetime) -> Iterator[Check]:
