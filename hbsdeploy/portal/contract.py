@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,7 +42,18 @@ def parse_etag(value: str | None) -> int | None:
     if value is None:
         return None
     match = _ETAG.match(value.strip())
-    return int(match.group(1)) if match else None
+    if not match or format_etag(int(match.group(1))) != value.strip():  # `"00"` is not the version `"0"`
+        return None
+    return int(match.group(1))
+
+
+def loads_strict(content: bytes | str) -> Any:
+    """JSON as the portal API carries it, both ways: ValueError when it is not JSON, UnicodeError (a ValueError) when a
+    string holds a lone surrogate (json.loads lets `\\ud800` through, and it then fails wherever the text is printed
+    or stored), RecursionError when it is nested too deeply to parse."""
+    data = json.loads(content)
+    json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return data
 
 
 def encode_partner_id(partner_id: str) -> str:

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from hbsdeploy import __version__
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.partner import roles_of_id
+from hbsdeploy.portal.contract import loads_strict
 from hbsdeploy.portal.errors import PartnerNotFound, PayloadRejected, PortalError, VersionConflict
 from hbsdeploy.portal.interface import ServiceTypeState
 from hbsdeploy.portal.local import LocalPortal
@@ -267,7 +268,13 @@ class _Handler(BaseHTTPRequestHandler):
                 portal.get_service_type(partner_id, service_type)  # 404 comes before 428
                 return _error(428, "send If-Match with the version (ETag) you read; updates without it are refused")
             try:
-                payload = json.loads(body.decode("utf-8"))
+                payload = loads_strict(body.decode("utf-8"))
+            except RecursionError:
+                portal.get_service_type(partner_id, service_type)
+                return _error(400, "the body is JSON nested too deeply to read")
+            except UnicodeEncodeError:
+                portal.get_service_type(partner_id, service_type)
+                return _error(400, "the body holds a lone surrogate (\\udXXX), which is not valid Unicode text")
             except (UnicodeDecodeError, ValueError) as exc:
                 portal.get_service_type(partner_id, service_type)
                 return _error(400, f"the body is not JSON ({_reason(exc)})")

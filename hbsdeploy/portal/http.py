@@ -26,7 +26,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from hbsdeploy import __version__
 from hbsdeploy.hosts import HostError, parse_portal_url
 from hbsdeploy.load.settings import normalize_settings
-from hbsdeploy.portal.contract import payload_validator, service_types_path
+from hbsdeploy.portal.contract import loads_strict, payload_validator, service_types_path
 from hbsdeploy.portal.errors import (
     PartnerNotFound,
     PayloadRejected,
@@ -504,7 +504,7 @@ class HttpPortal:
 
     def _json(self, response: requests.Response) -> Any:
         try:
-            return _strict_json(response.content)
+            return loads_strict(response.content)
         except RecursionError:
             raise PortalProtocolError(f"{self.label}: the portal answered with JSON nested too deeply to read; the "
                                       "portal does not follow schemas/portal-api.openapi.yaml") from None
@@ -548,14 +548,6 @@ class HttpPortal:
 
 
 _DELTA_SECONDS = re.compile(r"[0-9]{1,12}")
-
-
-def _strict_json(content: bytes) -> Any:
-    """JSON as the portal API must send it: UTF-8 text whose strings are valid Unicode (json.loads lets a lone
-    surrogate escape through, which then fails wherever the text is printed or stored)."""
-    data = json.loads(content)
-    json.dumps(data, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError on a lone surrogate
-    return data
 
 
 def _read_body(response: requests.Response) -> bytes:

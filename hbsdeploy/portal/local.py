@@ -59,13 +59,10 @@ class LocalPortal:
         with self._errors():
             return self.store.register_partner(partner_id)
 
-    def _known_partner(self, partner_id: str, *, writing: bool = False) -> bool:
+    def _known_partner(self, partner_id: str) -> bool:
         """Whether the store holds the partner. With auto_register every partner exists: a read of an unknown one
-        sees the defaults and writes nothing (plan stays a pure read); its first write registers it."""
+        sees the defaults and writes nothing (plan stays a pure read); its first accepted write registers it."""
         if self.auto_register:
-            if writing:
-                self.store.register_partner(partner_id)
-                return True
             return self.store.has_partner(partner_id)
         if not self.store.has_partner(partner_id):
             raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}; register it in the portal first")
@@ -110,7 +107,7 @@ class LocalPortal:
         """Store the payload (normalised) if `if_match` is the current version."""
         name = self._spec_name(service_type)
         with self._errors():
-            self._known_partner(partner_id, writing=True)
+            known = self._known_partner(partner_id)
         details = check_payload(name, payload, allow_private_hosts=self.allow_private_hosts)
         if details:
             summary = "; ".join(f"{d.field}: {d.message}" for d in details)
@@ -120,8 +117,10 @@ class LocalPortal:
         settings = normalize_settings(payload)
         with self._errors():
             try:
-                if expected is None:
-                    raise StaleVersion(self.store.read(partner_id, name).version)
+                if expected is None or (not known and expected != 0):
+                    raise StaleVersion(self.store.read(partner_id, name).version if known else 0)
+                if not known:  # only a write that is accepted registers a new partner (auto_register)
+                    self.store.register_partner(partner_id)
                 version = self.store.write(partner_id, name, settings, expected)
             except UnknownPartner:
                 raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}") from None

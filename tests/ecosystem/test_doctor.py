@@ -380,7 +380,8 @@ def test_probe_fails_on_a_closed_port() -> None:
 def test_probe_refuses_a_private_address_outside_a_sandbox(tls_server: Any, tls: TlsFiles) -> None:
     status, detail = probe_url(tls_server().url, ca_bundle=tls.ca, timeout=2, allow_private=False)
     assert status is CheckStatus.FAIL
-    assert detail == "DNS: 127.0.0.1 resolves to 127.0.0.1, which the platform cannot reach from the internet"
+    assert detail == ("DNS: 127.0.0.1 resolves to 127.0.0.1, which the platform cannot reach from the internet; not "
+                      "probed (set HBSDEPLOY_PROBE_PRIVATE_HOSTS=1 to probe it)")
 
 
 def test_probe_fails_on_a_name_that_does_not_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -422,6 +423,7 @@ def test_doctor_probe_reports_every_service_url(tmp_path: Path, tls_server: Any,
     root = write_repo(tmp_path, "  sandbox:\n    portal: local\n", {
         "DE*A01": good.url, "DE*A02": wrong_host.url, "DE*A03": expired.url, "DE*A04": closed})
     monkeypatch.setenv("HBSDEPLOY_PROBE_CA_BUNDLE", str(tls.ca))
+    monkeypatch.setenv("HBSDEPLOY_PROBE_PRIVATE_HOSTS", "1")  # the person running doctor allows loopback
     code, out, _ = hbs("doctor", "--probe", "--timeout", "2", cwd=root)
     checks = lines_by_check(out)
     assert code == 1
@@ -435,6 +437,7 @@ def test_doctor_probe_reports_every_service_url(tmp_path: Path, tls_server: Any,
 def test_doctor_probe_ca_bundle_option_and_without_it(tmp_path: Path, tls_server: Any, tls: TlsFiles,
                                                       hbs: RunHbs, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HBSDEPLOY_PROBE_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("HBSDEPLOY_PROBE_PRIVATE_HOSTS", "1")
     root = write_repo(tmp_path, "  sandbox:\n    portal: local\n", {"DE*A01": tls_server().url})
     code, out, _ = hbs("doctor", "--probe", "--probe-ca-bundle", str(tls.ca), cwd=root)
     assert code == 0, out
@@ -486,3 +489,26 @@ def test_doctor_sends_no_credentials_not_even_from_netrc(tmp_path: Path, hbs: Ru
         server.shutdown()
         server.server_close()
     assert seen == [None]
+
+
+def test_doctor_probe_on_sandbox_never_connects_to_a_private_host_unless_allowed(tmp_path: Path, hbs: RunHbs,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pull request naming 127.0.0.1:22 (or 169.254.169.254, 10.x) as a Service URL gets no port scan from CI."""
+    import socket
+
+    monkeypatch.delenv("HBSDEPLOY_PROBE_PRIVATE_HOSTS", raising=False)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        root = write_repo(tmp_path, "  sandbox:\n    portal: local\n", {"DE*A01": f"https://127.0.0.1:{port}"})
+        code, out, _ = hbs("doctor", "--probe", cwd=root)
+        assert code == 1
+        assert "not probed (set HBSDEPLOY_PROBE_PRIVATE_HOSTS=1 to probe it)" in lines_by_check(out)[
+            "probe DE*A01 authorization"]
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing ever connected
+    finally:
+        listener.close()

@@ -136,3 +136,80 @@ def test_a_lone_surrogate_in_portal_data_is_a_protocol_error() -> None:
         portal = HttpPortal(env_for(hostile.url))
         with pytest.raises(PortalProtocolError, match="not valid Unicode"):
             portal.list_service_types(PARTNER)
+
+
+# -- the emulator against hostile clients --------------------------------------------------------------------------
+
+GOOD = {"online_request": True, "broadcast_request": False, "service_url": "https://oicp.example.com",
+        "client_certification": True, "certificate": "hubject", "certificate_sha256": None}
+ONE = "/v1/partners/DE%2AA36/service-types/authorization"
+
+
+def emulator_request(port: int, method: str, path: str, body: str | None = None,
+                     headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def put(port: int, body: str, if_match: str = '"0"', path: str = ONE) -> tuple[int, dict[str, Any]]:
+    return emulator_request(port, "PUT", path, body, {"If-Match": if_match, "Content-Type": "application/json"})
+
+
+@pytest.fixture()
+def emulator(tmp_path: Any) -> Any:
+    from hbsdeploy.portal.emulator import serve as serve_emulator
+
+    handle = serve_emulator(tmp_path / "emulator.sqlite3", partners=("DE*A36",), log_stream=None)
+    yield handle
+    handle.stop()
+
+
+def emulator_port(handle: Any) -> int:
+    return int(handle.port)
+
+
+def test_the_emulator_answers_a_deeply_nested_body_400(emulator: Any) -> None:
+    status, body = put(emulator_port(emulator), "[" * 30000 + "]" * 30000)
+    assert (status, body["error"]) == (400, "bad_request") and "nested too deeply" in body["message"]
+
+
+def test_the_emulator_refuses_a_lone_surrogate_service_url_and_stores_nothing(emulator: Any) -> None:
+    import json
+
+    port = emulator_port(emulator)
+    status, body = put(port, json.dumps(dict(GOOD, service_url="https://oicp.example.com/\ud800")))
+    assert status == 400 and "lone surrogate" in body["message"]
+    status, body = emulator_request(port, "GET", ONE)
+    assert status == 200 and body["version"] == '"0"'
+
+
+def test_if_match_00_is_not_version_0(emulator: Any) -> None:
+    import json
+
+    status, _ = put(emulator_port(emulator), json.dumps(GOOD), if_match='"00"')
+    assert status == 412
+
+
+def test_a_rejected_put_does_not_register_the_partner(tmp_path: Any) -> None:
+    import json
+
+    from hbsdeploy.portal.emulator import serve as serve_emulator
+
+    handle = serve_emulator(tmp_path / "auto.sqlite3", auto_register=True, log_stream=None)
+    try:
+        port = emulator_port(handle)
+        path = "/v1/partners/DE%2AB99/service-types/authorization"
+        assert put(port, json.dumps(dict(GOOD, service_url="http://oicp.example.com")), path=path)[0] == 422
+        assert put(port, json.dumps(GOOD), if_match='"7"', path=path)[0] == 412
+        assert handle.portal.store.has_partner("DE*B99") is False
+        assert put(port, json.dumps(GOOD), path=path)[0] == 200  # an accepted write registers it
+    finally:
+        handle.stop()
