@@ -7,11 +7,11 @@ import threading
 from typing import Any
 
 import pytest
-from hostile_portal import HostilePortal
 
 from hbsdeploy.load.config import Environment
 from hbsdeploy.portal import PortalAuthError, PortalConfigError, PortalError, PortalProtocolError, PortalUnavailable
 from hbsdeploy.portal.http import MAX_BODY_BYTES, HttpPortal
+from tests.security.hostile_portal import HostilePortal
 
 TOKEN = "hostile-t0ken-9f3a-never-printed"
 PARTNER = "DE*A36"

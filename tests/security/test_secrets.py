@@ -127,7 +127,8 @@ class Ran:
 
 
 def run(cwd: Path, *args: str, token: str | None = TOKEN) -> Ran:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "HBSDEPLOY_PROBE_CA_BUNDLE": ""}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "HBSDEPLOY_PROBE_CA_BUNDLE": "",
+           "HBSDEPLOY_PROBE_PRIVATE_HOSTS": "1"}  # doctor --probe reaches the loopback emulator
     env.pop("HBSDEPLOY_CONFIG", None)
     env.pop(TOKEN_ENV, None)
     if token is not None:
