@@ -47,16 +47,17 @@ def test_50_mb_file_fails_on_size_without_reading_it_all(tmp_path: Path, monkeyp
         handle.write(b"name: ")
         handle.truncate(50 * 1024 * 1024)  # a sparse 50 MB file: quick to make
     reads: list[int] = []
-    real_open = Path.open
+    real_fdopen = os.fdopen
+    big_inode = big.stat().st_ino
 
-    def recording_open(self: Path, *args: Any, **kwargs: Any) -> Any:
-        handle = real_open(self, *args, **kwargs)
-        return _RecordingFile(handle, reads) if self.name == "big.yaml" else handle
+    def recording_fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
+        handle = real_fdopen(fd, *args, **kwargs)
+        return _RecordingFile(handle, reads) if os.fstat(fd).st_ino == big_inode else handle
 
-    monkeypatch.setattr(Path, "open", recording_open)
+    monkeypatch.setattr(os, "fdopen", recording_fdopen)
     assert _lines(big) == [
         "big.yaml:1:1: error[file-too-large]: is larger than 1024 KiB; a partner file is a few lines"]
-    assert reads == [yamlload.MAX_FILE_BYTES + 1]
+    assert reads == []  # refused on its size (fstat) before a byte is read (hbsdeploy.files.read_bytes)
 
 
 def test_missing_path() -> None:
