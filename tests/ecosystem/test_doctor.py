@@ -11,7 +11,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -289,9 +288,7 @@ def test_doctor_warns_about_a_key_others_can_read(api_repo: Path, hbs: RunHbs) -
 def test_doctor_fails_when_the_portal_is_not_reachable(tmp_path: Path, hbs: RunHbs) -> None:
     root = write_repo(tmp_path, api_environment(f"http://127.0.0.1:{closed_port()}", token=False, cert=False,
                                                 ca_bundle=""))
-    started = time.monotonic()
     code, out, _ = hbs("doctor", "--env", "api", "--timeout", "2", cwd=root)
-    assert time.monotonic() - started < 10
     checks = lines_by_check(out)
     assert code == 1
     assert checks["portal"].startswith("FAIL http://127.0.0.1:") and "not reachable" in checks["portal"]
@@ -394,14 +391,20 @@ def test_probe_fails_on_a_name_that_does_not_resolve(monkeypatch: pytest.MonkeyP
 
 
 def test_probe_gives_up_on_a_slow_dns_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The resolver answers only when the test lets it: the probe must give up on its own while it still waits.
+    release, answered = threading.Event(), threading.Event()
+
     def slow(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(1)
+        release.wait(30)
+        answered.set()
         raise socket.gaierror(socket.EAI_AGAIN, "too late")
 
     monkeypatch.setattr(socket, "getaddrinfo", slow)
-    started = time.monotonic()
-    status, detail = probe_url("https://oicp.example.com", timeout=0.2)
-    assert time.monotonic() - started < 0.9
+    try:
+        status, detail = probe_url("https://oicp.example.com", timeout=0.2)
+        assert not answered.is_set()
+    finally:
+        release.set()
     assert (status, detail) == (CheckStatus.FAIL, "DNS: no answer for oicp.example.com within 0.2 s")
 
 
@@ -409,9 +412,7 @@ def test_probe_gives_up_on_a_server_that_never_answers_the_handshake() -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)  # the kernel completes TCP; nobody speaks TLS
-        started = time.monotonic()
         status, detail = probe_url(f"https://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3, allow_private=True)
-    assert time.monotonic() - started < 2
     assert (status, detail) == (CheckStatus.FAIL, "TLS: no handshake within 0.3 s")
 
 
