@@ -166,15 +166,10 @@ def render(g: Globals, environment: str | None, partner_ids: tuple[str, ...], ou
     Example:
       hbsdeploy render --env qa --partner 'DE*A36'
     """
-    from hbsdeploy.check.project import load_project
     from hbsdeploy.cli.terminal import Terminal
-    from hbsdeploy.render.payloads import Renderer, canonical_json, payloads_document, write_rendered
+    from hbsdeploy.render.payloads import canonical_json, payloads_document, render_project, write_rendered
 
-    config = g.load_config()
-    environments = [config.environment(environment)] if environment else list(config.environments.values())
-    project = load_project(config, environments[0] if environment else None, partner_ids)
-    Terminal(g.quiet).warn(project.warnings)
-    rendered = Renderer(config).render_all(project.partners, environments)
+    rendered = render_project(g.load_config(), environment, partner_ids, warn=Terminal(g.quiet).warn)
     if out_dir is None:
         click.echo(canonical_json(payloads_document(rendered)), nl=False)
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hbsdeploy.check.certs import CertificateError, read_certificate
-from hbsdeploy.errors import HbsError
+from hbsdeploy.check.project import load_project
+from hbsdeploy.errors import HbsError, Problem
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import Partner, ResolvedServiceType
 from hbsdeploy.load.servicetypes import service_types
@@ -145,6 +146,16 @@ def _template_location(exc: Exception, template: jinja2.Template) -> str:
         if frame.filename.endswith(".j2"):
             location = f"{frame.filename}:{frame.lineno}"
     return location
+
+
+def render_project(config: Config, environment: str | None = None, partner_ids: Sequence[str] = (), *,
+                   warn: Callable[[list[Problem]], None]) -> list[RenderedPayload]:
+    """`render`'s job: validate (refusing on errors, warnings to `warn`), then every payload of the partners named (or
+    all) in `environment` (or every environment)."""
+    environments = [config.environment(environment)] if environment else list(config.environments.values())
+    project = load_project(config, environments[0] if environment else None, partner_ids)
+    warn(project.warnings)
+    return Renderer(config).render_all(project.partners, environments)
 
 
 def payloads_document(rendered: Iterable[RenderedPayload]) -> dict[str, dict[str, dict[str, Mapping[str, Any]]]]:
