@@ -97,6 +97,8 @@ class ApplyReport:
 
 def resolve_target(config: Config, request: ApplyRequest) -> tuple[Environment, Plan | None]:
     """The environment to apply to and the saved plan (None: plan now), or the error that refuses the request."""
+    if request.checksum is not None and not request.checksum.strip():  # "" would silently skip the reviewed check
+        raise UsageError("--checksum is empty; give the reviewed plan's checksum (sha256:...), or leave --checksum out")
     if request.plan_file is not None:
         if request.partner_ids:
             raise UsageError("--partner cannot narrow a saved plan; plan again with --partner")
@@ -105,7 +107,7 @@ def resolve_target(config: Config, request: ApplyRequest) -> tuple[Environment, 
             raise HbsError(f"{request.plan_file} is a plan for {saved.environment!r}, not {request.environment!r}")
         env = config.environment(saved.environment)
     else:
-        if request.checksum:
+        if request.checksum is not None:
             raise UsageError("--checksum needs a PLANFILE")
         saved = None
         env = config.environment(request.environment)

@@ -208,7 +208,26 @@ def plan_from_json(document: Mapping[str, Any]) -> Plan:
     if plan.checksum != document.get("checksum"):
         raise HbsError("the plan file was altered after it was written (checksum mismatch); "
                        "re-run `hbsdeploy plan --out` and review it again")
+    for change in plan.changes:
+        _check_consistent(change)
     return plan
+
+
+def _check_consistent(change: Change) -> None:
+    """What apply sends (`payload`) is what reviewers saw (`after`, `fields`): a plan whose parts disagree was not
+    written by `hbsdeploy plan`, even when its checksum was recomputed."""
+    try:
+        sent = normalize_settings(change.payload)
+        after = dict(change.after)
+        fields = {f.field: (f.before, f.after) for f in change.fields}
+        shown = {name: (change.before[name], after[name]) for name in SETTING_FIELDS
+                 if change.before[name] != after[name]}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HbsError(f"not a valid hbsdeploy plan ({type(exc).__name__} in {change.partner_id} "
+                       f"{change.service_type}); re-run `hbsdeploy plan --out`") from None
+    if sent != after or fields != shown:
+        raise HbsError(f"the payload of {change.partner_id} {change.service_type} disagrees with the `after` values "
+                       "the plan shows; apply sends only what was reviewed: re-run `hbsdeploy plan --out`")
 
 
 def read_plan_file(path: Path, checksum: str | None = None) -> Plan:
@@ -232,7 +251,7 @@ def read_plan_file(path: Path, checksum: str | None = None) -> Plan:
         plan = plan_from_json(document)
     except HbsError as exc:
         raise HbsError(f"{path}: {exc}") from None
-    if checksum and checksum not in (plan.checksum, plan.checksum.removeprefix("sha256:")):
+    if checksum is not None and checksum not in (plan.checksum, plan.checksum.removeprefix("sha256:")):
         raise HbsError(f"{path}: checksum {plan.checksum} is not the reviewed {checksum}; "
                        "apply only the plan that was reviewed")
     return plan

@@ -139,6 +139,32 @@ def test_a_checksum_that_is_not_the_reviewed_one_is_refused(repo: Path) -> None:
     assert run_cli("apply", "--checksum", "abc", "--auto-approve").code == 2  # --checksum needs a PLANFILE
 
 
+def test_an_empty_checksum_is_refused_not_skipped(repo: Path) -> None:
+    """`--checksum ""` (an unset CI variable) must not silently disable the reviewed-checksum check (issue 14)."""
+    assert run_cli("plan", "--out", "plan.json").code == 0
+    refused = run_cli("apply", "plan.json", "--checksum", "", "--auto-approve")
+    assert refused.code == 2 and "--checksum is empty" in refused.stderr
+    assert snapshot(state_file(repo)) == {}
+
+
+def test_a_plan_whose_payload_disagrees_with_its_after_is_refused(repo: Path) -> None:
+    """A plan edited to send another Service URL than the one reviewers saw, its checksum recomputed, is refused."""
+    import json
+
+    from hbsdeploy.plan.model import plan_checksum
+
+    assert run_cli("plan", "--out", "plan.json").code == 0
+    document = json.loads((repo / "plan.json").read_text(encoding="utf-8"))
+    change = next(c for c in document["changes"] if c["payload"].get("online_request"))
+    change["payload"]["service_url"] = "https://attacker.example.com"
+    body = {key: value for key, value in document.items() if key != "checksum"}
+    document["checksum"] = plan_checksum(body)
+    (repo / "plan.json").write_text(json.dumps(document), encoding="utf-8")
+    refused = run_cli("apply", "plan.json", "--auto-approve")
+    assert refused.code == 1 and "disagrees with the `after` values" in refused.stderr, refused.stderr
+    assert snapshot(state_file(repo)) == {}
+
+
 def test_a_protected_environment_must_be_named(repo: Path) -> None:
     write_config(repo, LOCAL_CONFIG.format(default="prod"))
     refused = run_cli("apply", "--auto-approve")
