@@ -6,12 +6,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hbsdeploy.errors import UsageError
+from hbsdeploy.errors import EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from hbsdeploy.cli.options import Globals
-
-EXIT_OK = 0
 
 
 @click.command()
