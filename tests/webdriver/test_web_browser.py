@@ -333,3 +333,30 @@ def test_logging_in_wrong_credentials_totp_a_missing_browser_and_a_slow_page(rep
     last = out.strip().splitlines()[-1]
     assert 'did not load the page after clicking the link "Service Type Settings"' in last
     assert "within 3 s" in last and "raise timeouts.page" in last
+
+
+def test_a_read_takes_the_whole_form_at_once_and_a_missing_label_still_names_its_key(
+        repo: Path, replica: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hbsdeploy.portal import PortalProtocolError
+    from hbsdeploy.portal.web.pages import SettingsPage
+
+    settings = {"online_request": True, "broadcast_request": True, "service_url": SERVICE_URL,
+                "client_certification": True, "certificate": "hubject", "certificate_sha256": None}
+    replica.portal.update_service_type("DE*A36", "authorization", settings, '"0"')
+    one_by_one = SettingsPage._read_one_by_one
+
+    def forbidden(page: SettingsPage, has_broadcast: bool) -> Any:
+        raise AssertionError("the form was read field by field")
+
+    monkeypatch.setattr(SettingsPage, "_read_one_by_one", forbidden)
+    portal = WebPortal(environment(repo))
+    try:
+        assert portal.get_service_type("DE*A36", "authorization").settings == settings
+        assert portal.get_service_type("DE*A36", "reservation").settings["online_request"] is False
+        assert replica.ui is not None
+        replica.ui.relabel("service_url", "Endpoint")
+        monkeypatch.setattr(SettingsPage, "_read_one_by_one", one_by_one)
+        with pytest.raises(PortalProtocolError, match=r'the textbox "Service URL" \(ui\.labels\.service_url\) is not'):
+            portal.get_service_type("DE*A36", "authorization")
+    finally:
+        portal.close()

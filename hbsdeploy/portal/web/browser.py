@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_HINT = "install one with `apt-get install chromium` or `playwright install chromium`, or set `browser:`"
 # No network for the browser's own services (updates, sync, safe browsing): it talks to the portal only.
+# No extensions; shared memory in /tmp rather than a small /dev/shm (containers). Images stay on: the write
+# evidence (screenshots) must show the page as a person sees it.
 BASE_ARGS = ("--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run")
+             "--no-first-run", "--disable-extensions", "--disable-dev-shm-usage")
 
 
 class BrowserMissing(PortalConfigError):

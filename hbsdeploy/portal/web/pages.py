@@ -240,7 +240,31 @@ class SettingsPage(PortalPage):
         self._settle(("headings", "service_type_settings"))
 
     def read(self, has_broadcast: bool) -> FormValues:
-        """The values the form shows (read-only view or edit mode)."""
+        """The values the form shows (read-only view or edit mode): every field in one round trip to the browser
+        when each UI map entry names exactly one of the elements found; else field by field (which waits, and names
+        the entry that is missing)."""
+        keys = [key for key in READ_FIELDS if has_broadcast or key != "broadcast_request"]
+        entries = [self.ui.entry("labels", key) for key in keys]
+        together = locate(self.page, entries[0])
+        for entry in entries[1:]:
+            together = together.or_(locate(self.page, entry))
+        shown: list[dict[str, Any]] = together.evaluate_all(_READ_SCRIPT)
+        found: dict[str, dict[str, Any]] = {}
+        for entry in entries:
+            matches = [one for one in shown if one["name"] == _squeeze(entry.name) and one["role"] == entry.role]
+            if len(matches) != 1:
+                return self._read_one_by_one(has_broadcast)
+            found[entry.key] = matches[0]
+        return FormValues(
+            online_request=bool(found["online_request"]["checked"]),
+            broadcast_request=bool(found["broadcast_request"]["checked"]) if has_broadcast else None,
+            service_url=str(found["service_url"]["value"]),
+            client_certification=bool(found["client_certification"]["checked"]),
+            user_certificate=bool(found["user_certificate_choice"]["checked"]),
+            certificate_sha256=str(found["user_certificate"]["value"]),
+        )
+
+    def _read_one_by_one(self, has_broadcast: bool) -> FormValues:
         def checked(element: Locator, timeout: float) -> bool:
             return element.is_checked(timeout=timeout)
 
@@ -302,6 +326,28 @@ class SettingsPage(PortalPage):
         """Click Cancel when the form is in edit mode (nothing half-edited is saved)."""
         if self.has("buttons", "cancel"):
             self.click("buttons", "cancel")
+
+
+# The form's fields that a read shows, by their UI map key (group labels).
+READ_FIELDS = ("online_request", "broadcast_request", "service_url", "client_certification",
+               "user_certificate_choice", "user_certificate")
+# For each element the read's locator found (by role and accessible name): its role, its name as a label or ARIA
+# gives it (only to tell the found elements apart; Playwright found them), whether it is checked, its value.
+_READ_SCRIPT = """elements => elements.map(e => {
+  const squeeze = s => (s || '').replace(/\\s+/g, ' ').trim();
+  let name = e.getAttribute('aria-label') || '';
+  const by = e.getAttribute('aria-labelledby');
+  if (!name && by) name = by.split(/\\s+/).map(id => (document.getElementById(id) || {}).textContent || '').join(' ');
+  if (!name && e.labels) name = Array.from(e.labels).map(l => l.textContent).join(' ');
+  const tag = e.tagName.toLowerCase(), type = (e.getAttribute('type') || '').toLowerCase();
+  const role = e.getAttribute('role') || (tag === 'select' ? (e.multiple || e.size > 1 ? 'listbox' : 'combobox')
+    : tag === 'textarea' ? 'textbox' : type === 'checkbox' || type === 'radio' ? type : 'textbox');
+  return {role: role, name: squeeze(name), checked: !!e.checked, value: e.value === undefined ? '' : String(e.value)};
+})"""
+
+
+def _squeeze(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _options(select: Locator, what: str, timeout: float) -> tuple[list[str], str]:
