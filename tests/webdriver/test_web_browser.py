@@ -6,7 +6,6 @@ Few tests, each a whole story, because every command starts a browser.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,11 +21,10 @@ from hbsdeploy.cli.main import cli
 from hbsdeploy.load.config import Environment, load_config
 from hbsdeploy.plan.build import make_plan
 from hbsdeploy.portal import PayloadRejected, PortalAuthError, ServiceTypeState
-from hbsdeploy.portal.emulator import ServerHandle, serve
+from hbsdeploy.portal.emulator import ServerHandle
 from hbsdeploy.portal.web.driver import WebPortal
+from tests.webdriver.helpers import PASSWORD, USER, start_replica, write_repo
 
-REPO = Path(__file__).resolve().parents[2]
-USER, PASSWORD = "operator", "correct-horse-battery-staple"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 ACCOUNTS = {"DE*A36": "Example Charging GmbH", "DE*B12": "Second Charging GmbH"}
 SERVICE_URL = "https://oicp-qa.example-charging.com"
@@ -67,11 +65,8 @@ service_types:
 @pytest.fixture
 def replica(tmp_path: Path) -> Iterator[ServerHandle]:
     """The portal's UI replica: user `operator` administers two partner accounts; `second` has a TOTP factor."""
-    handle = serve(tmp_path / "portal.sqlite3", ui=True, log_stream=None)
+    handle = start_replica(tmp_path / "portal.sqlite3", ACCOUNTS)
     assert handle.ui is not None
-    for account_id, name in ACCOUNTS.items():
-        handle.ui.add_account(account_id, name)
-    handle.ui.add_user(USER, PASSWORD, list(ACCOUNTS))
     handle.ui.add_user("second", PASSWORD, ["DE*A36"], totp_secret=TOTP_SECRET)
     yield handle
     handle.stop()
@@ -80,11 +75,8 @@ def replica(tmp_path: Path) -> Iterator[ServerHandle]:
 @pytest.fixture
 def repo(tmp_path: Path, replica: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A repository whose `qa` is the replica's web UI, with the credentials in HBSDEPLOY_* variables."""
-    root = tmp_path / "repo"
-    (root / "partners").mkdir(parents=True)
-    shutil.copytree(REPO / "templates", root / "templates")
-    (root / "hbsdeploy.yaml").write_text(CONFIG.format(url=replica.url, extra=""), encoding="utf-8")
-    (root / "partners" / "example.yaml").write_text(PARTNER.format(url=SERVICE_URL), encoding="utf-8")
+    root = write_repo(tmp_path / "repo", CONFIG.format(url=replica.url, extra=""),
+                      {"example.yaml": PARTNER.format(url=SERVICE_URL)})
     monkeypatch.chdir(root)
     monkeypatch.delenv("HBSDEPLOY_CONFIG", raising=False)
     monkeypatch.setenv("HBSDEPLOY_WEB_USER", USER)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from hbsdeploy.cli.main import cli
-from hbsdeploy.portal.emulator import ServerHandle, serve
+from hbsdeploy.portal.emulator import ServerHandle
+from tests.webdriver.helpers import EXAMPLE_PARTNER, PASSWORD, USER, start_replica, write_repo
 
-REPO = Path(__file__).resolve().parents[2]
-USER, PASSWORD = "operator", "correct-horse-battery-staple"
 CONFIG = """\
 environments:
   sandbox:
@@ -28,39 +26,21 @@ environments:
     timeouts:
       page: 15
 """
-PARTNER = """\
-name: Example Charging GmbH
-role: cpo
-operator_id: "DE*A36"
-environments:
-  qa:
-service_types:
-  authorization:
-    online_request: true
-    service_url: https://oicp-qa.example-charging.com
-"""
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[ServerHandle, io.StringIO]]:
     """The replica, its access log kept: user `operator` administers two partner accounts."""
     log = io.StringIO()
-    handle = serve(tmp_path / "portal.sqlite3", ui=True, log_stream=log)
-    assert handle.ui is not None
-    handle.ui.add_account("DE*A36", "Example Charging GmbH")
-    handle.ui.add_account("DE*B12", "Second Charging GmbH")
-    handle.ui.add_user(USER, PASSWORD, ["DE*A36", "DE*B12"])
+    handle = start_replica(tmp_path / "portal.sqlite3",
+                           {"DE*A36": "Example Charging GmbH", "DE*B12": "Second Charging GmbH"}, log_stream=log)
     yield handle, log
     handle.stop()
 
 
 @pytest.fixture
 def repo(tmp_path: Path, served: tuple[ServerHandle, io.StringIO], monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "repo"
-    (root / "partners").mkdir(parents=True)
-    shutil.copytree(REPO / "templates", root / "templates")
-    (root / "hbsdeploy.yaml").write_text(CONFIG.format(url=served[0].url), encoding="utf-8")
-    (root / "partners" / "example.yaml").write_text(PARTNER, encoding="utf-8")
+    root = write_repo(tmp_path / "repo", CONFIG.format(url=served[0].url), {"example.yaml": EXAMPLE_PARTNER})
     monkeypatch.chdir(root)
     monkeypatch.delenv("HBSDEPLOY_CONFIG", raising=False)
     monkeypatch.setenv("HBSDEPLOY_WEB_USER", USER)

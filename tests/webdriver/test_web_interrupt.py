@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from hbsdeploy.load.settings import normalize_settings
-from hbsdeploy.portal.emulator import ServerHandle, serve
+from hbsdeploy.portal.emulator import ServerHandle
+from tests.webdriver.helpers import PASSWORD, REPO, USER, start_replica, write_repo
 
-REPO = Path(__file__).resolve().parents[2]
-USER, PASSWORD = "operator", "correct-horse-battery-staple"
 ACCOUNTS = ("DE*A36", "DE*B12", "DE*C24", "DE*D48")
 CONFIG = """\
 default_environment: qa
@@ -58,11 +56,8 @@ REPORT_LINE = re.compile(r"^\s*(applied|failed|not attempted): (\S+) / (\w+) \((
 @pytest.fixture
 def slow_replica(tmp_path: Path) -> Iterator[ServerHandle]:
     """The replica with 150 ms added to every page: an apply of 8 writes takes long enough to be interrupted."""
-    handle = serve(tmp_path / "portal.sqlite3", ui=True, log_stream=None, latency_ms=150)
-    assert handle.ui is not None
-    for account in ACCOUNTS:
-        handle.ui.add_account(account, f"Account {account}")
-    handle.ui.add_user(USER, PASSWORD, list(ACCOUNTS))
+    handle = start_replica(tmp_path / "portal.sqlite3", {account: f"Account {account}" for account in ACCOUNTS},
+                           latency_ms=150)
     yield handle
     handle.stop()
 
@@ -76,13 +71,9 @@ def audit_entries(repo: Path) -> list[dict[str, object]]:
 
 def test_ctrl_c_mid_apply_on_a_web_environment_reports_audits_and_leaves_nothing_half_edited(
         tmp_path: Path, slow_replica: ServerHandle) -> None:
-    repo = tmp_path / "repo"
-    (repo / "partners").mkdir(parents=True)
-    shutil.copytree(REPO / "templates", repo / "templates")
-    (repo / "hbsdeploy.yaml").write_text(CONFIG.format(url=slow_replica.url), encoding="utf-8")
-    for index, account in enumerate(ACCOUNTS):
-        (repo / "partners" / f"partner-{index}.yaml").write_text(PARTNER.format(index=index, partner_id=account),
-                                                                 encoding="utf-8")
+    repo = write_repo(tmp_path / "repo", CONFIG.format(url=slow_replica.url),
+                      {f"partner-{index}.yaml": PARTNER.format(index=index, partner_id=account)
+                       for index, account in enumerate(ACCOUNTS)})
     env = {key: value for key, value in os.environ.items() if key != "HBSDEPLOY_CONFIG"}
     env.update(PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""), NO_COLOR="1",
                HBSDEPLOY_WEB_USER=USER, HBSDEPLOY_WEB_PASSWORD=PASSWORD)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,22 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from hbsdeploy.cli.main import cli
-from hbsdeploy.portal.emulator import ServerHandle, serve
+from hbsdeploy.portal.emulator import ServerHandle
+from tests.webdriver.helpers import EXAMPLE_PARTNER, PASSWORD, REPO, USER, start_replica, write_repo
 
-REPO = Path(__file__).resolve().parents[2]
-USER, PASSWORD = "operator", "correct-horse-battery-staple"
 CONFIG = "default_environment: qa\nenvironments:\n  qa:\n    portal: web\n    url: {url}\n"
-PARTNER = """\
-name: Example Charging GmbH
-role: cpo
-operator_id: "DE*A36"
-environments:
-  qa:
-service_types:
-  authorization:
-    online_request: true
-    service_url: https://oicp-qa.example-charging.com
-"""
 
 
 @pytest.fixture
@@ -53,10 +40,7 @@ def display() -> Iterator[str]:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[ServerHandle, io.StringIO]]:
     log = io.StringIO()
-    handle = serve(tmp_path / "portal.sqlite3", ui=True, log_stream=log)
-    assert handle.ui is not None
-    handle.ui.add_account("DE*A36", "Example Charging GmbH")
-    handle.ui.add_user(USER, PASSWORD, ["DE*A36"])
+    handle = start_replica(tmp_path / "portal.sqlite3", {"DE*A36": "Example Charging GmbH"}, log_stream=log)
     yield handle, log
     handle.stop()
 
@@ -65,11 +49,7 @@ def test_headed_login_completed_in_the_page_then_a_plan_reuses_the_session_witho
         tmp_path: Path, display: str, served: tuple[ServerHandle, io.StringIO],
         monkeypatch: pytest.MonkeyPatch) -> None:
     handle, log = served
-    repo = tmp_path / "repo"
-    (repo / "partners").mkdir(parents=True)
-    shutil.copytree(REPO / "templates", repo / "templates")
-    (repo / "hbsdeploy.yaml").write_text(CONFIG.format(url=handle.url), encoding="utf-8")
-    (repo / "partners" / "example.yaml").write_text(PARTNER, encoding="utf-8")
+    repo = write_repo(tmp_path / "repo", CONFIG.format(url=handle.url), {"example.yaml": EXAMPLE_PARTNER})
     env = {key: value for key, value in os.environ.items() if not key.startswith("HBSDEPLOY_")}
     env.update(DISPLAY=display, PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
 
@@ -85,14 +65,22 @@ def test_headed_login_completed_in_the_page_then_a_plan_reuses_the_session_witho
             done = subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=60, check=True)
             return done.stdout.strip()
 
-        # What a person does: the window, the first field, the user name, the password, Enter.
+        # What a person does: the window, the first field, the user name, the password, Enter. Keys typed before the
+        # page has focus are lost (no form is posted): then the person reloads the page and types again.
         window = xdotool("search", "--sync", "--onlyvisible", "--class", "chromium").splitlines()[0]
-        xdotool("windowfocus", "--sync", window)
-        xdotool("key", "Tab")
-        xdotool("type", "--delay", "20", USER)
-        xdotool("key", "Tab")
-        xdotool("type", "--delay", "20", PASSWORD)
-        xdotool("key", "Return")
+        for _attempt in range(3):
+            xdotool("windowfocus", "--sync", window)
+            xdotool("key", "Tab")
+            xdotool("type", "--delay", "20", USER)
+            xdotool("key", "Tab")
+            xdotool("type", "--delay", "20", PASSWORD)
+            xdotool("key", "Return")
+            bound = time.monotonic() + 15  # only against a hang; nothing is asserted on time
+            while '"POST /login"' not in log.getvalue() and login.poll() is None and time.monotonic() < bound:
+                time.sleep(0.1)
+            if '"POST /login"' in log.getvalue() or login.poll() is not None:
+                break
+            xdotool("key", "F5")
         out, err = login.communicate(timeout=120)
     finally:
         if login.poll() is None:
