@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from hbsdeploy.check.portalrules import check_settings
 from hbsdeploy.load.resources import load_schema
@@ -17,6 +18,10 @@ from hbsdeploy.load.settings import SETTING_FIELDS
 from hbsdeploy.text import one_line
 
 API_PREFIX = "/v1"
+PARTNERS_PATH = f"{API_PREFIX}/partners"  # the paged listing of every partner's service types
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000  # a larger page_size is served as this many (a page of 1,000 partners is about 700 KB)
+_PAGE_TOKEN_PREFIX = "after."
 _ETAG = re.compile(r'^"([0-9]{1,18})"$')
 
 
@@ -59,6 +64,35 @@ def loads_strict(content: bytes | str) -> Any:
 def encode_partner_id(partner_id: str) -> str:
     """A partner ID as one path segment: `DE*A36` -> `DE%2AA36`, `+49*536` -> `%2B49%2A536`."""
     return quote(partner_id, safe="")
+
+
+def encode_page_token(last_partner_id: str) -> str:
+    """The opaque token of the page after the one that ended with `last_partner_id` (a cursor, not an offset: a
+    partner added or removed meanwhile neither repeats nor skips another)."""
+    return _PAGE_TOKEN_PREFIX + base64.urlsafe_b64encode(last_partner_id.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_page_token(token: str) -> str:
+    """The partner ID a page token continues after; ValueError for a token this contract did not issue."""
+    if not token.startswith(_PAGE_TOKEN_PREFIX) or len(token) > 200:
+        raise ValueError("not a page token this portal issued")
+    text = token[len(_PAGE_TOKEN_PREFIX):]
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        partner_id = raw.decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("not a page token this portal issued") from None
+    if not partner_id or encode_page_token(partner_id) != token:
+        raise ValueError("not a page token this portal issued")
+    return partner_id
+
+
+def partners_page_path(page_size: int, page_token: str | None = None) -> str:
+    """The API path of one page of the partners listing."""
+    query = {"page_size": str(page_size)}
+    if page_token is not None:
+        query["page_token"] = page_token
+    return f"{PARTNERS_PATH}?{urlencode(query)}"
 
 
 def service_types_path(partner_id: str, service_type: str | None = None) -> str:

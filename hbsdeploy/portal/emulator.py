@@ -18,12 +18,12 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from hbsdeploy import __version__
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.partner import roles_of_id
-from hbsdeploy.portal.contract import loads_strict
+from hbsdeploy.portal.contract import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PARTNERS_PATH, loads_strict
 from hbsdeploy.portal.errors import PartnerNotFound, PayloadRejected, PortalError, VersionConflict
 from hbsdeploy.portal.interface import ServiceTypeState
 from hbsdeploy.portal.local import LocalPortal
@@ -241,7 +241,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             return _error(401, "missing or wrong bearer token; send Authorization: Bearer <token>",
                           (("WWW-Authenticate", 'Bearer realm="hbs-portal"'),))
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        path, _, query = self.path.split("#", 1)[0].partition("?")
+        if path == PARTNERS_PATH:
+            if self.command != "GET":
+                return _error(405, f"{self.command} is not allowed here; use GET", (("Allow", "GET"),))
+            return self._list_page(query)
         segments = path.split("/")
         if not (len(segments) in (5, 6) and segments[:3] == ["", "v1", "partners"]
                 and segments[4] == "service-types" and all(segments[1:])):
@@ -289,6 +293,33 @@ class _Handler(BaseHTTPRequestHandler):
             return _Reply(422, {**reply.body, "details": exc.details})
         except PortalError as exc:
             return _error(503, _without_label(str(exc)), (("Retry-After", "1"),))
+
+    def _list_page(self, query: str) -> _Reply:
+        """GET /v1/partners: one page of every registered partner's service types, in partner ID order."""
+        try:
+            params = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query), max_num_fields=20)
+        except ValueError:
+            return _error(400, "the query string does not parse; send page_size and page_token only")
+        if any(len(values) > 1 for values in params.values()):
+            return _error(400, "a query parameter is repeated; send page_size and page_token once each")
+        size_text = params.get("page_size", [str(DEFAULT_PAGE_SIZE)])[0]
+        if not size_text.isascii() or not size_text.isdigit() or len(size_text) > 9 or int(size_text) < 1:
+            return _error(400, f"page_size must be a whole number from 1 (larger than {MAX_PAGE_SIZE} is served as "
+                               f"{MAX_PAGE_SIZE})")
+        token = params.get("page_token", [None])[0] or None
+        try:
+            page, next_token = self.server.portal.list_page(token, int(size_text))
+        except ValueError:
+            return _error(400, "page_token is not one this portal issued; start again without it")
+        except PortalError as exc:
+            return _error(503, _without_label(str(exc)), (("Retry-After", "1"),))
+        body: dict[str, Any] = {"partners": [
+            {"partner_id": partner_id, "service_types": {
+                name: {"settings": dict(state.settings), "version": state.version} for name, state in states.items()}}
+            for partner_id, states in page.items()]}
+        if next_token is not None:
+            body["next_page_token"] = next_token
+        return _Reply(200, body)
 
     def _authorized(self) -> bool:
         expected = self.server.token
@@ -409,6 +440,7 @@ class ServerHandle:
             self._server.shutdown()
             self._thread.join(timeout=10)
         self._server.server_close()
+        self.portal.close()
 
     def __enter__(self) -> ServerHandle:
         return self

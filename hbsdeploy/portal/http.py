@@ -26,7 +26,14 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from hbsdeploy import __version__
 from hbsdeploy.hosts import HostError, parse_portal_url
 from hbsdeploy.load.settings import normalize_settings
-from hbsdeploy.portal.contract import loads_strict, payload_validator, service_types_path
+from hbsdeploy.portal.contract import (
+    MAX_PAGE_SIZE,
+    PARTNERS_PATH,
+    loads_strict,
+    partners_page_path,
+    payload_validator,
+    service_types_path,
+)
 from hbsdeploy.portal.errors import (
     PartnerNotFound,
     PayloadRejected,
@@ -273,12 +280,50 @@ class HttpPortal:
         if not isinstance(body, dict) or not isinstance(body.get("service_types"), dict):
             raise self._shape("the list of service types", "an object with a `service_types` object")
         self._same_partner(body, partner_id)
+        return self._states(partner_id, body["service_types"])
+
+    def _states(self, partner_id: str, listed: dict[str, Any]) -> dict[str, ServiceTypeState]:
         states = {}
-        for name, entry in body["service_types"].items():
+        for name, entry in listed.items():
             if not isinstance(entry, dict):
                 raise self._shape(f"service type {name!r}", "an object with `settings` and `version`")
             states[name] = self._state(partner_id, name, entry)
         return states
+
+    def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
+        """Every partner's service types the account holds: GET /v1/partners a page at a time (MAX_PAGE_SIZE each),
+        following next_page_token until the last page."""
+        found: dict[str, dict[str, ServiceTypeState]] = {}
+        token: str | None = None
+        seen_tokens: set[str] = set()
+        while True:
+            try:
+                response, _ = self._call("GET", partners_page_path(MAX_PAGE_SIZE, token), partner_id="",
+                                         what="the partners listing")
+            except PartnerNotFound:
+                raise PortalProtocolError(f"{self.label}: the portal does not serve the partners listing (GET "
+                                          f"{PARTNERS_PATH}, 404); the gateway implements an older "
+                                          "schemas/portal-api.openapi.yaml: upgrade it, or plan with --partner"
+                                          ) from None
+            body = self._json(response)
+            if not isinstance(body, dict) or not isinstance(body.get("partners"), list):
+                raise self._shape("the partners listing", "an object with a `partners` list")
+            for item in body["partners"]:
+                if not isinstance(item, dict) or not isinstance(item.get("partner_id"), str) \
+                        or not isinstance(item.get("service_types"), dict):
+                    raise self._shape("an entry of the partners listing",
+                                      "an object with `partner_id` and a `service_types` object")
+                partner_id = item["partner_id"]
+                if partner_id in found:
+                    raise self._shape("the partners listing", f"a list naming each partner once ({partner_id!r} "
+                                      "came twice)")
+                found[partner_id] = self._states(partner_id, item["service_types"])
+            token = body.get("next_page_token")
+            if token is None or token == "":
+                return found
+            if not isinstance(token, str) or len(token) > 1000 or token in seen_tokens:
+                raise self._shape("next_page_token", "a new page token (or none after the last page)")
+            seen_tokens.add(token)
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         """One service type with its version (ETag)."""
@@ -321,10 +366,12 @@ class HttpPortal:
     # -- requests and retries -----------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, partner_id: str, service_type: str | None = None,
-              body: dict[str, Any] | None = None, if_match: str | None = None) -> tuple[requests.Response, int]:
+              body: dict[str, Any] | None = None, if_match: str | None = None,
+              what: str | None = None) -> tuple[requests.Response, int]:
+        if what is None:
+            what = f"{service_type} of {partner_id}" if service_type else f"the service types of {partner_id}"
         try:
-            return self._attempts(method, path, partner_id=partner_id, service_type=service_type, body=body,
-                                  if_match=if_match)
+            return self._attempts(method, path, what=what, body=body, if_match=if_match)
         except PortalError as error:
             raise self._redacted(error) from None
 
@@ -339,10 +386,9 @@ class HttpPortal:
                     item[key] = redact(value)
         return error
 
-    def _attempts(self, method: str, path: str, *, partner_id: str, service_type: str | None,
-                  body: dict[str, Any] | None, if_match: str | None) -> tuple[requests.Response, int]:
+    def _attempts(self, method: str, path: str, *, what: str, body: dict[str, Any] | None,
+                  if_match: str | None) -> tuple[requests.Response, int]:
         url = self.base_url + path
-        what = f"{service_type} of {partner_id}" if service_type else f"the service types of {partner_id}"
         headers = {"If-Match": if_match} if if_match is not None else {}
         data = json.dumps(body).encode("utf-8") if body is not None else None
         if data is not None:

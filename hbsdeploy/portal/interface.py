@@ -28,6 +28,11 @@ class Portal(Protocol):
         """Every service type the portal knows for the partner (defaults for those never set)."""
         ...
 
+    def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
+        """Every partner the account holds, by ID, with its service types as list_service_types gives them (the
+        paged listing, every page fetched; the web UI, every account of its list)."""
+        ...
+
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         """One service type with its current version."""
         ...

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
-from hbsdeploy.portal.contract import check_payload, format_etag, parse_etag
+from hbsdeploy.portal.contract import (
+    MAX_PAGE_SIZE,
+    check_payload,
+    decode_page_token,
+    encode_page_token,
+    format_etag,
+    parse_etag,
+)
 from hbsdeploy.portal.errors import (
     PartnerNotFound,
     PayloadRejected,
@@ -20,7 +27,7 @@ from hbsdeploy.portal.errors import (
     portal_label,
 )
 from hbsdeploy.portal.interface import ServiceTypeState
-from hbsdeploy.portal.store import StaleVersion, Store, StoreError, UnknownPartner
+from hbsdeploy.portal.store import StaleVersion, Store, Stored, StoreError, UnknownPartner
 
 if TYPE_CHECKING:
     from hbsdeploy.load.config import Environment
@@ -39,8 +46,8 @@ class LocalPortal:
 
     @classmethod
     def from_environment(cls, env: Environment, *, parallelism: int) -> LocalPortal:
-        """The store at env.state_file (`local` and `manual`); any parallelism is fine, each call has its own
-        connection."""
+        """The store at env.state_file (`local` and `manual`); any parallelism is fine (calls share the store's one
+        connection, one at a time)."""
         if env.state_file is None:
             raise PortalConfigError(f"{portal_label(env)}: no state file configured; set `state:` for this "
                                     "environment")
@@ -81,13 +88,29 @@ class LocalPortal:
                 stored = self.store.read_all(partner_id) if self._known_partner(partner_id) else {}
             except UnknownPartner:
                 raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}") from None
-        states = {}
-        for name in service_types():
-            entry = stored.get(name)
-            settings = entry.settings if entry and entry.settings is not None else dict(DEFAULT_SETTINGS)
-            states[name] = ServiceTypeState(partner_id, name, normalize_settings(settings),
-                                            format_etag(entry.version if entry else 0))
-        return states
+        return _states(partner_id, stored)
+
+    def list_page(self, page_token: str | None, page_size: int) -> tuple[dict[str, dict[str, ServiceTypeState]],
+                                                                          str | None]:
+        """One page of the registered partners in ID order (at most `page_size`, capped at MAX_PAGE_SIZE), each with
+        every service type, and the token of the next page (None after the last); ValueError for a bad token."""
+        after = decode_page_token(page_token) if page_token is not None else None
+        limit = max(1, min(page_size, MAX_PAGE_SIZE))
+        with self._errors():
+            rows = self.store.read_page(after, limit)
+        page = {partner_id: _states(partner_id, stored) for partner_id, stored in rows}
+        return page, (encode_page_token(rows[-1][0]) if len(rows) == limit else None)
+
+    def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
+        """Every registered partner's service types, read a page at a time (each page one snapshot). With
+        auto_register (the sandbox) a partner never written is not registered and so not listed."""
+        found: dict[str, dict[str, ServiceTypeState]] = {}
+        token: str | None = None
+        while True:
+            page, token = self.list_page(token, MAX_PAGE_SIZE)
+            found.update(page)
+            if token is None:
+                return found
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         """One service type with its version."""
@@ -104,10 +127,12 @@ class LocalPortal:
 
     def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
                             if_match: str) -> ServiceTypeState:
-        """Store the payload (normalised) if `if_match` is the current version."""
+        """Store the payload (normalised) if `if_match` is the current version: one transaction, which also registers
+        a new partner under auto_register (only an accepted write does)."""
         name = self._spec_name(service_type)
-        with self._errors():
-            known = self._known_partner(partner_id)
+        if not self.auto_register:
+            with self._errors():
+                self._known_partner(partner_id)  # an unknown partner is 404 before its payload is judged
         details = check_payload(name, payload, allow_private_hosts=self.allow_private_hosts)
         if details:
             summary = "; ".join(f"{d.field}: {d.message}" for d in details)
@@ -117,11 +142,10 @@ class LocalPortal:
         settings = normalize_settings(payload)
         with self._errors():
             try:
-                if expected is None or (not known and expected != 0):
+                if expected is None:
+                    known = self.store.has_partner(partner_id)
                     raise StaleVersion(self.store.read(partner_id, name).version if known else 0)
-                if not known:  # only a write that is accepted registers a new partner (auto_register)
-                    self.store.register_partner(partner_id)
-                version = self.store.write(partner_id, name, settings, expected)
+                version = self.store.write(partner_id, name, settings, expected, register=self.auto_register)
             except UnknownPartner:
                 raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}") from None
             except StaleVersion as stale:
@@ -134,4 +158,16 @@ class LocalPortal:
         """Nothing to cancel: this portal never waits (no retries, no back-off), so every call ends on its own."""
 
     def close(self) -> None:
-        """Nothing to release: every call opens and closes its own connection."""
+        """Close the store's connection."""
+        self.store.close()
+
+
+def _states(partner_id: str, stored: Mapping[str, Stored]) -> dict[str, ServiceTypeState]:
+    """Every service type of a partner: what the store holds, the defaults at version 0 for the rest."""
+    states = {}
+    for name in service_types():
+        entry = stored.get(name)
+        settings = entry.settings if entry and entry.settings is not None else dict(DEFAULT_SETTINGS)
+        states[name] = ServiceTypeState(partner_id, name, normalize_settings(settings),
+                                        format_etag(entry.version if entry else 0))
+    return states

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -57,11 +59,15 @@ class Stored:
 
 
 class Store:
-    """One state file; safe across threads and processes (each call opens its own connection)."""
+    """One state file behind one SQLite connection per process (guarded by a lock, so safe across threads); other
+    processes share the file through SQLite's own locking (WAL, BEGIN IMMEDIATE, a busy timeout)."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        self._pid = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             for part in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm", "-journal"))):
@@ -81,44 +87,65 @@ class Store:
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as exc:
+            self.close()
             raise StoreError(f"{self.path}: cannot open the state file ({exc})") from exc
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
-        db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        # WAL: readers never wait for the writer; a killed writer leaves the last committed state, never half of one.
-        with contextlib.suppress(sqlite3.OperationalError):
-            db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("PRAGMA foreign_keys = ON")
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            # WAL: readers never wait for the writer; a killed writer leaves the last committed state, never half of
+            # one.
+            with contextlib.suppress(sqlite3.OperationalError):
+                db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            db.close()
+            raise
         return db
+
+    def _connection(self) -> sqlite3.Connection:
+        # Called with the lock held. A forked child must not use its parent's connection (SQLite forbids carrying
+        # one across fork): it opens its own.
+        if self._db is None or self._pid != os.getpid():
+            self._db = self._connect()
+            self._pid = os.getpid()
+        return self._db
+
+    def close(self) -> None:
+        """Close this process's connection (the next call opens a new one)."""
+        with self._lock:
+            if self._db is not None and self._pid == os.getpid():
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+            self._db = None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         # BEGIN IMMEDIATE takes the write lock up front, so the version check and the write are one atomic step.
-        db = self._connect()
-        try:
+        with self._lock:
+            db = self._connection()
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        finally:
-            db.close()
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        try:
+        with self._lock:
+            db = self._connection()
             db.execute("BEGIN")  # one snapshot for every SELECT of the call
             try:
                 yield db
             finally:
-                db.execute("ROLLBACK")
-        finally:
-            db.close()
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
 
     def register_partner(self, partner_id: str) -> bool:
         """Make the partner known; True if it was not known before."""
@@ -153,16 +180,39 @@ class Store:
                               (partner_id,)).fetchall()
         return {name: Stored(_decode(text), int(version)) for name, text, version in rows}
 
-    def write(self, partner_id: str, service_type: str, settings: Mapping[str, Any], expected_version: int) -> int:
-        """Store the settings if the current version is `expected_version` (StaleVersion otherwise); the new version."""
+    def read_page(self, after: str | None, limit: int) -> list[tuple[str, dict[str, Stored]]]:
+        """Up to `limit` registered partners whose ID sorts after `after` (all from the first when None), in ID
+        order (SQLite's binary collation: code points), each with every service type ever written; one snapshot."""
+        with self._reading() as db:
+            ids = [row[0] for row in db.execute(
+                "SELECT partner_id FROM partners WHERE ? IS NULL OR partner_id > ? ORDER BY partner_id LIMIT ?",
+                (after, after, limit))]
+            found: dict[str, dict[str, Stored]] = {partner_id: {} for partner_id in ids}
+            if ids:
+                rows = db.execute(
+                    "SELECT partner_id, service_type, settings, version FROM service_types "
+                    "WHERE partner_id >= ? AND partner_id <= ?", (ids[0], ids[-1])).fetchall()
+                for partner_id, name, text, version in rows:
+                    if partner_id in found:
+                        found[partner_id][name] = Stored(_decode(text), int(version))
+        return list(found.items())
+
+    def write(self, partner_id: str, service_type: str, settings: Mapping[str, Any], expected_version: int, *,
+              register: bool = False) -> int:
+        """Store the settings if the current version is `expected_version` (StaleVersion otherwise); the new version.
+        With `register`, an unknown partner is registered in the same transaction (UnknownPartner otherwise)."""
         text = json.dumps(dict(settings), sort_keys=True, separators=(",", ":"))
         with self._transaction() as db:
-            self._require_partner(db, partner_id)
+            known = db.execute("SELECT 1 FROM partners WHERE partner_id = ?", (partner_id,)).fetchone() is not None
+            if not known and not register:
+                raise UnknownPartner(partner_id)
             row = db.execute("SELECT version FROM service_types WHERE partner_id = ? AND service_type = ?",
-                             (partner_id, service_type)).fetchone()
+                             (partner_id, service_type)).fetchone() if known else None
             current = 0 if row is None else int(row[0])
             if current != expected_version:
-                raise StaleVersion(current)
+                raise StaleVersion(current)  # and nothing registered: a refused write leaves no trace
+            if not known:
+                db.execute("INSERT INTO partners (partner_id, registered_at) VALUES (?, ?)", (partner_id, time.time()))
             db.execute(
                 "INSERT INTO service_types (partner_id, service_type, settings, version, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner_id, service_type) DO UPDATE SET "

@@ -147,3 +147,53 @@ def test_no_request_gets_a_5xx(server: ServerHandle, partner: str, service_type:
         check(ITEM_PATH, method, response)
     else:
         assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+PARTNERS_PATH = "/v1/partners"
+
+
+def test_the_partners_listing_matches_the_contract_and_pages_in_a_stable_order(
+        emulator: Callable[..., ServerHandle]) -> None:
+    ids = ["DE*A36", "+49*536", "DE-8EO", "AT*B01", "DE*A37"]
+    server = emulator(partners=ids, token=TOKEN)
+    call(server, "PUT", "/v1/partners/DE%2AA37/service-types/authorization", body=payload(), if_match='"0"')
+    seen: list[str] = []
+    token: str | None = None
+    pages = 0
+    while True:
+        query = "?page_size=2" + (f"&page_token={quote(token)}" if token else "")
+        response = call(server, "GET", PARTNERS_PATH + query)
+        check(PARTNERS_PATH, "GET", response)
+        body = response.json()
+        assert len(body["partners"]) <= 2
+        seen.extend(item["partner_id"] for item in body["partners"])
+        pages += 1
+        token = body.get("next_page_token")
+        if token is None:
+            break
+    assert seen == sorted(ids) and pages == 3
+    whole = call(server, "GET", PARTNERS_PATH).json()  # default page size: all five in one page, no token
+    assert [item["partner_id"] for item in whole["partners"]] == sorted(ids) and "next_page_token" not in whole
+    written = next(item for item in whole["partners"] if item["partner_id"] == "DE*A37")
+    assert written["service_types"]["authorization"]["version"] == '"1"'
+    assert written["service_types"]["reservation"]["version"] == '"0"'
+    check(PARTNERS_PATH, "GET", call(server, "GET", PARTNERS_PATH + "?page_size=5000"))  # served as at most 1000
+    for bad in ("?page_size=0", "?page_size=-1", "?page_size=x", "?page_size=1&page_size=2",
+                "?page_token=garbage", "?page_token=after.%2F%2F%2F"):
+        response = call(server, "GET", PARTNERS_PATH + bad)
+        assert response.status_code == 400, bad
+        check(PARTNERS_PATH, "GET", response)
+    check(PARTNERS_PATH, "GET", call(server, "GET", PARTNERS_PATH, token=None))  # 401
+    check(PARTNERS_PATH, "GET", call(server, "PUT", PARTNERS_PATH, body={}))  # 405
+    assert server.stats.statuses.get(500) is None
+
+
+def test_a_partner_registered_between_pages_neither_repeats_nor_skips_another(
+        emulator: Callable[..., ServerHandle]) -> None:
+    server = emulator(partners=["DE*A01", "DE*A03", "DE*A05"], token=TOKEN)
+    first = call(server, "GET", PARTNERS_PATH + "?page_size=2").json()
+    server.portal.register_partner("DE*A02")  # sorts inside the first page: not served again
+    server.portal.register_partner("DE*A04")  # sorts after the cursor: served on the next page
+    rest = call(server, "GET", PARTNERS_PATH + "?page_size=2&page_token=" + quote(first["next_page_token"])).json()
+    assert [p["partner_id"] for p in first["partners"] + rest["partners"]] == ["DE*A01", "DE*A03", "DE*A04",
+                                                                                "DE*A05"]

@@ -197,7 +197,7 @@ def test_partners_unknown_unless_registered_or_auto_registered(emulator: Start) 
     ("PUT", "/v1/partners/DE%2AA36/service-types", {"If-Match": '"0"'}, b"{}", 405, "method_not_allowed"),
     ("DELETE", "/v1/partners/DE%2AA36/service-types/authorization", {}, b"", 405, "method_not_allowed"),
     ("POST", "/v1/partners/DE%2AA36/service-types/authorization", {}, b"{}", 405, "method_not_allowed"),
-    ("GET", "/v1/partners", {}, b"", 404, "not_found"),
+    ("GET", "/v1/partners/", {}, b"", 404, "not_found"),
     ("GET", "/v1/partners/DE%2AA36/service-types/authorization/extra", {}, b"", 404, "not_found"),
     ("GET", "/v1/partners/DE%2AA36/service-types/", {}, b"", 404, "not_found"),
     ("GET", "/v1/partners/%00%2F..%2F/service-types", {}, b"", 404, "not_found"),

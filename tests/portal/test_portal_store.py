@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,3 +207,36 @@ def test_a_writer_killed_mid_transaction_leaves_the_last_commit(tmp_path: Path) 
     state = portal.get_service_type(PARTNER, "authorization")
     assert state.version == '"1"' and state.settings["service_url"] == "https://oicp.example.com/base"
     assert portal.update_service_type(PARTNER, "authorization", payload(), '"1"').version == '"2"'
+
+
+def test_one_connection_per_process_whatever_the_calls_and_threads(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    opened: list[object] = []
+    real = sqlite3.connect
+
+    def counting(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db: sqlite3.Connection = real(*args, **kwargs)
+        opened.append(db)
+        return db
+
+    monkeypatch.setattr("hbsdeploy.portal.store.sqlite3.connect", counting)
+    portal = LocalPortal(tmp_path / "s.sqlite3")
+
+    def work(index: int) -> None:
+        partner_id = f"DE*B{index:02d}"
+        portal.update_service_type(partner_id, "authorization", payload(), '"0"')
+        portal.list_service_types(partner_id)
+        portal.get_service_type(partner_id, "reservation")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(portal.list_all_service_types()) == 8
+    assert len(opened) == 1
+    portal.close()
+    assert portal.list_service_types("DE*B00")["authorization"].version == '"1"'  # reopens after close
+    assert len(opened) == 2

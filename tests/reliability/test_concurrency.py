@@ -118,6 +118,9 @@ class Rendezvous:
     def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
         return self.portal.list_service_types(partner_id)
 
+    def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
+        return self.portal.list_all_service_types()
+
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         return self.portal.get_service_type(partner_id, service_type)
 

@@ -158,6 +158,9 @@ class ExpiringPortal:
     def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
         return self.portal.list_service_types(partner_id)
 
+    def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
+        return self.portal.list_all_service_types()
+
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         return self.portal.get_service_type(partner_id, service_type)
 
@@ -264,6 +267,10 @@ def test_parallel_contexts_and_the_portals_refusal_in_its_words(repo: Path, repl
             thread.join()
         assert sorted(results) == sorted(ACCOUNTS)
         assert portal.browsers == 2  # bounded by parallelism (default 2), though 4 reads were asked at once
+        # Every account the user holds, from the Partner Account list, each read as above.
+        everything = portal.list_all_service_types()
+        assert sorted(everything) == sorted(ACCOUNTS)
+        assert everything["DE*B12"] == results["DE*B12"]
 
         current = results["DE*A36"]["authorization"]
         with pytest.raises(PayloadRejected) as caught:

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin
@@ -306,6 +307,16 @@ class WebPortal:
             return {name: found[name] for name in service_types()}
 
         return self._run(lambda worker: self._labelled(lambda: worker.with_session(read_all)))
+
+    def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
+        """Every partner account the user holds, with its service types. The UI shows one account at a time: the
+        accounts come from the Partner Account list, then each is read as list_service_types does, on all the
+        browser contexts at once."""
+        accounts = self._run(lambda worker: self._labelled(
+            lambda: worker.with_session(lambda page, _retry: page.accounts())))
+        ids = list(dict.fromkeys(account for account in accounts if account))
+        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+            return dict(zip(ids, pool.map(self.list_service_types, ids), strict=True))
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         """One service type's settings and their content version."""

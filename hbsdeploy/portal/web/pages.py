@@ -228,6 +228,10 @@ class SettingsPage(PortalPage):
         if current != option_text:
             self._choose(kind, label=option_text)
 
+    def accounts(self) -> list[str]:
+        """Every partner account the Partner Account list offers this user (its options' values: the partner IDs)."""
+        return self.quick("labels", "partner_account", lambda found, wait: _options(found, "value", wait))[0]
+
     def selected_text(self, group: str, key: str) -> str:
         """The text of the option a selection list shows now."""
         return self.quick(group, key, lambda found, wait: _options(found, "text", wait))[1]
