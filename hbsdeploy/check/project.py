@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import HbsError, InputError, Problem
 from hbsdeploy.load.config import Config, Environment
-from hbsdeploy.load.partner import Partner
+from hbsdeploy.load.partner import Partner, canonical_ids
+from hbsdeploy.load.schemacheck import show
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,25 @@ def load_project(config: Config, environment: Environment | None = None,
     report = validate(config, None, environment.name if environment else None)
     if report.errors:
         raise InputError(report.errors)
-    partners = sorted(report.partners, key=lambda p: p.partner_id)
+    partners = sorted(report.partners, key=lambda p: (p.partner_id, p.role))
     if partner_ids:
-        by_id = {p.partner_id: p for p in partners}
-        unknown = [pid for pid in partner_ids if pid not in by_id]
-        if unknown:
-            known = ", ".join(sorted(by_id)) or "none"
-            raise HbsError(f"no partner file has ID {', '.join(map(repr, unknown))} (--partner); known: {known}")
-        partners = [by_id[pid] for pid in dict.fromkeys(partner_ids)]
+        chosen = [select_partner(partners, pid) for pid in partner_ids]
+        partners = list({p.identity: p for p in chosen}.values())
     return Project(config, partners, report.warnings)
+
+
+def select_partner(partners: Sequence[Partner], requested: str) -> Partner:
+    """The partner `--partner requested` names, compared as validate compares IDs: a partner whose canonical ID it
+    is exactly (`DE*A36` is the operator, `DE-A36` the provider), else any whose canonical ID it has in its role
+    (`dea36`); HbsError when none is, or when an operator and a provider both are."""
+    exact = [p for p in partners if p.partner_id == requested]
+    forms = canonical_ids(requested)
+    found = exact or [p for p in partners if forms.get(p.role) == p.partner_id]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        both = " and ".join(f"{p.partner_id} ({p.role.upper()}, {p.path})" for p in found)
+        raise HbsError(f"--partner {show(requested)} names both {both}; write the ID as the one you mean: "
+                       f"{' or '.join(repr(p.partner_id) for p in found)}")
+    known = ", ".join(p.partner_id for p in partners) or "none"
+    raise HbsError(f"no partner file has ID {show(requested)} (--partner); known: {known}")

@@ -8,6 +8,7 @@
 | (hbsdeploy.check.portalrules)      | error: the portal refuses it      |
 | cpo-broadcast                | warning                           |
 | name-invisible-characters    | warning                           |
+| partner-id-lowercase         | warning                           |
 | emp-without-broadcast        | warning                           |
 | client-certification-off     | warning; error where protected    |
 | certificate-*                | see _check_certificate            |
@@ -44,6 +45,11 @@ def check_partner(partner: Partner, config: Config, environments: Iterable[Envir
                                         key=True))
     if not partner.name.isprintable():
         problems.append(_invisible_in_name(partner))
+    if partner.written_id != partner.written_id.upper():
+        problems.append(doc.problem((partner.id_key,), "partner-id-lowercase",
+                                    f"{partner.id_key} {partner.written_id!r} is in lower case; OICP IDs are upper "
+                                    f"case and plans and the portal show {partner.partner_id!r}: write "
+                                    f"{partner.id_key}: \"{partner.partner_id}\"", Severity.WARNING))
     specs = service_types()
     for environment in environments:
         if environment.name not in partner.environments:

@@ -12,18 +12,21 @@ from hbsdeploy.errors import InputError, Problem, Severity, UsageError
 from hbsdeploy.files import read_bytes
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.config import Config, Environment
-from hbsdeploy.load.partner import Partner, partner_from_document
+from hbsdeploy.load.partner import ID_KEYS, Partner, canonical_id, partner_from_document, roles_of_id
 from hbsdeploy.load.yamlload import MAX_FILE_BYTES, display_path, load_yaml
 from hbsdeploy.paths import within
 from hbsdeploy.text import escape
 
 # Good enough to spot a partner ID in a file that is not being validated this run (pre-commit passes changed files).
-_ID_LINE = re.compile(rb"^(?:operator_id|provider_id)[ \t]*:[ \t]*[\"']?([^\"'\s#]+)", re.MULTILINE)
+_ID_LINE = re.compile(rb"^(operator_id|provider_id)[ \t]*:[ \t]*[\"']?([^\"'\s#]+)", re.MULTILINE)
+_ROLE_OF_KEY = {key: role for role, key in ID_KEYS.items()}
 
 
-def id_key(partner_id: str) -> str:
-    """The form two partner IDs are compared in: OICP IDs ignore case, and `DE*A36` and `DEA36` are the same."""
-    return partner_id.upper().replace("*", "").replace("-", "")
+def id_key(role: str, partner_id: str) -> tuple[str, str]:
+    """The identity two partners are compared by: the role and the canonical ID (`DEA36` and `de*a36` are one
+    operator; an operator `DE*A36` and a provider `DE-A36` are two partners, as OICP assigns both IDs to a company
+    with both roles)."""
+    return (role, canonical_id(role, partner_id))
 
 
 @dataclass
@@ -114,26 +117,31 @@ def _links_out_of(root: Path, path: Path) -> bool:
 
 
 def _duplicate_ids(partners: list[Partner], config: Config, checked: list[Path] | None) -> list[Problem]:
-    first_seen: dict[str, Partner] = {}
+    first_seen: dict[tuple[str, str], Partner] = {}
     problems = []
     for partner in partners:
-        other = first_seen.setdefault(id_key(partner.partner_id), partner)
+        other = first_seen.setdefault(partner.identity, partner)
         if other is not partner:
             line = other.document.position((other.id_key,))[0]
             problems.append(partner.document.problem(
                 (partner.id_key,), "duplicate-partner-id",
-                f"partner ID {partner.partner_id!r} is also used by {other.path}:{line}{_as(other, partner)}; "
-                "one file per partner"))
+                f"{_kind(partner)} {partner.written_id!r} is also used by {other.path}:{line}{_as(other, partner)}; "
+                "one file per partner and role"))
     if checked is not None:
         problems += _duplicates_in_unchecked_files(first_seen, config, checked)
     return problems
 
 
 def _as(other: Partner, partner: Partner) -> str:
-    return "" if other.partner_id == partner.partner_id else f" (as {other.partner_id!r})"
+    return "" if other.written_id == partner.written_id else f" (as {other.written_id!r})"
 
 
-def _duplicates_in_unchecked_files(ids: dict[str, Partner], config: Config, checked: list[Path]) -> list[Problem]:
+def _kind(partner: Partner) -> str:
+    return "OperatorID" if partner.role == "cpo" else "ProviderID"
+
+
+def _duplicates_in_unchecked_files(ids: dict[tuple[str, str], Partner], config: Config,
+                                   checked: list[Path]) -> list[Problem]:
     """Partner IDs of the checked files that a partner file not checked this run also declares (found by a line scan,
     not a full load: pre-commit passes only the changed files, and this must stay fast for a thousand partners)."""
     if not ids:
@@ -154,14 +162,18 @@ def _duplicates_in_unchecked_files(ids: dict[str, Partner], config: Config, chec
         except OSError:  # a FIFO, device or unreadable file: reported where it is loaded
             continue
         for match in _ID_LINE.finditer(raw):
-            written = match.group(1).decode("utf-8", errors="replace")
-            partner = ids.get(id_key(written))
+            role = _ROLE_OF_KEY[match.group(1).decode("ascii")]
+            written = match.group(2).decode("utf-8", errors="replace")
+            if role not in roles_of_id(written):
+                continue  # not an ID of that role: the file's own validation says so
+            partner = ids.get(id_key(role, written))
             if partner is not None:
                 line = raw.count(b"\n", 0, match.start()) + 1
                 problems.append(partner.document.problem(
                     (partner.id_key,), "duplicate-partner-id",
-                    f"partner ID {partner.partner_id!r} is also used by {display_path(path)}:{line}"
-                    f"{'' if written == partner.partner_id else f' (as {written!r})'}; one file per partner"))
+                    f"{_kind(partner)} {partner.written_id!r} is also used by {display_path(path)}:{line}"
+                    f"{'' if written == partner.written_id else f' (as {written!r})'}; one file per partner and "
+                    "role"))
     return problems
 
 

@@ -29,6 +29,33 @@ def roles_of_id(partner_id: str) -> set[str]:
     return {role for role, pattern in _id_patterns().items() if pattern.search(partner_id)}
 
 
+_SEPARATORS = {"cpo": "*", "emp": "-"}  # OICP 2.3's own examples: OperatorID DE*A36, ProviderID DE-8EO
+
+
+def canonical_id(role: str, partner_id: str) -> str:
+    """The one form of an ID of `role` (which it must fit): upper case, the role's separator after the country
+    code (`DEA36` -> `DE*A36` as an OperatorID, `de8eo` -> `DE-8EO` as a ProviderID), and a numeric OperatorID with
+    its optional `+` (`49*536` -> `+49*536`). Plans, the portal and `--partner` use it; the file keeps its own."""
+    text = partner_id.upper()
+    if role == "cpo" and text[:1] in "+0123456789":
+        candidate = "+" + text.lstrip("+")
+    else:
+        code = text.replace("*", "").replace("-", "")
+        candidate = f"{code[:2]}{_SEPARATORS[role]}{code[2:]}"
+    # A schema whose pattern has another shape keeps the ID as written, upper case.
+    return candidate if _id_patterns()[role].search(candidate) else text
+
+
+def is_canonical_id(partner_id: str) -> bool:
+    """Whether `partner_id` is the canonical form of an ID of some role (what the portal holds)."""
+    return partner_id in canonical_ids(partner_id).values()
+
+
+def canonical_ids(partner_id: str) -> dict[str, str]:
+    """The canonical form of `partner_id` in each role whose format it fits."""
+    return {role: canonical_id(role, partner_id) for role in sorted(roles_of_id(partner_id))}
+
+
 @dataclass(frozen=True)
 class ResolvedServiceType:
     """A service type's fields in one environment: the file's values with that environment's overrides applied."""
@@ -46,13 +73,19 @@ class Partner:
     document: Document
     name: str
     role: str
-    partner_id: str
+    partner_id: str  # canonical_id(role, written_id): the ID the portal, plans and --partner use
     id_key: str  # "operator_id" or "provider_id"
     environments: tuple[str, ...]
+    written_id: str = ""  # the ID as the file writes it
 
     @property
     def path(self) -> str:
         return self.document.path
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """(role, canonical ID): a CPO `DE*DUA` and an EMP `DE-DUA` of one company are two partners."""
+        return (self.role, self.partner_id)
 
     def resolve(self, environment: str) -> dict[str, ResolvedServiceType]:
         """The service types this file manages in `environment`, overrides applied field by field."""
@@ -82,7 +115,8 @@ def partner_from_document(document: Document) -> Partner:
         document=document,
         name=data["name"],
         role=data["role"],
-        partner_id=data[id_key],
+        partner_id=canonical_id(data["role"], data[id_key]),
         id_key=id_key,
         environments=tuple(data["environments"]),
+        written_id=data[id_key],
     )

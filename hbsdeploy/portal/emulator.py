@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote
 
 from hbsdeploy import __version__
 from hbsdeploy.errors import HbsError
-from hbsdeploy.load.partner import roles_of_id
+from hbsdeploy.load.partner import canonical_ids, is_canonical_id
 from hbsdeploy.portal.contract import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PARTNERS_PATH, loads_strict
 from hbsdeploy.portal.errors import PartnerNotFound, PayloadRejected, PortalError, VersionConflict
 from hbsdeploy.portal.interface import ServiceTypeState
@@ -48,8 +48,17 @@ class EmulatorError(HbsError):
 
 
 def is_partner_id(value: str) -> bool:
-    """Whether a string is an OICP OperatorID or ProviderID (the only partner IDs the emulator accepts)."""
-    return bool(roles_of_id(value))
+    """Whether a string is an OICP OperatorID or ProviderID in its canonical form (`DE*A36`, `+49*536`, `DE-8EO`:
+    the only partner IDs the emulator accepts, as clients send them)."""
+    return is_canonical_id(value)
+
+
+def _not_canonical(value: str) -> str:
+    forms = canonical_ids(value)
+    if not forms:
+        return "not an OICP OperatorID or ProviderID"
+    return "not in canonical form; write " + " or ".join(
+        f"{form!r} ({'OperatorID' if role == 'cpo' else 'ProviderID'})" for role, form in forms.items())
 
 
 @dataclass
@@ -257,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
             return _error(405, f"{self.command} is not allowed here; use {' or '.join(allowed)}",
                           (("Allow", ", ".join(allowed)),))
         if not is_partner_id(partner_id):
-            return _error(404, "unknown partner: not an OICP OperatorID or ProviderID")
+            return _error(404, f"unknown partner: {_not_canonical(partner_id)}")
         portal = self.server.portal
         try:
             if service_type is None:
@@ -471,7 +480,7 @@ def serve(state_file: Path, *, host: str = "127.0.0.1", port: int = 0, tls_cert:
                          auto_register=auto_register, label="emulator")
     for partner_id in partners:
         if not is_partner_id(partner_id):
-            raise EmulatorError(f"--partner {partner_id!r} is not an OICP OperatorID or ProviderID "
+            raise EmulatorError(f"--partner {partner_id!r} is {_not_canonical(partner_id)} "
                                 "(e.g. DE*A36, +49*536, DE-8EO)")
         portal.register_partner(partner_id)
     replica = _replica(portal, ui, ui_users, ui_session_minutes, secure=context is not None)

@@ -8,7 +8,7 @@ from typing import Any
 
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.config import Environment
-from hbsdeploy.load.partner import ID_KEYS, roles_of_id
+from hbsdeploy.load.partner import ID_KEYS, canonical_id, roles_of_id
 from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
@@ -46,13 +46,21 @@ def import_partner(environment: Environment, partner_id: str, name: str | None =
                    ) -> str:
     """`import`'s job: the partner file of what `environment`'s portal holds for `partner_id` (one listing request)."""
     check_partner_id(partner_id, role)
+    fits = roles_of_id(partner_id)
+    known_role = role or (next(iter(fits)) if len(fits) == 1 else None)
+    # The portal holds each partner under its canonical ID (`dea36` as an operator is `DE*A36`).
+    portal_id = canonical_id(known_role, partner_id) if known_role else partner_id
     portal = open_portal(environment)
     try:
-        states = portal.list_service_types(partner_id)
+        states = portal.list_service_types(portal_id)
     finally:
         portal.close()
-    return partner_yaml(partner_id, name or partner_id, infer_role(partner_id, states, role), environment.name,
-                        states)
+    found_role = infer_role(portal_id, states, role)
+    if canonical_id(found_role, portal_id) != portal_id:
+        raise HbsError(f"--partner {show(partner_id)} is, as the {found_role.upper()} its settings show, "
+                       f"{canonical_id(found_role, portal_id)!r}; run import again with --partner "
+                       f"'{canonical_id(found_role, portal_id)}' --role {found_role}")
+    return partner_yaml(portal_id, name or portal_id, found_role, environment.name, states)
 
 
 def partner_yaml(partner_id: str, name: str, role: str, environment: str,

@@ -119,8 +119,8 @@ def test_duplicate_partner_ids_name_both_files_when_both_are_checked(repo: Path)
     copy = (DATA / "valid" / "cpo.yaml").read_text().replace('operator_id: "DE*A36"', "operator_id: DEA36")
     (repo / "partners" / "b-second.yaml").write_text(copy)
     config = load_config(repo / "hbsdeploy.yaml")
-    expected = ["partners/b-second.yaml:4:14: error[duplicate-partner-id]: partner ID 'DEA36' is also used by "
-                "partners/a-first.yaml:4 (as 'DE*A36'); one file per partner"]
+    expected = ["partners/b-second.yaml:4:14: error[duplicate-partner-id]: OperatorID 'DEA36' is also used by "
+                "partners/a-first.yaml:4 (as 'DE*A36'); one file per partner and role"]
     with working_directory(repo):
         assert validation_lines(config, None) == expected
         assert validation_lines(config, [Path("partners/a-first.yaml"), Path("partners/b-second.yaml")]) == expected
