@@ -62,3 +62,10 @@ def redact_urls(text: str) -> str:
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers fit for a log: Authorization, cookies and API keys replaced by `<redacted>`."""
     return {name: REDACTED if name.lower() in SECRET_HEADERS else value for name, value in headers.items()}
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`count` and the noun that agrees with it: `1 service type`, `0 service types`, `2 entries` (with
+    `plural_form` where adding an `s` is wrong). Every message counting something uses it."""
+    noun = singular if count == 1 else plural_form or singular + "s"
+    return f"{count} {noun}"

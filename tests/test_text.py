@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hbsdeploy.text import escape, escape_line, one_line, redact_headers, redact_url, redact_urls
+from hbsdeploy.text import escape, escape_line, one_line, plural, redact_headers, redact_url, redact_urls
 
 
 def test_escape_shows_each_invisible_character_one_unambiguous_way() -> None:
@@ -40,3 +40,14 @@ def test_redaction() -> None:
         "see https://***@a.example/x and ftp://***@c.example"
     headers = redact_headers({"Authorization": "Bearer t0k3n", "Cookie": "s=1", "Accept": "application/json"})
     assert headers == {"Authorization": "<redacted>", "Cookie": "<redacted>", "Accept": "application/json"}
+
+
+@pytest.mark.parametrize(("count", "expected"), [(0, "0 service types"), (1, "1 service type"),
+                                                 (2, "2 service types"), (-1, "-1 service types")])
+def test_plural_agrees_with_the_count(count: int, expected: str) -> None:
+    assert plural(count, "service type") == expected
+
+
+def test_plural_takes_an_irregular_form() -> None:
+    assert plural(1, "UI map entry", "UI map entries") == "1 UI map entry"
+    assert plural(3, "UI map entry", "UI map entries") == "3 UI map entries"

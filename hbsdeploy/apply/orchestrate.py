@@ -18,7 +18,7 @@ from hbsdeploy.errors import HbsError, UsageError
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.plan.build import PlanHooks, plan_environment
-from hbsdeploy.plan.model import Change, Plan, read_plan_file
+from hbsdeploy.plan.model import Change, Plan, parse_plan, read_plan_file
 from hbsdeploy.portal import Portal, open_portal
 
 
@@ -47,13 +47,15 @@ class ApplyHooks(PlanHooks, Protocol):
 class ApplyRequest:
     """What `apply` was asked: a saved plan or none, the --env named, and the options."""
 
-    plan_file: Path | None = None
+    plan_file: Path | None = None  # `-`: the plan's bytes are `plan_input`, read from standard input
     environment: str | None = None
     partner_ids: tuple[str, ...] = ()
     checksum: str | None = None
     auto_approve: bool = False
     force: bool = False
     parallelism: int | None = None
+    service_types: tuple[str, ...] = ()
+    plan_input: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,13 @@ def resolve_target(config: Config, request: ApplyRequest) -> tuple[Environment, 
     if request.checksum is not None and not request.checksum.strip():  # "" would silently skip the reviewed check
         raise UsageError("--checksum is empty; give the reviewed plan's checksum (sha256:...), or leave --checksum out")
     if request.plan_file is not None:
-        if request.partner_ids:
-            raise UsageError("--partner cannot narrow a saved plan; plan again with --partner")
-        saved = read_plan_file(request.plan_file, request.checksum)
+        for given, option in ((request.partner_ids, "--partner"), (request.service_types, "--service-type")):
+            if given:
+                raise UsageError(f"{option} cannot narrow a saved plan; plan again with {option}")
+        if request.plan_input is not None:
+            saved = parse_plan(request.plan_input, str(request.plan_file), request.checksum)
+        else:
+            saved = read_plan_file(request.plan_file, request.checksum)
         if request.environment and request.environment != saved.environment:
             raise HbsError(f"{request.plan_file} is a plan for {saved.environment!r}, not {request.environment!r}")
         env = config.environment(saved.environment)
@@ -122,7 +128,8 @@ def apply_environment(config: Config, request: ApplyRequest, hooks: ApplyHooks) 
     parallelism = request.parallelism or config.parallelism
     audit = AuditLog(config.state_dir / "audit.jsonl")
     if saved is None:
-        plan = plan_environment(config, env, request.partner_ids, parallelism=parallelism, hooks=hooks)
+        plan = plan_environment(config, env, request.partner_ids, parallelism=parallelism, hooks=hooks,
+                                service_types=request.service_types)
         hooks.show_plan(plan)
         if not plan.has_changes:
             return ApplyReport(env.name, plan, None)

@@ -30,7 +30,7 @@ from hbsdeploy.portal import (
     PortalStateError,
     VersionConflict,
 )
-from hbsdeploy.text import one_line
+from hbsdeploy.text import one_line, plural
 
 # The portal refused the write or could not start it: nothing was written, so there is nothing to look for.
 NOTHING_WRITTEN = (VersionConflict, PayloadRejected, PartnerNotFound, PortalAuthError, PortalRefused,
@@ -98,7 +98,7 @@ def check_disable_share(plan: Plan, max_fraction: float, force: bool) -> None:
     if force or disables == 0 or scope == 0:
         return
     if disables / scope > max_fraction:
-        raise HbsError(f"the plan disables {disables} of {scope} service types in scope "
+        raise HbsError(f"the plan disables {disables} of {plural(scope, 'service type')} in scope "
                        f"({disables / scope:.0%}, more than apply.max_disable_fraction {max_fraction:.0%}); "
                        "check the partner files, or pass --force if this is intended")
 

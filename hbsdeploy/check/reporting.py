@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 
 from hbsdeploy.check.validate import ValidationReport
+from hbsdeploy.text import plural
 
 VALIDATION_FORMAT_VERSION = 1
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def validation_text(report: ValidationReport) -> str:
     """`path:line:col: error[rule]: message` lines, sorted, then one summary line."""
     lines = [problem.format() for problem in report.problems]
-    lines.append(f"checked {_plural(report.files, 'file')}: {_plural(len(report.errors), 'error')}, "
-                 f"{_plural(len(report.warnings), 'warning')}")
+    lines.append(f"checked {plural(report.files, 'file')}: {plural(len(report.errors), 'error')}, "
+                 f"{plural(len(report.warnings), 'warning')}")
     return "\n".join(lines) + "\n"
 
 

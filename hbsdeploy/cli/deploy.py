@@ -6,12 +6,20 @@ model and its output formats, whose registry gives --format its choices.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from hbsdeploy.cli.options import Globals, environment_option, partner_option, pass_globals
-from hbsdeploy.cli.terminal import Terminal, use_colour
+from hbsdeploy.cli.options import (
+    Globals,
+    environment_option,
+    partner_option,
+    pass_globals,
+    read_input,
+    service_type_option,
+)
+from hbsdeploy.cli.terminal import Terminal
 from hbsdeploy.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from hbsdeploy.plan.formats import PLAN_FORMATS
 
@@ -21,20 +29,23 @@ _FORMAT_HELP = "; ".join(f"{name}: {plan_format.help}" for name, plan_format in 
 @click.command()
 @environment_option
 @partner_option
+@service_type_option
 @click.option("--format", "output_format", type=click.Choice(list(PLAN_FORMATS)), default="text", show_default=True,
               help=_FORMAT_HELP)
-@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also save the plan (JSON, with the versions observed and its checksum) for `apply PLANFILE`.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Also save the plan (JSON, with the versions observed and its checksum) for `apply PLANFILE`; "
+                   "`-`: to stdout, the --format output then going to stderr.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none, 1 on error.")
 @click.option("--parallelism", type=click.IntRange(1, 64), help="Partners read at once (default: apply.parallelism).")
 @pass_globals
-def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], output_format: str,
-         out_file: Path | None, detailed_exitcode: bool, parallelism: int | None) -> int:
+def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], service_types: tuple[str, ...],
+         output_format: str, out_file: Path | None, detailed_exitcode: bool, parallelism: int | None) -> int:
     """Show exactly what apply would change in the portal.
 
     \b
     Example:
       hbsdeploy plan --env qa --format markdown --out plan.json
+      hbsdeploy plan --env qa --service-type authorization --out - | hbsdeploy apply - --env qa
     """
     from hbsdeploy.atomic import write_atomic
     from hbsdeploy.plan.build import plan_environment
@@ -43,21 +54,30 @@ def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], outp
 
     config = g.load_config()
     env = config.environment(environment)
+    to_stdout = out_file == Path("-")
     the_plan = plan_environment(config, env, partner_ids, parallelism=parallelism or config.parallelism,
-                                hooks=Terminal(g.quiet))
-    if out_file is not None:
+                                hooks=Terminal(g.quiet), service_types=service_types)
+    options = FormatOptions(colour=g.use_colour(sys.stderr.isatty() if to_stdout else None),
+                            portal_label=portal_label(env))
+    if to_stdout:  # stdout is the plan file: what a person reads goes to stderr (unless -q)
+        click.echo(the_plan.to_json(), nl=False)
+        if not g.quiet:
+            click.echo(render_plan(the_plan, output_format, options), nl=False, err=True, color=options.colour)
+    elif out_file is not None:
         write_atomic(out_file, the_plan.to_json(), mode=0o644)
-    options = FormatOptions(colour=use_colour(), portal_label=portal_label(env))
-    click.echo(render_plan(the_plan, output_format, options), nl=False)
-    if out_file is not None and not g.quiet:
-        click.echo(f"saved plan to {out_file} ({the_plan.checksum})", err=True)
+        click.echo(render_plan(the_plan, output_format, options), nl=False, color=options.colour)
+        if not g.quiet:
+            click.echo(f"saved plan to {out_file} ({the_plan.checksum})", err=True)
+    else:
+        click.echo(render_plan(the_plan, output_format, options), nl=False, color=options.colour)
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else EXIT_OK
 
 
 @click.command()
-@click.argument("plan_file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("plan_file", required=False, type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @environment_option
 @partner_option
+@service_type_option
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (for CI).")
 @click.option("--parallelism", type=click.IntRange(1, 64),
               help="Partners applied at once (default: apply.parallelism, 8).")
@@ -65,11 +85,13 @@ def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], outp
 @click.option("--checksum", metavar="SHA", help="Refuse the plan file unless its checksum is this (the reviewed one).")
 @pass_globals
 def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_ids: tuple[str, ...],
-          auto_approve: bool, parallelism: int | None, force: bool, checksum: str | None) -> int:
+          service_types: tuple[str, ...], auto_approve: bool, parallelism: int | None, force: bool,
+          checksum: str | None) -> int:
     """Make the planned changes in the portal: exactly those, verified, audited.
 
     Without PLANFILE: plans, shows the plan, asks for `yes`. With PLANFILE (from `plan --out`): applies exactly that
-    plan without asking, and refuses it, writing nothing, if the portal changed since or the file was altered.
+    plan without asking, and refuses it, writing nothing, if the portal changed since or the file was altered;
+    `-` reads the plan from standard input.
     A protected environment must be named with --env. Exit 0 all applied, 1 otherwise.
 
     \b
@@ -79,8 +101,10 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
     """
     from hbsdeploy.apply.orchestrate import ApplyRequest, apply_environment
 
-    request = ApplyRequest(plan_file, environment, partner_ids, checksum, auto_approve, force, parallelism)
-    report = apply_environment(g.load_config(), request, Terminal(g.quiet))
+    plan_input = read_input("plan file") if plan_file == Path("-") else None
+    request = ApplyRequest(plan_file, environment, partner_ids, checksum, auto_approve, force, parallelism,
+                           service_types, plan_input)
+    report = apply_environment(g.load_config(), request, Terminal(g.quiet, g.use_colour()))
     for line in report.lines():
         click.echo(line)
     if report.result is not None and report.result.audit_error:

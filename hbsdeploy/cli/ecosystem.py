@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
-from hbsdeploy.cli.options import Globals
+from hbsdeploy.cli.options import ENV_VAR, Globals, complete_environments
 from hbsdeploy.errors import EXIT_ERROR, EXIT_OK
+from hbsdeploy.text import plural
 
 SCHEMA_NAMES = {"partner": "partner", "config": "config", "payload": "portal-payload"}
 
@@ -58,7 +59,7 @@ def init(g: Globals, directory: Path, hook_repo: str | None, hook_rev: str | Non
     try:
         written = write_scaffold(directory, scaffold_files(hook_repo, hook_rev))
     except ScaffoldConflict as exc:
-        click.echo(f"error: {len(exc.existing)} file(s) already exist in {directory}; nothing was written:", err=True)
+        click.echo(f"error: {plural(len(exc.existing), 'file')} already in {directory}; nothing was written:", err=True)
         for existing in exc.existing:
             click.echo(f"  {existing}", err=True)
         click.echo("choose an empty folder, or move these files away first", err=True)
@@ -72,7 +73,9 @@ def init(g: Globals, directory: Path, hook_repo: str | None, hook_rev: str | Non
 
 
 @click.command()
-@click.option("--env", "environment", metavar="ENV", help="The environment to check (default: default_environment).")
+@click.option("--env", "environment", metavar="ENV", envvar=ENV_VAR, show_envvar=True,
+              shell_complete=complete_environments,
+              help="The environment to check (default: $HBSDEPLOY_ENV, else default_environment).")
 @click.option("--probe", is_flag=True,
               help="Also reach every Service URL of the environment's partners as the platform does: DNS, TCP, "
                    "TLS handshake, certificate valid for the host and not expiring within 30 days.")
@@ -103,5 +106,5 @@ def doctor(g: Globals, environment: str | None, probe: bool, probe_ca_bundle: Pa
         if not (g.quiet and check.status is CheckStatus.OK):
             click.echo(check.format())
     if not g.quiet:
-        click.echo(f"{failures} check(s) failed" if failures else "all checks passed")
+        click.echo(f"{plural(failures, 'check')} failed" if failures else "all checks passed")
     return EXIT_ERROR if failures else EXIT_OK

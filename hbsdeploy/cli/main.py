@@ -7,15 +7,28 @@ Command modules are imported inside each command so that `validate` never loads 
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import click
 
 from hbsdeploy import __version__
-from hbsdeploy.cli.options import Globals, partner_option, pass_globals
+from hbsdeploy.cli.options import (
+    COLOUR_CHOICES,
+    COLOUR_HELP,
+    CONFIG_HELP,
+    ENV_VAR,
+    QUIET_HELP,
+    VERBOSE_HELP,
+    Globals,
+    add_global_options,
+    complete_environments,
+    configure_logging,
+    partner_option,
+    pass_globals,
+)
 from hbsdeploy.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HbsError, InputError, Problem
+from hbsdeploy.text import plural
 
 
 class _LazyGroup(click.Group):
@@ -40,7 +53,10 @@ class _LazyGroup(click.Group):
 
             module_name, attribute = self.lazy_commands[cmd_name]
             self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            add_global_options(command)  # `hbsdeploy plan -q` as well as `hbsdeploy -q plan`
+        return command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["hbsdeploy.detailed_exitcode"] = "--detailed-exitcode" in args
@@ -74,13 +90,12 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, "--version", prog_name="hbsdeploy")
-@click.option("--config", "config_path", metavar="FILE", envvar="HBSDEPLOY_CONFIG",
-              help="The hbsdeploy.yaml to use (default: the nearest one in this folder or a parent; "
-                   "also $HBSDEPLOY_CONFIG).")
-@click.option("-v", "--verbose", count=True, help="Log each portal request and response on stderr (secrets redacted).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only problems and results, no summaries or progress.")
+@click.option("--config", "config_path", metavar="FILE", envvar="HBSDEPLOY_CONFIG", help=CONFIG_HELP)
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.option("--color", "--colour", "colour", type=click.Choice(COLOUR_CHOICES), default="auto", help=COLOUR_HELP)
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool, colour: str) -> None:
     """Hubject HBS Service Type Settings as code: validate, render, plan and apply.
 
     \b
@@ -88,27 +103,17 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) 
       hbsdeploy validate             # check every partner file
       hbsdeploy plan                 # what would change on the default (sandbox) portal
       hbsdeploy apply --env qa       # make those changes in QA, after a confirmation
+
+    The global options work before and after the command: `hbsdeploy plan -q` is `hbsdeploy -q plan`.
     """
-    ctx.obj = Globals(config_path, verbose, quiet)
-    if verbose:
-        _log_to_stderr(logging.getLogger("hbsdeploy"))
-        if verbose > 1:
-            _log_to_stderr(logging.getLogger("urllib3"))
-
-
-def _log_to_stderr(logger: logging.Logger) -> None:
-    # A handler of our own (not basicConfig), so -v works even where the root logger is already configured.
-    if not any(getattr(h, "hbsdeploy", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("hbsdeploy: %(message)s"))
-        handler.hbsdeploy = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
+    ctx.obj = Globals(config_path, verbose, quiet, colour)
+    configure_logging(verbose)
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, readable=False))
-@click.option("--env", "environment", metavar="ENV", help="Check the rules of this environment only (default: all).")
+@click.option("--env", "environment", metavar="ENV", shell_complete=complete_environments,
+              help="Check the rules of this environment only (default: all, whatever $HBSDEPLOY_ENV says).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @pass_globals
@@ -151,7 +156,8 @@ def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, outpu
 
 
 @cli.command()
-@click.option("--env", "environment", metavar="ENV", help="Only this environment (default: every environment).")
+@click.option("--env", "environment", metavar="ENV", shell_complete=complete_environments,
+              help="Only this environment (default: every environment, whatever $HBSDEPLOY_ENV says).")
 @partner_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Write one file per payload: OUT/<env>/<partner>/<service type>.json.")
@@ -175,12 +181,13 @@ def render(g: Globals, environment: str | None, partner_ids: tuple[str, ...], ou
     else:
         written = write_rendered(rendered, out_dir)
         if not g.quiet:
-            click.echo(f"wrote {len(written)} payload files under {out_dir}", err=True)
+            click.echo(f"wrote {plural(len(written), 'payload file')} under {out_dir}", err=True)
     return EXIT_OK
 
 
 @cli.command(name="import")
-@click.option("--env", "environment", metavar="ENV", required=True, help="The environment to read.")
+@click.option("--env", "environment", metavar="ENV", required=True, envvar=ENV_VAR, show_envvar=True,
+              shell_complete=complete_environments, help="The environment to read.")
 @click.option("--partner", "partner_id", metavar="ID", required=True, help="The partner's OperatorID or ProviderID.")
 @click.option("--role", type=click.Choice(["cpo", "emp"]), help="Needed when the ID fits both formats.")
 @click.option("--name", help="Display name (default: the partner ID).")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hbsdeploy.errors import Problem, UsageError
+from hbsdeploy.text import plural
 
 if TYPE_CHECKING:
     from hbsdeploy.load.config import Environment
@@ -22,7 +23,7 @@ PIPED_CONFIRMATION = "HBSDEPLOY_ALLOW_PIPED_CONFIRMATION"
 
 
 def use_colour() -> bool:
-    """Colour only for a terminal, and never with NO_COLOR set."""
+    """Colour only for a terminal, and never with NO_COLOR set (what --color auto means)."""
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
@@ -30,31 +31,53 @@ def _can_ask() -> bool:
     return sys.stdin.isatty() or bool(os.environ.get(PIPED_CONFIRMATION))
 
 
-class ProgressLine:
-    """A one-line progress counter on stderr, only on a terminal and only once an operation takes a moment."""
+LOG_INTERVAL = 5.0  # seconds between progress lines in a log (no terminal)
 
-    def __init__(self, quiet: bool, what: str, delay: float = 0.5) -> None:
-        self.enabled = sys.stderr.isatty() and not quiet
+
+class ProgressLine:
+    """Progress on stderr, unless -q. On a terminal: one line rewritten in place, once an operation takes a moment.
+    Without one (CI logs, pipes): a line every LOG_INTERVAL seconds while it runs, and the final count after."""
+
+    def __init__(self, quiet: bool, what: str, delay: float = 0.5, *, tty: bool | None = None,
+                 interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.enabled = not quiet
+        self.tty = sys.stderr.isatty() if tty is None else tty
         self.what = what
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = self.last_logged = clock()
         self.delay = delay
+        self.interval = interval
         self.shown = False
+        self.latest: tuple[int, int] | None = None
+        self.logged: tuple[int, int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        if self.enabled and time.monotonic() - self.started >= self.delay:
-            click.echo(f"\r{self.what}: {done}/{total}", err=True, nl=False)
-            self.shown = True
+        if not self.enabled:
+            return
+        now = self.clock()
+        self.latest = (done, total)
+        if self.tty:
+            if now - self.started >= self.delay:
+                click.echo(f"\r{self.what}: {done}/{total}", err=True, nl=False)
+                self.shown = True
+        elif now - self.last_logged >= self.interval:
+            click.echo(f"{self.what}: {done}/{total}", err=True)
+            self.last_logged = now
+            self.logged = self.latest
 
     def finish(self) -> None:
         if self.shown:
-            click.echo("\r\033[K", err=True, nl=False)
+            click.echo("\r\033[K", err=True, nl=False, color=True)  # the caller checked: a terminal
+        elif self.logged is not None and self.latest != self.logged and self.latest is not None:
+            click.echo(f"{self.what}: {self.latest[0]}/{self.latest[1]}", err=True)
 
 
 class Terminal:
     """The hooks of plan and apply (hbsdeploy.plan.build.PlanHooks, hbsdeploy.apply.orchestrate.ApplyHooks)."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, colour: bool | None = None) -> None:
         self.quiet = quiet
+        self.colour = use_colour() if colour is None else colour
 
     def warn(self, problems: list[Problem]) -> None:
         """Validation warnings on stderr, unless -q."""
@@ -75,7 +98,7 @@ class Terminal:
         """The plan apply made, as `plan` shows it."""
         from hbsdeploy.plan.formats import FormatOptions, render_plan
 
-        click.echo(render_plan(plan, "text", FormatOptions(colour=use_colour())), nl=False)
+        click.echo(render_plan(plan, "text", FormatOptions(colour=self.colour)), nl=False, color=self.colour)
 
     def show_steps(self, plan: Plan, environment: Environment) -> None:
         """A manual portal's steps, ending with the per-service-type confirmation that follows."""
@@ -91,11 +114,11 @@ class Terminal:
             raise UsageError("no terminal to confirm on; pass --auto-approve, or apply a reviewed plan file")
         if environment.protected:
             click.secho(f"\n{environment.name!r} is a PROTECTED environment.", bold=True, fg="red", err=True)
-            answer = click.prompt(f"Type the environment name ({environment.name}) to apply {len(plan.changes)} "
-                                  "changes", default="", show_default=False, err=True)
+            answer = click.prompt(f"Type the environment name ({environment.name}) to apply "
+                                  f"{plural(len(plan.changes), 'change')}", default="", show_default=False, err=True)
             return bool(answer == environment.name)
-        answer = click.prompt(f"Apply {len(plan.changes)} changes to {environment.name}? Only 'yes' is accepted",
-                              default="", show_default=False, err=True)
+        answer = click.prompt(f"Apply {plural(len(plan.changes), 'change')} to {environment.name}? "
+                              "Only 'yes' is accepted", default="", show_default=False, err=True)
         return bool(answer == "yes")
 
     def change_confirmer(self) -> Callable[[Change], bool]:

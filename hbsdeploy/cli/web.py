@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hbsdeploy.cli.options import ENV_VAR, complete_environments
 from hbsdeploy.errors import EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -13,7 +14,8 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--env", "environment", metavar="ENV", required=True, help="The web environment to log in to.")
+@click.option("--env", "environment", metavar="ENV", required=True, envvar=ENV_VAR, show_envvar=True,
+              shell_complete=complete_environments, help="The web environment to log in to.")
 @click.option("--headless", is_flag=True,
               help="Log in without a window, from the username_env, password_env (and totp_env) variables.")
 @click.option("--wait", "wait_seconds", type=click.IntRange(10, 3600), default=600, show_default=True,

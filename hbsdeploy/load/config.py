@@ -17,6 +17,7 @@ from hbsdeploy.paths import leaves, unresolvable
 
 CONFIG_FILE_NAME = "hbsdeploy.yaml"
 CONFIG_ENV_VAR = "HBSDEPLOY_CONFIG"
+ENVIRONMENT_ENV_VAR = "HBSDEPLOY_ENV"  # the CLI's --env default, before default_environment
 
 PORTAL_LOCAL = "local"
 PORTAL_MANUAL = "manual"
@@ -86,7 +87,8 @@ class Config:
             return self.environments[chosen]
         except KeyError:
             known = ", ".join(sorted(self.environments))
-            raise UsageError(f"{self.shown}: no environment {chosen!r}; choose one of: {known}") from None
+            source = f" (from ${ENVIRONMENT_ENV_VAR})" if name and os.environ.get(ENVIRONMENT_ENV_VAR) == name else ""
+            raise UsageError(f"{self.shown}: no environment {chosen!r}{source}; choose one of: {known}") from None
 
     def partner_files(self) -> list[Path]:
         """Every partner file, sorted by name."""

@@ -12,8 +12,9 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from hbsdeploy.check.project import Project, load_project
-from hbsdeploy.errors import Problem
+from hbsdeploy.errors import Problem, UsageError
 from hbsdeploy.load.config import Config, Environment
+from hbsdeploy.load.servicetypes import service_types as known_service_types
 from hbsdeploy.plan.model import Desired, Plan, compute_plan
 from hbsdeploy.portal import Portal, ServiceTypeState, open_portal
 from hbsdeploy.render.payloads import Renderer
@@ -31,12 +32,28 @@ class PlanHooks(Protocol):
         """A progress counter for `what` (`reading qa`), open while the work runs."""
 
 
-def desired_payloads(project: Project, environment: Environment, renderer: Renderer) -> list[Desired]:
-    """The rendered payload of every managed service type of the partners deployed to `environment`."""
+def check_service_types(names: Sequence[str]) -> tuple[str, ...]:
+    """The service types named by --service-type, once each; UsageError naming the known ones for any other."""
+    known = known_service_types()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UsageError(f"--service-type {', '.join(map(repr, unknown))}: no such service type; choose from "
+                         f"{', '.join(known)}")
+    return tuple(dict.fromkeys(names))
+
+
+def desired_payloads(project: Project, environment: Environment, renderer: Renderer,
+                     service_types: Sequence[str] = ()) -> list[Desired]:
+    """The rendered payload of every managed service type of the partners deployed to `environment` (of
+    `service_types` only, when any are named)."""
     partners = project.in_environment(environment)
     names = {p.partner_id: p.name for p in partners}
-    return [Desired(r.partner_id, names[r.partner_id], r.service_type, r.payload)
-            for r in renderer.render_all(partners, [environment])]
+    if not service_types:
+        rendered = renderer.render_all(partners, [environment])
+    else:  # what is out of scope is not even rendered
+        rendered = [renderer.render(partner, environment, resolved) for partner in partners
+                    for resolved in partner.resolve(environment.name).values() if resolved.name in service_types]
+    return [Desired(r.partner_id, names[r.partner_id], r.service_type, r.payload) for r in rendered]
 
 
 def read_current(portal: Portal, partner_ids: Iterable[str], parallelism: int,
@@ -63,21 +80,25 @@ def read_current(portal: Portal, partner_ids: Iterable[str], parallelism: int,
 
 
 def make_plan(project: Project, environment: Environment, portal: Portal, parallelism: int,
-              progress: Progress | None = None, renderer: Renderer | None = None) -> Plan:
-    """Render, read the portal, and diff: the plan for one environment."""
-    desired = desired_payloads(project, environment, renderer or Renderer(project.config))
+              progress: Progress | None = None, renderer: Renderer | None = None,
+              service_types: Sequence[str] = ()) -> Plan:
+    """Render, read the portal (only the partners with a service type in scope), and diff: the plan for one
+    environment."""
+    desired = desired_payloads(project, environment, renderer or Renderer(project.config), service_types)
     current = read_current(portal, (d.partner_id for d in desired), parallelism, progress)
     return compute_plan(environment.name, desired, current)
 
 
 def plan_environment(config: Config, environment: Environment, partner_ids: Sequence[str] = (), *,
-                     parallelism: int, hooks: PlanHooks) -> Plan:
-    """Validate the partner files (refusing on errors), render, read the environment's portal, diff: `plan`'s job."""
+                     parallelism: int, hooks: PlanHooks, service_types: Sequence[str] = ()) -> Plan:
+    """Validate the partner files (refusing on errors), render, read the environment's portal, diff: `plan`'s job
+    (narrowed to `partner_ids` and `service_types` when given)."""
+    service_types = check_service_types(service_types)
     project = load_project(config, environment, partner_ids)
     hooks.warn(project.warnings)
     portal = open_portal(environment, parallelism=parallelism)
     try:
         with hooks.progress(f"reading {environment.name}") as progress:
-            return make_plan(project, environment, portal, parallelism, progress)
+            return make_plan(project, environment, portal, parallelism, progress, service_types=service_types)
     finally:
         portal.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.plan.model import Change, ChangeKind, Plan
-from hbsdeploy.text import escape
+from hbsdeploy.text import escape, plural
 
 MARKDOWN_LIMIT = 60_000
 MARKDOWN_MARKER = "<!-- hbsdeploy-plan -->"
@@ -55,7 +55,7 @@ def render_text(plan: Plan, style: Styler = plain) -> str:
     """`~ DE*A36 / authorization` blocks with one line per field, then the summary line."""
     if not plan.has_changes:
         return (f"No changes in {plan.environment}: the portal matches the partner files "
-                f"({len(plan.observed)} service types checked).\n")
+                f"({plural(len(plan.observed), 'service type')} checked).\n")
     lines = [f"hbsdeploy will make these changes in {style(plan.environment, 'bold')}:", ""]
     for change in plan.changes:
         symbol = style(_SYMBOL[change.kind], _COLOUR[change.kind])
@@ -109,7 +109,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     if shown < len(plan.changes):
         rest = plan.changes[shown:]
         counts = {kind: sum(1 for c in rest if c.kind is kind) for kind in ChangeKind}
-        body.append(f"\n…and {len(rest)} more changes not shown here ({counts[ChangeKind.ENABLE]} enable, "
+        body.append(f"\n…and {plural(len(rest), 'more change')} not shown here ({counts[ChangeKind.ENABLE]} enable, "
                     f"{counts[ChangeKind.CHANGE]} change, {counts[ChangeKind.DISABLE]} disable): "
                     "see the plan artifact or `hbsdeploy plan` output.")
     return "\n".join(head + body + tail)
@@ -140,7 +140,7 @@ def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, dur
     if not plan.has_changes:
         return f"Nothing to do in {plan.environment}: the portal matches the partner files.\n"
     lines = [f"Steps for {plan.environment} in {portal_label} "
-             f"({len(plan.changes)} service type{'s' if len(plan.changes) != 1 else ''}):", ""]
+             f"({plural(len(plan.changes), 'service type')}):", ""]
     step = 0
 
     def add(text: str) -> None:

@@ -234,24 +234,35 @@ def read_plan_file(path: Path, checksum: str | None = None) -> Plan:
     """Load a plan written by `plan --out`; HbsError naming the file when it is unreadable, not a plan, altered, or
     not the reviewed one (`checksum`, with or without its `sha256:` prefix)."""
     try:
-        document = json.loads(read_bytes(path, MAX_PLAN_BYTES, what="plan file").decode("utf-8"))
+        data = read_bytes(path, MAX_PLAN_BYTES, what="plan file")
     except FileRefused as exc:
         raise HbsError(f"{path}: cannot read the plan file: {exc}") from None
+    return parse_plan(data, str(path), checksum)
+
+
+def parse_plan(data: bytes, shown: str, checksum: str | None = None) -> Plan:
+    """A plan from the bytes of a plan file (`shown` names it in errors: a path, or `-` for standard input)."""
+    if len(data) > MAX_PLAN_BYTES:
+        raise HbsError(f"{shown}: cannot read the plan file: larger than {MAX_PLAN_BYTES // (1024 * 1024)} MB")
+    if not data.strip():
+        raise HbsError(f"{shown}: empty, not a plan file; write one with `hbsdeploy plan --out` (did it fail?)")
+    try:
+        document = json.loads(data.decode("utf-8"))
     except RecursionError:
-        raise HbsError(f"{path}: not a plan file (JSON nested too deeply); write one with `hbsdeploy plan --out`"
+        raise HbsError(f"{shown}: not a plan file (JSON nested too deeply); write one with `hbsdeploy plan --out`"
                        ) from None
     except UnicodeDecodeError:
-        raise HbsError(f"{path}: not a plan file (not UTF-8 text); write one with `hbsdeploy plan --out`") from None
+        raise HbsError(f"{shown}: not a plan file (not UTF-8 text); write one with `hbsdeploy plan --out`") from None
     except ValueError as exc:  # invalid JSON, or an integer of more than 4,300 digits
-        raise HbsError(f"{path}: not a plan file (invalid JSON: {one_line(str(exc), 200)}); write one with "
+        raise HbsError(f"{shown}: not a plan file (invalid JSON: {one_line(str(exc), 200)}); write one with "
                        "`hbsdeploy plan --out`") from None
     if not isinstance(document, dict):
-        raise HbsError(f"{path}: not a plan file; write one with `hbsdeploy plan --out`")
+        raise HbsError(f"{shown}: not a plan file; write one with `hbsdeploy plan --out`")
     try:
         plan = plan_from_json(document)
     except HbsError as exc:
-        raise HbsError(f"{path}: {exc}") from None
+        raise HbsError(f"{shown}: {exc}") from None
     if checksum is not None and checksum not in (plan.checksum, plan.checksum.removeprefix("sha256:")):
-        raise HbsError(f"{path}: checksum {plan.checksum} is not the reviewed {checksum}; "
+        raise HbsError(f"{shown}: checksum {plan.checksum} is not the reviewed {checksum}; "
                        "apply only the plan that was reviewed")
     return plan

@@ -37,7 +37,7 @@ from hbsdeploy.files import FileRefused, read_bytes
 from hbsdeploy.hosts import is_public
 from hbsdeploy.load.config import Config, Environment, find_config, load_config
 from hbsdeploy.load.yamlload import display_path
-from hbsdeploy.text import escape
+from hbsdeploy.text import escape, plural
 
 DEFAULT_TIMEOUT = 5.0
 PROBE_CA_ENV_VAR = "HBSDEPLOY_PROBE_CA_BUNDLE"
@@ -90,8 +90,8 @@ def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Ch
     except HbsError as exc:
         yield Check("config", CheckStatus.FAIL, str(exc))
         return
-    yield Check("config", CheckStatus.OK, f"{config.shown} is valid ({len(config.environments)} environments: "
-                                      f"{', '.join(config.environments)})")
+    environments = plural(len(config.environments), "environment")
+    yield Check("config", CheckStatus.OK, f"{config.shown} is valid ({environments}: {', '.join(config.environments)})")
     try:
         env = config.environment(options.environment)
     except HbsError as exc:
@@ -120,13 +120,14 @@ def _partners_check(config: Config, env: Environment) -> Check:
     report = validate(config, None, env.name)
     deployed = sum(1 for p in report.partners if env.name in p.environments)
     if report.errors:
-        return Check("partners", CheckStatus.FAIL, f"{len(report.errors)} error(s) in partner files, first: "
+        return Check("partners", CheckStatus.FAIL, f"{plural(len(report.errors), 'error')} in partner files, first: "
                                               f"{report.errors[0].format()}; run `hbsdeploy validate --env {env.name}`")
     if report.warnings:
-        return Check("partners", CheckStatus.WARN, f"{deployed} partner(s) in {env.name}, {len(report.warnings)} "
-                                              f"warning(s); run `hbsdeploy validate --env {env.name}`")
-    return Check("partners", CheckStatus.OK, f"{len(report.partners)} partner file(s) valid, {deployed} deployed to "
-                                        f"{env.name}")
+        return Check("partners", CheckStatus.WARN, f"{plural(deployed, 'partner')} in {env.name}, "
+                                              f"{plural(len(report.warnings), 'warning')}; "
+                                              f"run `hbsdeploy validate --env {env.name}`")
+    return Check("partners", CheckStatus.OK, f"{plural(len(report.partners), 'partner file')} valid, "
+                                        f"{deployed} deployed to {env.name}")
 
 
 # --- certificates ---------------------------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ def _expiry(not_after: dt.datetime, now: dt.datetime) -> tuple[CheckStatus, str]
     if not_after <= now:
         return CheckStatus.FAIL, f"expired on {when}"
     if expires_soon(not_after, now):
-        return CheckStatus.WARN, f"expires on {when}, in {int(days)} day(s): renew it"
+        return CheckStatus.WARN, f"expires on {when}, in {plural(int(days), 'day')}: renew it"
     return CheckStatus.OK, f"valid until {when} ({int(days)} days)"
 
 
@@ -224,7 +225,7 @@ def _ca_bundle_check(env: Environment) -> Check:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         return Check("CA bundle", CheckStatus.FAIL, f"{shown} holds no valid PEM certificate")
-    return Check("CA bundle", CheckStatus.OK, f"{shown}: {len(certs)} certificate(s)")
+    return Check("CA bundle", CheckStatus.OK, f"{shown}: {plural(len(certs), 'certificate')}")
 
 
 def _token_check(env: Environment) -> Check:

@@ -10,6 +10,7 @@ from hbsdeploy import __version__
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.resources import default_templates_dir, schemas_dir
 from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.text import plural
 
 HOOK_ID = "hbsdeploy-validate"
 HOOK_FILES = r"^(partners/.*\.ya?ml|hbsdeploy\.yaml)$"
@@ -130,7 +131,8 @@ class ScaffoldConflict(HbsError):
     def __init__(self, target: Path, existing: list[str]) -> None:
         self.target = target
         self.existing = existing
-        super().__init__(f"{target}: {len(existing)} file(s) already exist, nothing written: {', '.join(existing)}")
+        super().__init__(f"{target}: {plural(len(existing), 'file')} already there, nothing written: "
+                         f"{', '.join(existing)}")
 
 
 def scaffold_files(hook_repo: str | None = None, hook_rev: str | None = None) -> list[ScaffoldFile]:

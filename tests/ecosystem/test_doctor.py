@@ -184,7 +184,7 @@ def test_doctor_on_the_example_repository_sandbox_passes(repo_copy: Path, hbs: R
     checks = lines_by_check(out)
     assert code == 0, out
     assert checks["config"].startswith("ok hbsdeploy.yaml is valid (3 environments")
-    assert checks["partners"].startswith("ok 3 partner file(s) valid")
+    assert checks["partners"].startswith("ok 3 partner files valid")
     assert checks["portal"] == "ok local: state folder .hbsdeploy will be created (its parent is writable)"
     assert out.endswith("all checks passed\n")
 
@@ -215,7 +215,7 @@ def test_doctor_checks_certificate_key_ca_token_and_portal(api_repo: Path, hbs: 
     assert code == 0, out
     assert checks["client certificate"].startswith("ok client.pem: ")
     assert checks["client key"] == "ok client.key matches the certificate"
-    assert checks["CA bundle"] == "ok ca.pem: 1 certificate(s)"
+    assert checks["CA bundle"] == "ok ca.pem: 1 certificate"
     assert checks["token"] == "ok $HBSDEPLOY_TEST_TOKEN is set"
     assert checks["portal"].startswith("ok https://127.0.0.1:") and "answered HTTP 200" in checks["portal"]
     assert TOKEN not in out
@@ -227,7 +227,7 @@ def test_doctor_fails_on_a_missing_token_without_printing_anything_of_it(api_rep
     code, out, _ = hbs("doctor", "--env", "api", cwd=api_repo)
     assert code == 1
     assert lines_by_check(out)["token"].startswith("FAIL $HBSDEPLOY_TEST_TOKEN is not set or empty")
-    assert out.endswith("1 check(s) failed\n")
+    assert out.endswith("1 check failed\n")
 
 
 def test_doctor_fails_on_a_key_of_another_certificate(api_repo: Path, tls_ca: trustme.CA, hbs: RunHbs) -> None:
@@ -432,7 +432,7 @@ def test_doctor_probe_reports_every_service_url(tmp_path: Path, tls_server: Any,
     assert checks["probe DE*A02 authorization"].startswith(f"FAIL {wrong_host.url}: TLS: certificate not accepted")
     assert "certificate has expired" in checks["probe DE*A03 authorization"]
     assert checks["probe DE*A04 authorization"].startswith(f"FAIL {closed}: TCP: cannot connect")
-    assert out.endswith("3 check(s) failed\n")
+    assert out.endswith("3 checks failed\n")
 
 
 def test_doctor_probe_ca_bundle_option_and_without_it(tmp_path: Path, tls_server: Any, tls: TlsFiles,

@@ -96,7 +96,7 @@ def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path, hbs: RunHb
     code, out, err = hbs("init", str(tmp_path))
     assert code == 1
     assert out == ""
-    assert "2 file(s) already exist" in err
+    assert "2 files already in" in err
     assert "\n  hbsdeploy.yaml\n" in err and "\n  templates/authorization.json.j2\n" in err
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
         "hbsdeploy.yaml", "templates", "templates/authorization.json.j2"]
@@ -107,7 +107,7 @@ def test_init_twice_refuses_the_second_time(new_repo: Path, hbs: RunHbs) -> None
     before = {p: p.read_bytes() for p in new_repo.rglob("*") if p.is_file()}
     code, _, err = hbs("init", cwd=new_repo)
     assert code == 1
-    assert f"{len(scaffold_files())} file(s) already exist" in err
+    assert f"{len(scaffold_files())} files already in" in err
     assert {p: p.read_bytes() for p in new_repo.rglob("*") if p.is_file()} == before
 
 

@@ -142,6 +142,8 @@ def test_requests_are_refused_before_the_portal_is_read(config: Config, tmp_path
     prod_file = _saved_plan(config, "prod", tmp_path / "prod.plan.json")
     refused: list[tuple[ApplyRequest, type[HbsError], str]] = [
         (ApplyRequest(plan_file=plan_file, partner_ids=("DE*A36",)), UsageError, "--partner cannot narrow"),
+        (ApplyRequest(plan_file=plan_file, service_types=("authorization",)), UsageError,
+         "--service-type cannot narrow"),
         (ApplyRequest(checksum="sha256:00"), UsageError, "--checksum needs a PLANFILE"),
         (ApplyRequest(plan_file=plan_file, environment="qa"), HbsError, "is a plan for 'sandbox', not 'qa'"),
         (ApplyRequest(plan_file=prod_file), UsageError, "name it with --env prod"),

@@ -100,7 +100,7 @@ def test_doctor_finds_every_ui_map_entry_then_names_the_one_label_the_portal_cha
     assert screenshot.parent == repo / ".hbsdeploy" / "evidence"  # beside the audit log
     assert screenshot.read_bytes().startswith(b"\x89PNG")
     assert "ok   ui log-in: the saved session .hbsdeploy/web-session-qa.json was accepted" in lines
-    assert lines[-1] == "1 check(s) failed"
+    assert lines[-1] == "1 check failed"
     assert posts(log) == ["/login", cancel, cancel, cancel, cancel]  # the saved session reused, nothing saved
     assert {name: handle.portal.get_service_type("DE*A36", name).version for name in versions} == versions
 

@@ -20,6 +20,7 @@ from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.portal import PortalAuthError
 from hbsdeploy.portal.web.forms import safe_name
 from hbsdeploy.portal.web.pages import LoginPage, PortalPage, SettingsPage, locate
+from hbsdeploy.text import plural
 
 if TYPE_CHECKING:
     from hbsdeploy.portal.web.driver import WebPortal, _Worker
@@ -226,7 +227,8 @@ class _Walk:
                 continue
             views = f" ({', '.join(dict.fromkeys(record.views))})" if record.views else ""
             if not record.missing:
-                found.append(Finding(f"ui {title}", True, f"{len(record.checked)} UI map entries found{views}"))
+                entries = plural(len(record.checked), 'UI map entry', 'UI map entries')
+                found.append(Finding(f"ui {title}", True, f"{entries} found{views}"))
                 continue
             for dotted, (entry, missing_in, count) in record.missing.items():
                 how = "not found" if count == 0 else f"found {count} times (the map must name one element)"
