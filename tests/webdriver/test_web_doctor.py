@@ -70,8 +70,8 @@ def test_doctor_finds_every_ui_map_entry_then_names_the_one_label_the_portal_cha
     assert ui == [
         "ok   ui log-in: logged in as $HBSDEPLOY_WEB_USER; session saved",
         "ok   ui login page: 3 UI map entries found",
-        "ok   ui home page: 1 UI map entries found",
-        "ok   ui Administration page: 1 UI map entries found",
+        "ok   ui home page: 1 UI map entry found",
+        "ok   ui Administration page: 1 UI map entry found",
         "ok   ui Service Type Settings page: 14 UI map entries found (DE*A36 Authorization, DE*A36 Reservation)",
         "ok   ui edit mode: 2 UI map entries found (DE*A36 Authorization, DE*A36 Reservation)",
         "ok   ui verification page: not shown (no verification code was asked for in this log-in): "
