@@ -13,7 +13,7 @@ from hbsdeploy.cli.main import cli
 @pytest.mark.parametrize("args", [
     ("plan", "--out", "blocker/plan.json"),
     ("render", "--out", "blocker/payloads"),
-    ("import", "--env", "sandbox", "--partner", "DE*A36", "--role", "cpo", "--out", "blocker/de-a36.yaml"),
+    ("import", "--env", "sandbox", "--partner", "DE*X77", "--role", "cpo", "--out", "blocker/de-x77.yaml"),
 ])
 def test_an_output_path_that_cannot_be_written_is_one_line(repo_copy: Path, args: tuple[str, ...],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,7 +43,7 @@ def test_usage_errors_exit_2_except_where_2_means_changes_pending(repo_copy: Pat
 @pytest.mark.parametrize("args, message", [
     (("--partner", "garbage!", "--role", "cpo"), "is neither an OperatorID (e.g. DE*A36) nor a ProviderID"),
     (("--partner", "DE-8EO", "--role", "cpo"), "is not an OperatorID (e.g. DE*A36), which --role cpo needs"),
-    (("--partner", "DE*A36"), "could be an OperatorID or a ProviderID; pass --role cpo or --role emp"),
+    (("--partner", "DE*X77"), "could be an OperatorID or a ProviderID; pass --role cpo or --role emp"),
 ])
 def test_import_refuses_an_id_that_cannot_make_a_valid_partner_file(repo_copy: Path, args: tuple[str, ...],
                                                                     message: str,

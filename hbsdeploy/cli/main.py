@@ -23,6 +23,7 @@ from hbsdeploy.cli.options import (
     Globals,
     add_global_options,
     complete_environments,
+    complete_partners,
     configure_logging,
     partner_option,
     pass_globals,
@@ -186,35 +187,48 @@ def render(g: Globals, environment: str | None, partner_ids: tuple[str, ...], ou
 
 
 @cli.command(name="import")
-@click.option("--env", "environment", metavar="ENV", required=True, envvar=ENV_VAR, show_envvar=True,
-              shell_complete=complete_environments, help="The environment to read.")
-@click.option("--partner", "partner_id", metavar="ID", required=True, help="The partner's OperatorID or ProviderID.")
-@click.option("--role", type=click.Choice(["cpo", "emp"]), help="Needed when the ID fits both formats.")
-@click.option("--name", help="Display name (default: the partner ID).")
-@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the partner file here (refuses to overwrite) instead of stdout.")
+@click.option("--env", "environments", metavar="ENV", multiple=True, envvar=ENV_VAR, show_envvar=True,
+              shell_complete=complete_environments,
+              help="An environment to read; repeatable (default: $HBSDEPLOY_ENV, else every environment of "
+                   "hbsdeploy.yaml; one the portal does not know the partner in is left out).")
+@click.option("--partner", "partner_id", metavar="ID", required=True, shell_complete=complete_partners,
+              help="The partner's OperatorID or ProviderID.")
+@click.option("--role", type=click.Choice(["cpo", "emp"]),
+              help="Needed only when the ID fits both formats and neither the repository nor the portal says which.")
+@click.option("--name", help="Display name (default: the partner file's, else the partner ID).")
+@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Write the partner file here (refuses to overwrite, and refuses a partner already managed) "
+                   "instead of stdout (`-`).")
 @pass_globals
-def import_(g: Globals, environment: str, partner_id: str, role: str | None, name: str | None,
+def import_(g: Globals, environments: tuple[str, ...], partner_id: str, role: str | None, name: str | None,
             out_file: Path | None) -> int:
-    """Write a partner file from the portal's current state, to bring a partner under management.
+    """Write one partner file from what the portals hold, to bring a partner under management.
+
+    Reads each environment given (default: every environment): values they all agree on become the base, the rest
+    goes under each environment, so the file plans to no change in any of them. A partner the repository already
+    manages gets no second file. A User certificate is imported as the file to add (named on stderr).
 
     \b
     Example:
-      hbsdeploy import --env qa --partner 'DE*A36' --out partners/de-a36.yaml
+      hbsdeploy import --env qa --env prod --partner 'DE*A36' --out partners/de-a36.yaml
     """
     from hbsdeploy.atomic import write_atomic
-    from hbsdeploy.tools.importer import check_partner_id, import_partner
+    from hbsdeploy.tools.importer import ImportRequest, check_partner_id, import_partner
 
     check_partner_id(partner_id, role)  # before the config: a wrong ID is the first thing to fix
-    text = import_partner(g.load_config().environment(environment), partner_id, name, role)
-    if out_file is None:
-        click.echo(text, nl=False)
+    out = None if out_file == Path("-") else out_file
+    if out is not None and out.exists():
+        raise HbsError(f"{out} exists; choose another --out or remove it first")
+    result = import_partner(g.load_config(), ImportRequest(partner_id, environments, role, name, out))
+    for note in result.notes:  # even with -q: a certificate to add is a problem to fix
+        click.echo(note, err=True)
+    if out is None:
+        click.echo(result.text, nl=False)
         return EXIT_OK
-    if out_file.exists():
-        raise HbsError(f"{out_file} exists; choose another --out or remove it first")
-    write_atomic(out_file, text)
+    write_atomic(out, result.text)
     if not g.quiet:
-        click.echo(f"wrote {out_file}; check it with `hbsdeploy validate {out_file}`", err=True)
+        click.echo(f"wrote {out} ({', '.join(result.environments)}); check it with `hbsdeploy validate {out}`",
+                   err=True)
     return EXIT_OK
 
 

@@ -361,7 +361,12 @@ default_environment: sandbox
 environments:
   sandbox:
     portal: local
+  qa:
+    portal: local
+  prod:
+    portal: local
 """
+IMPORT_ENVIRONMENTS = ("sandbox", "qa", "prod")
 
 
 @pytest.fixture(scope="module")
@@ -379,9 +384,7 @@ names = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1,
     lambda s: s.strip() != "")
 
 
-@st.composite
-def portal_states(draw: st.DrawFn) -> tuple[str, str, str, dict[str, ServiceTypeState]]:
-    role, partner_id = draw(st.sampled_from((("cpo", "DE*A36"), ("cpo", "+49*536"), ("emp", "DE-8EO"))))
+def _held(draw: st.DrawFn, role: str, partner_id: str) -> dict[str, ServiceTypeState]:
     states = {}
     for service_type in ("authorization", "reservation"):
         if service_type == "reservation" and role == "emp":
@@ -390,15 +393,26 @@ def portal_states(draw: st.DrawFn) -> tuple[str, str, str, dict[str, ServiceType
             value = draw(st.one_of(st.just(offline()), payloads(service_type)))
             value = {**value, "certificate": "hubject", "certificate_sha256": None}
         states[service_type] = ServiceTypeState(partner_id, service_type, normalize_settings(value), '"3"')
-    return role, partner_id, draw(names), states
+    return states
+
+
+@st.composite
+def portal_states(draw: st.DrawFn) -> tuple[str, str, str, dict[str, dict[str, ServiceTypeState]]]:
+    """What 1 to 3 environments' portals hold for one partner; often the same in two of them."""
+    role, partner_id = draw(st.sampled_from((("cpo", "DE*A36"), ("cpo", "+49*536"), ("emp", "DE-8EO"))))
+    environments = draw(st.lists(st.sampled_from(IMPORT_ENVIRONMENTS), min_size=1, max_size=3, unique=True))
+    first = _held(draw, role, partner_id)
+    held = {env: first if draw(st.booleans()) else _held(draw, role, partner_id) for env in environments}
+    return role, partner_id, draw(names), held
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=portal_states())
 def test_import_then_plan_is_a_no_op(import_repo: Path, case: tuple[str, str, str,
-                                                                     dict[str, ServiceTypeState]]) -> None:
-    role, partner_id, name, states = case
-    text = partner_yaml(partner_id, name, role, "sandbox", states)
+                                                                     dict[str, dict[str, ServiceTypeState]]]) -> None:
+    role, partner_id, name, held = case
+    text, certificates = partner_yaml(partner_id, name, role, held)
+    assert certificates == {}
     path = import_repo / "partners" / "imported.yaml"
     path.write_text(text, encoding="utf-8")
     # parse with hbsdeploy's loader, validate, render, plan
@@ -408,17 +422,21 @@ def test_import_then_plan_is_a_no_op(import_repo: Path, case: tuple[str, str, st
     assert report.errors == [], text
     (partner,) = report.partners
     assert (partner.partner_id, partner.name, partner.role) == (partner_id, name, role)
-    env = config.environment("sandbox")
-    desired = desired_payloads(Project(config, report.partners), env, Renderer(config))
-    current = {(partner_id, n): s for n, s in states.items()}
-    plan = compute_plan("sandbox", desired, current)
-    assert not plan.has_changes, text
-    # every service type away from the defaults is managed; so is one the role must configure
-    configured = {n for n, s in states.items() if dict(s.settings) != offline()}
-    managed = {d.service_type for d in desired}
-    assert configured <= managed
-    if role == "cpo":
-        assert "authorization" in managed
+    assert partner.environments == tuple(held)  # only the environments read
+    for environment, states in held.items():  # no change in any environment read
+        env = config.environment(environment)
+        desired = desired_payloads(Project(config, report.partners), env, Renderer(config))
+        current = {(partner_id, n): s for n, s in states.items()}
+        plan = compute_plan(environment, desired, current)
+        assert not plan.has_changes, text
+        # every service type away from the defaults is managed; so is one the role must configure
+        configured = {n for n, s in states.items() if dict(s.settings) != offline()}
+        managed = {d.service_type for d in desired}
+        assert configured <= managed
+        if role == "cpo":
+            assert "authorization" in managed
+    if len(held) == 1:  # one environment read: nothing in the base, so an environment added later manages nothing
+        assert parse_yaml(text, "imported.yaml").data["service_types"] == {}
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30))
@@ -426,11 +444,16 @@ def test_import_scalars_read_back_exactly(value: str) -> None:
     assert parse_yaml(f"name: {_scalar(value)}\n", "x.yaml").data["name"] == value
 
 
-def test_import_refuses_a_user_certificate_it_cannot_hand_back() -> None:
+def test_import_names_the_user_certificate_file_to_add() -> None:
     state = ServiceTypeState("DE*A36", "authorization",
                              normalize_settings(settings(certificate="user", certificate_sha256=SHA)), '"1"')
-    with pytest.raises(HbsError, match="User certificate.*certificate_file"):
-        partner_yaml("DE*A36", "X", "cpo", "qa", {"authorization": state})
+    text, certificates = partner_yaml("DE*A36", "X", "cpo", {"qa": {"authorization": state},
+                                                             "prod": {"authorization": state}})
+    assert certificates == {"certs/de-a36-abababababab.pem": (SHA, ["qa authorization", "prod authorization"])}
+    data = parse_yaml(text, "x.yaml").data
+    assert data["service_types"]["authorization"]["certificate"] == "user"
+    assert data["service_types"]["authorization"]["certificate_file"] == "certs/de-a36-abababababab.pem"
+    assert "certificate_sha256" not in text
 
 
 def test_import_infers_the_role_or_asks_for_it() -> None:
@@ -448,5 +471,5 @@ def test_import_infers_the_role_or_asks_for_it() -> None:
 def test_import_refuses_a_service_type_the_role_cannot_have() -> None:
     states = {"reservation": ServiceTypeState("DE*A36", "reservation", normalize_settings(settings()), '"1"')}
     with pytest.raises(HbsError, match="reservation.*--role"):
-        partner_yaml("DE*A36", "X", "emp", "qa", states)
+        partner_yaml("DE*A36", "X", "emp", {"qa": states})
 

@@ -107,7 +107,7 @@ environments:
 def setup(tmp_path_factory: pytest.TempPathFactory, tls: TlsFiles) -> Iterator[Setup]:
     store = tmp_path_factory.mktemp("secrets-emulator") / "emulator.sqlite3"
     emulators = Emulators(store, tls)
-    emulator = emulators(token=TOKEN, partners=PARTNERS)
+    emulator = emulators(token=TOKEN, partners=[*PARTNERS, "DE*S02"])  # DE*S02: in no partner file
     repo = tmp_path_factory.mktemp("secrets") / "repo"
     (repo / "partners").mkdir(parents=True)
     shutil.copytree(REPO / "templates", repo / "templates")
@@ -160,7 +160,7 @@ def test_every_command_keeps_the_token_and_the_key_out_of_every_output_and_file(
         ("-vv", "doctor", "--env", "qa"),
         ("-v", "doctor", "--env", "sandbox", "--probe", "--probe-ca-bundle", ca),
         ("-vv", "import", "--env", "qa", "--partner", "DE-8SE"),
-        ("-v", "import", "--env", "qa", "--partner", "DE*S01", "--role", "cpo", "--out", "imported/cpo.yaml"),
+        ("-v", "import", "--env", "qa", "--partner", "DE*S02", "--role", "cpo", "--out", "imported/cpo.yaml"),
         ("-v", "plan", "--env", "qa", "--format", "markdown"),
         ("-v", "plan", "--env", "qa", "--format", "instructions"),
     ]
