@@ -39,34 +39,38 @@ def schema(name: str) -> int:
 @click.command()
 @click.argument("directory", default=".", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--hook-repo", metavar="URL",
-              help="Write a .pre-commit-config.yaml using the hbsdeploy-validate hook from this git repository "
-                   "(default: a local hook running the hbsdeploy on your PATH).")
-@click.option("--hook-rev", metavar="REV", help="The tag or commit of --hook-repo (default: v<this version>).")
+              help="Write a .pre-commit-config.yaml using the hbsdeploy-validate hook from this git repository, at "
+                   "--hook-rev (default: a local hook running the hbsdeploy on your PATH).")
+@click.option("--hook-rev", metavar="REV", help="The tag or commit of --hook-repo to use (required with it: init "
+                                                "never guesses a revision).")
 @click.pass_obj
 def init(g: Globals, directory: Path, hook_repo: str | None, hook_rev: str | None) -> int:
-    """Create a new hbsdeploy repository in DIRECTORY (default: here).
+    """Create an hbsdeploy repository in DIRECTORY (default: here), or add what an existing one lacks.
 
     Writes hbsdeploy.yaml (a sandbox portal as default, QA and PROD as manual portals), one example partner,
     the templates, the JSON Schemas for editors, a .pre-commit-config.yaml and a .gitignore. Never overwrites:
-    if any of these files exists, lists them and writes nothing (exit 1).
+    a file that exists is left as it is and listed as skipped; an existing .gitignore gets the lines hbsdeploy
+    needs appended; the example partner is left out where partner files exist. Exit 0.
 
     \b
     Example:
       hbsdeploy init my-partners && cd my-partners && hbsdeploy validate && hbsdeploy plan
     """
-    from hbsdeploy.tools.scaffold import ScaffoldConflict, scaffold_files, write_scaffold
+    from hbsdeploy.tools.scaffold import hook_entry, scaffold_files, write_scaffold
 
-    try:
-        written = write_scaffold(directory, scaffold_files(hook_repo, hook_rev))
-    except ScaffoldConflict as exc:
-        click.echo(f"error: {plural(len(exc.existing), 'file')} already in {directory}; nothing was written:", err=True)
-        for existing in exc.existing:
-            click.echo(f"  {existing}", err=True)
-        click.echo("choose an empty folder, or move these files away first", err=True)
-        return EXIT_ERROR
+    report = write_scaffold(directory, scaffold_files(hook_repo, hook_rev))
+    for created in report.created:
+        if not g.quiet:
+            click.echo(f"created {created}")
+    if report.gitignore_added:
+        click.echo(f"updated {directory / '.gitignore'}: added {', '.join(report.gitignore_added)}")
+    for skipped, why in report.skipped:
+        click.echo(f"skipped {directory / skipped}: {why}")
+    if report.hook_missing:
+        click.echo(hook_entry(hook_repo, hook_rev), nl=False)
     if not g.quiet:
-        for path in written:
-            click.echo(f"created {path}")
+        if not report.created and not report.gitignore_added:
+            click.echo(f"nothing to add: {directory} has every file init writes")
         where = "" if directory == Path(".") else f"cd {directory} && "
         click.echo(f"next: {where}hbsdeploy validate && hbsdeploy plan; then `git init` and `pre-commit install`")
     return EXIT_OK

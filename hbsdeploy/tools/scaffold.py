@@ -1,16 +1,14 @@
-"""`hbsdeploy init`: the files of a new hbsdeploy repository, and writing them without overwriting anything."""
+"""`hbsdeploy init`: the files of an hbsdeploy repository, and adding the missing ones without overwriting any."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from hbsdeploy import __version__
-from hbsdeploy.errors import HbsError
+from hbsdeploy.errors import HbsError, UsageError
 from hbsdeploy.load.resources import default_templates_dir, schemas_dir
 from hbsdeploy.load.servicetypes import service_types
-from hbsdeploy.text import plural
 
 HOOK_ID = "hbsdeploy-validate"
 HOOK_FILES = r"^(partners/.*\.ya?ml|hbsdeploy\.yaml)$"
@@ -77,33 +75,42 @@ environments:
 {"service_types:" if required else "service_types: {}"}
 {settings}"""
 
-GITIGNORE_TEXT = """\
-# hbsdeploy: embedded portal stores, audit log, evidence and locks; never commit private keys or web sessions.
-.hbsdeploy/
-*.key
-web-session-*.json
-"""
+GITIGNORE_COMMENT = ("# hbsdeploy: embedded portal stores, audit log, evidence and locks; never commit private keys "
+                     "or web sessions.")
+GITIGNORE_LINES = (".hbsdeploy/", "*.key", "web-session-*.json")
+GITIGNORE_TEXT = GITIGNORE_COMMENT + "\n" + "".join(line + "\n" for line in GITIGNORE_LINES)
 
 
 def precommit_config_text(hook_repo: str | None = None, hook_rev: str | None = None) -> str:
-    """A .pre-commit-config.yaml running the hbsdeploy-validate hook: from `hook_repo` at `hook_rev`, else local."""
+    """A .pre-commit-config.yaml running the hbsdeploy-validate hook: from `hook_repo` at `hook_rev` (both given,
+    never guessed: a tag that does not exist breaks every commit), else a local hook."""
+    if hook_rev and not hook_repo:
+        raise UsageError("--hook-rev needs --hook-repo: the git repository whose tag or commit it names")
     if hook_repo:
+        if not hook_rev:
+            raise UsageError("--hook-repo needs --hook-rev: a tag or commit of that repository that exists "
+                             "(`git ls-remote --tags URL` lists them); without --hook-repo, init writes a local hook")
         return f"""\
 # pre-commit (https://pre-commit.com): `pre-commit install` once, then every commit is validated.
 repos:
   - repo: {hook_repo}
-    rev: {hook_rev or "v" + __version__}
+    rev: {hook_rev}
     hooks:
       - id: {HOOK_ID}
 """
     return f"""\
 # pre-commit (https://pre-commit.com): `pre-commit install` once, then every commit is validated.
 # This hook runs the hbsdeploy installed on your PATH. To have pre-commit install hbsdeploy itself, use the
-# hook shipped in hbsdeploy's repository instead (`hbsdeploy init --hook-repo URL --hook-rev TAG` writes that):
+# hook shipped in hbsdeploy's repository at a tag or commit that exists there
+# (`hbsdeploy init --hook-repo URL --hook-rev REV` writes that):
 #   - repo: <hbsdeploy's git URL>
-#     rev: <tag>
+#     rev: <tag or commit>
 #     hooks:
 #       - id: {HOOK_ID}
+{LOCAL_HOOK_REPO}"""
+
+
+LOCAL_HOOK_REPO = f"""\
 repos:
   - repo: local
     hooks:
@@ -123,16 +130,6 @@ class ScaffoldFile:
 
     path: str
     content: bytes
-
-
-class ScaffoldConflict(HbsError):
-    """Files `init` would create already exist; nothing was written."""
-
-    def __init__(self, target: Path, existing: list[str]) -> None:
-        self.target = target
-        self.existing = existing
-        super().__init__(f"{target}: {plural(len(existing), 'file')} already there, nothing written: "
-                         f"{', '.join(existing)}")
 
 
 def scaffold_files(hook_repo: str | None = None, hook_rev: str | None = None) -> list[ScaffoldFile]:
@@ -155,26 +152,83 @@ def _copied(source: Path, folder: str, pattern: str) -> list[ScaffoldFile]:
     return [ScaffoldFile(f"{folder}/{p.name}", p.read_bytes()) for p in found]
 
 
-def existing_files(target: Path, files: list[ScaffoldFile]) -> list[str]:
-    """The paths in `files` that already exist under `target` (as files, folders or anything else)."""
-    return [f.path for f in files if os.path.lexists(target / f.path)]
+@dataclass
+class ScaffoldReport:
+    """What `init` did: the files it created, the lines it added to an existing .gitignore, and what it skipped
+    (path, why) because it exists already."""
+
+    created: list[Path] = field(default_factory=list)
+    gitignore_added: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def hook_missing(self) -> bool:
+        """The existing .pre-commit-config.yaml does not run the hbsdeploy hook."""
+        return any(path == ".pre-commit-config.yaml" and HOOK_ID in why and "without" in why
+                   for path, why in self.skipped)
 
 
-def write_scaffold(target: Path, files: list[ScaffoldFile]) -> list[Path]:
-    """Create `files` under `target`; ScaffoldConflict, writing nothing, if any of them exists."""
-    existing = existing_files(target, files)
-    if existing:
-        raise ScaffoldConflict(target, existing)
-    written: list[Path] = []
-    try:
-        for item in files:
-            path = target / item.path
-            path.parent.mkdir(parents=True, exist_ok=True)
+def hook_entry(hook_repo: str | None = None, hook_rev: str | None = None) -> str:
+    """The `repos:` entry of the hbsdeploy hook, to paste into an existing .pre-commit-config.yaml."""
+    text = precommit_config_text(hook_repo, hook_rev)
+    return text[text.index("repos:\n") + len("repos:\n"):]
+
+
+def write_scaffold(target: Path, files: list[ScaffoldFile]) -> ScaffoldReport:
+    """Create what is missing of `files` under `target`; never overwrite. An existing .gitignore gets the missing
+    hbsdeploy lines appended; an existing file of any other name is left as it is and reported as skipped; the
+    example partner is skipped when the partner folder already holds partner files."""
+    report = ScaffoldReport()
+    for item in files:
+        path = target / item.path
+        if item.path == ".gitignore" and path.is_file() and not path.is_symlink():
+            report.gitignore_added = _complete_gitignore(path)
+            if not report.gitignore_added:
+                report.skipped.append((item.path, "exists and already ignores what hbsdeploy needs"))
+            continue
+        if os.path.lexists(path):
+            report.skipped.append((item.path, _why_skipped(item, path)))
+            continue
+        if item.path.startswith("partners/") and _has_partner_files(path.parent):
+            report.skipped.append((item.path, f"{item.path.split('/')[0]}/ already holds partner files"))
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
             with path.open("xb") as handle:  # exclusive: never replaces a file that appeared meanwhile
                 handle.write(item.content)
-            written.append(path)
-    except FileExistsError as exc:
-        for path in written:  # leave the folder as it was
-            path.unlink(missing_ok=True)
-        raise ScaffoldConflict(target, [str(Path(str(exc.filename)).relative_to(target))]) from None
-    return written
+        except FileExistsError:
+            report.skipped.append((item.path, "exists (appeared while init ran)"))
+            continue
+        report.created.append(path)
+    return report
+
+
+def _why_skipped(item: ScaffoldFile, path: Path) -> str:
+    if item.path == ".pre-commit-config.yaml" and path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        if HOOK_ID not in text:
+            return f"exists without the {HOOK_ID} hook: add the entry shown below to its `repos:`"
+        return f"exists and runs the {HOOK_ID} hook"
+    if path.is_file() and path.read_bytes() == item.content:
+        return "exists, identical"
+    return "exists (left as it is; compare with `hbsdeploy init` in an empty folder)"
+
+
+def _has_partner_files(folder: Path) -> bool:
+    return folder.is_dir() and any(p.suffix in (".yaml", ".yml") for p in folder.iterdir())
+
+
+def _complete_gitignore(path: Path) -> list[str]:
+    """Append the hbsdeploy lines an existing .gitignore lacks (appending: nothing in it is replaced)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    present = {line.strip() for line in text.splitlines()}
+    missing = [line for line in GITIGNORE_LINES if line not in present and "/" + line not in present]
+    if missing:
+        prefix = "" if not text or text.endswith("\n") else "\n"
+        addition = prefix + GITIGNORE_COMMENT + "\n" + "".join(line + "\n" for line in missing)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(addition)
+    return missing

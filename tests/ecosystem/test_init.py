@@ -89,26 +89,64 @@ def test_init_with_a_hook_repository_uses_the_shipped_hook(tmp_path: Path, hbs: 
     assert repo == {"repo": "https://git.example.com/hbsdeploy", "rev": "v1.2.3", "hooks": [{"id": HOOK_ID}]}
 
 
-def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path, hbs: RunHbs) -> None:
+def test_init_in_an_existing_repository_adds_what_is_missing_and_overwrites_nothing(tmp_path: Path,
+                                                                                    hbs: RunHbs) -> None:
     (tmp_path / "hbsdeploy.yaml").write_text("mine\n")
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "authorization.json.j2").write_text("mine too\n")
+    (tmp_path / ".gitignore").write_text("node_modules/\n*.key")  # no newline at the end
+    precommit = "repos:\n  - repo: https://github.com/pre-commit/pre-commit-hooks\n    rev: v4.6.0\n" \
+                "    hooks:\n      - id: trailing-whitespace\n"
+    (tmp_path / ".pre-commit-config.yaml").write_text(precommit)
     code, out, err = hbs("init", str(tmp_path))
-    assert code == 1
-    assert out == ""
-    assert "2 files already in" in err
-    assert "\n  hbsdeploy.yaml\n" in err and "\n  templates/authorization.json.j2\n" in err
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
-        "hbsdeploy.yaml", "templates", "templates/authorization.json.j2"]
+    assert code == 0, err
     assert (tmp_path / "hbsdeploy.yaml").read_text() == "mine\n"
+    assert (tmp_path / "templates" / "authorization.json.j2").read_text() == "mine too\n"
+    assert (tmp_path / ".pre-commit-config.yaml").read_text() == precommit
+    assert f"skipped {tmp_path / 'hbsdeploy.yaml'}: exists" in out
+    assert f"skipped {tmp_path / 'templates/authorization.json.j2'}: exists" in out
+    assert f"skipped {tmp_path / '.pre-commit-config.yaml'}: exists without the {HOOK_ID} hook" in out
+    assert "  - repo: local\n" in out and f"      - id: {HOOK_ID}\n" in out  # the entry to paste
+    # The .gitignore keeps its lines and gains only the missing ones (appended, never rewritten).
+    ignored = (tmp_path / ".gitignore").read_text()
+    assert ignored.startswith("node_modules/\n*.key\n#")
+    assert ignored.count("*.key") == 1 and ".hbsdeploy/\n" in ignored and "web-session-*.json\n" in ignored
+    assert f"updated {tmp_path / '.gitignore'}: added .hbsdeploy/, web-session-*.json" in out
+    for added in ("partners/example-cpo.yaml", "schemas/partner.schema.json", "templates/reservation.json.j2"):
+        assert f"created {tmp_path / added}" in out and (tmp_path / added).is_file()
 
 
-def test_init_twice_refuses_the_second_time(new_repo: Path, hbs: RunHbs) -> None:
+def test_init_leaves_the_example_partner_out_where_partner_files_exist(tmp_path: Path, hbs: RunHbs) -> None:
+    (tmp_path / "partners").mkdir()
+    (tmp_path / "partners" / "de-abc.yaml").write_text("name: mine\n")
+    code, out, err = hbs("init", str(tmp_path))
+    assert code == 0, err
+    assert not (tmp_path / "partners" / "example-cpo.yaml").exists()
+    assert "skipped" in out and "partners/ already holds partner files" in out
+
+
+def test_init_twice_adds_nothing_and_says_so(new_repo: Path, hbs: RunHbs) -> None:
     before = {p: p.read_bytes() for p in new_repo.rglob("*") if p.is_file()}
-    code, _, err = hbs("init", cwd=new_repo)
-    assert code == 1
-    assert f"{len(scaffold_files())} files already in" in err
+    code, out, err = hbs("init", cwd=new_repo)
+    assert code == 0, err
+    assert out.count("skipped ") == len(scaffold_files())
+    assert "nothing to add" in out
     assert {p: p.read_bytes() for p in new_repo.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("args", [["--hook-rev", "v0.1.0"], ["--hook-repo", "https://git.example.com/hbsdeploy"]])
+def test_init_never_guesses_a_hook_revision(tmp_path: Path, hbs: RunHbs, args: list[str]) -> None:
+    # Issue 12, scenario 7: `init --hook-rev v0.1.0` wrote a config naming a tag that does not exist.
+    code, out, err = hbs("init", str(tmp_path), *args)
+    assert code == 2
+    assert "--hook-rev" in err and "--hook-repo" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_pre_commit_config_names_no_revision(new_repo: Path) -> None:
+    config = yaml.safe_load((new_repo / ".pre-commit-config.yaml").read_text())
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]
+    assert all("rev" not in repo for repo in config["repos"])
 
 
 def test_init_into_a_file_is_a_usage_error(tmp_path: Path, hbs: RunHbs) -> None:
