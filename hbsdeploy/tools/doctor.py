@@ -2,14 +2,18 @@
 
 Checks, in order: the config is found and valid; the partner files validate; for the chosen environment, the
 client certificate and key (readable, matching, not expired, warn within 30 days), the CA bundle, the token
-variable (its value is never read into a message), and the portal (an HTTP(S) GET of the base URL for an API;
-the state folder writable for `local`, `manual` and `web`). For `web`, it logs in (the saved session or the *_env
-credentials) and looks, read-only, for every entry of the UI map on the portal's pages (portal/web/uicheck.py).
+variable (its value is never read into a message), and the portal (an HTTP(S) GET of the base URL for an API,
+then an authenticated read of a partner's service types with the token and client certificate: a 401 or 403 fails,
+naming the variable, never its value; the state folder writable for `local`, `manual` and `web`). For `web`, it
+logs in (the saved session or the *_env credentials) and looks, read-only, for every entry of the UI map on the
+portal's pages (portal/web/uicheck.py).
 With `probe`, every Service URL of the environment's partners is reached the way the platform reaches it: DNS,
 TCP, TLS handshake, certificate valid for the host.
 
 Decisions: a certificate that expires within 30 days is a warning (it still works today), an expired one a
-failure. Any HTTP answer from the portal, even 401 or 404, proves it reachable; 5xx is a warning. The probe
+failure. Any HTTP answer from the portal, even 401 or 404, proves it reachable; 5xx is a warning. Reachable is not
+usable: the authenticated read is what proves the token (a 404 for a partner the portal does not know yet still
+proves it was accepted). The probe
 trusts the system's CAs (the platform trusts public CAs) unless given a CA bundle, e.g. a private or test CA.
 """
 
@@ -105,7 +109,11 @@ def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Ch
     if env.kind == "http" or env.token_env:
         yield _token_check(env)
     if env.kind == "http":
-        yield _portal_reachable(env, options.timeout)
+        reachable = _portal_reachable(env, options.timeout)
+        yield reachable
+        token_set = not env.token_env or bool(os.environ.get(env.token_env))
+        if reachable.status is not CheckStatus.FAIL and token_set:
+            yield _authenticated_read(config, env, options.timeout)
     else:
         yield _state_folder_check(env)
     if env.kind == "web":
@@ -267,6 +275,52 @@ def _portal_reachable(env: Environment, timeout: float) -> Check:
     if response.status_code >= 500:
         return Check("portal", CheckStatus.WARN, f"{detail}: reachable, but failing")
     return Check("portal", CheckStatus.OK, detail)
+
+
+def _authenticated_read(config: Config, env: Environment, timeout: float) -> Check:
+    """Read one partner's service types as plan does (token, client certificate): proof that the credentials work."""
+    import dataclasses
+
+    from hbsdeploy.portal import PartnerNotFound, PortalAuthError, PortalError
+    from hbsdeploy.portal.http import HttpPortal
+
+    partner_id = _first_partner(config, env)
+    if partner_id is None:
+        return Check("authenticated read", CheckStatus.WARN, f"no partner file deploys to {env.name}: nothing to "
+                                                             "read, so the credentials were not tried")
+    credentials = f"the token in ${env.token_env}" if env.token_env else "the client certificate (no token_env)"
+    quick = dataclasses.replace(env, connect_timeout=min(env.connect_timeout, timeout), read_timeout=timeout,
+                                total_timeout=timeout, max_retries=0)
+    try:
+        portal = HttpPortal(quick)
+        try:
+            portal.list_service_types(partner_id)
+        finally:
+            portal.close()
+    except PartnerNotFound:
+        return Check("authenticated read", CheckStatus.OK, f"{credentials} was accepted (the portal does not know "
+                                                           f"{partner_id} yet)")
+    except PortalAuthError as exc:
+        return Check("authenticated read", CheckStatus.FAIL, f"the portal refused {credentials} reading {partner_id} "
+                                                             f"({_status_of(str(exc))}); replace the value of "
+                                                             f"${env.token_env or 'the token variable'} or the "
+                                                             "client certificate, hbsdeploy never prints it")
+    except PortalError as exc:
+        return Check("authenticated read", CheckStatus.FAIL, f"reading {partner_id} failed: {exc}")
+    return Check("authenticated read", CheckStatus.OK, f"{credentials} was accepted: read the service types of "
+                                                       f"{partner_id}")
+
+
+def _status_of(message: str) -> str:
+    found = re.search(r"\((40[13])\b", message)
+    return f"HTTP {found.group(1)}" if found else "refused"
+
+
+def _first_partner(config: Config, env: Environment) -> str | None:
+    from hbsdeploy.check.validate import validate
+
+    partners = sorted(p.partner_id for p in validate(config, None, env.name).partners if env.name in p.environments)
+    return partners[0] if partners else None
 
 
 def _no_auth(request: Any) -> Any:

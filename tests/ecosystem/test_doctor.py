@@ -513,3 +513,56 @@ def test_doctor_probe_on_sandbox_never_connects_to_a_private_host_unless_allowed
             listener.accept()  # nothing ever connected
     finally:
         listener.close()
+
+
+# --- the token, tried with an authenticated read (issue 12, scenario 6) ---------------------------------------------
+
+def _emulator_repo(root: Path, url: str, partner_id: str = "DE*A36") -> Path:
+    return write_repo(root, f"  sandbox:\n    portal: local\n  api:\n    portal: {url}\n"
+                            "    token_env: HBSDEPLOY_TEST_TOKEN\n",
+                      {partner_id: "https://oicp.example.com"})
+
+
+def _deployed_to_api(root: Path) -> None:
+    for path in (root / "partners").iterdir():
+        path.write_text(path.read_text().replace("  sandbox:\n", "  sandbox:\n  api:\n"))
+
+
+def test_doctor_fails_on_a_wrong_token_naming_the_variable_never_the_value(
+        tmp_path: Path, emulator: Any, hbs: RunHbs, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before: a 401 counted as "reachable" and doctor passed with a wrong token.
+    server = emulator(partners=["DE*A36"], token=TOKEN)
+    root = _emulator_repo(tmp_path / "repo", server.url)
+    _deployed_to_api(root)
+    wrong = "wrong-token-value-123"
+    monkeypatch.setenv("HBSDEPLOY_TEST_TOKEN", wrong)
+    code, out, _ = hbs("doctor", "--env", "api", cwd=root)
+    checks = lines_by_check(out)
+    assert code == 1, out
+    assert checks["portal"].startswith("ok ")  # reachable: the 401 proves that, and only that
+    assert checks["authenticated read"].startswith("FAIL the portal refused the token in $HBSDEPLOY_TEST_TOKEN "
+                                                   "reading DE*A36 (HTTP 401)")
+    assert wrong not in out and TOKEN not in out
+
+
+def test_doctor_passes_with_the_right_token_after_reading_a_partner(
+        tmp_path: Path, emulator: Any, hbs: RunHbs, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = emulator(partners=["DE*A36"], token=TOKEN)
+    root = _emulator_repo(tmp_path / "repo", server.url)
+    _deployed_to_api(root)
+    monkeypatch.setenv("HBSDEPLOY_TEST_TOKEN", TOKEN)
+    code, out, _ = hbs("doctor", "--env", "api", cwd=root)
+    assert code == 0, out
+    assert lines_by_check(out)["authenticated read"] == ("ok the token in $HBSDEPLOY_TEST_TOKEN was accepted: read "
+                                                         "the service types of DE*A36")
+    assert TOKEN not in out
+
+
+def test_doctor_warns_when_no_partner_is_deployed_to_read_with(
+        tmp_path: Path, emulator: Any, hbs: RunHbs, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = emulator(partners=["DE*A36"], token=TOKEN)
+    root = _emulator_repo(tmp_path / "repo", server.url)  # the partner is deployed to the sandbox only
+    monkeypatch.setenv("HBSDEPLOY_TEST_TOKEN", TOKEN)
+    code, out, _ = hbs("doctor", "--env", "api", cwd=root)
+    assert code == 0, out
+    assert lines_by_check(out)["authenticated read"].startswith("warn no partner file deploys to api")
