@@ -52,7 +52,7 @@ class ApplyRequest:
     partner_ids: tuple[str, ...] = ()
     checksum: str | None = None
     auto_approve: bool = False
-    force: bool = False
+    allow_disables: bool = False  # for a plan made by apply itself; a saved plan carries its own permission
     parallelism: int | None = None
     service_types: tuple[str, ...] = ()
     plan_input: bytes | None = None
@@ -102,6 +102,9 @@ def resolve_target(config: Config, request: ApplyRequest) -> tuple[Environment, 
     if request.checksum is not None and not request.checksum.strip():  # "" would silently skip the reviewed check
         raise UsageError("--checksum is empty; give the reviewed plan's checksum (sha256:...), or leave --checksum out")
     if request.plan_file is not None:
+        if request.allow_disables:
+            raise UsageError("--allow-disables is given when the plan is made, so that reviewers see it: run "
+                             "`hbsdeploy plan --allow-disables --out FILE`, have it reviewed, then apply that file")
         for given, option in ((request.partner_ids, "--partner"), (request.service_types, "--service-type")):
             if given:
                 raise UsageError(f"{option} cannot narrow a saved plan; plan again with {option}")
@@ -129,13 +132,14 @@ def apply_environment(config: Config, request: ApplyRequest, hooks: ApplyHooks) 
     audit = AuditLog(config.state_dir / "audit.jsonl")
     if saved is None:
         plan = plan_environment(config, env, request.partner_ids, parallelism=parallelism, hooks=hooks,
-                                service_types=request.service_types)
+                                service_types=request.service_types, allow_disables=request.allow_disables)
         hooks.show_plan(plan)
         if not plan.has_changes:
             return ApplyReport(env.name, plan, None)
     else:
         plan = saved
-    check_disable_share(plan, config.max_disable_fraction, request.force)
+    check_disable_share(plan, config.max_disable_fraction, config.disable_check_min_scope,
+                        allowed_now=request.allow_disables)
     portal = open_portal(env, parallelism=parallelism)
     try:
         if saved is not None:

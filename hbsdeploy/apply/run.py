@@ -18,7 +18,7 @@ from hbsdeploy.apply.audit import AuditError, AuditLog
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.settings import normalize_settings
 from hbsdeploy.plan.build import Progress, read_current
-from hbsdeploy.plan.model import Change, ChangeKind, Plan
+from hbsdeploy.plan.model import Change, ChangeKind, Plan, needs_disable_permission
 from hbsdeploy.portal import (
     PartnerNotFound,
     PayloadRejected,
@@ -91,16 +91,20 @@ def check_fresh(plan: Plan, portal: Portal, parallelism: int) -> None:
                         f"Run `hbsdeploy plan --env {plan.environment} --out FILE` again and review it")
 
 
-def check_disable_share(plan: Plan, max_fraction: float, force: bool) -> None:
-    """Refuse a plan that switches off more than `max_fraction` of the service types in scope, unless forced."""
+def check_disable_share(plan: Plan, max_fraction: float, min_scope: int, *, allowed_now: bool = False) -> None:
+    """Refuse a plan that switches off more than `max_fraction` of the service types in scope (when at least
+    `min_scope` are in scope), unless that was allowed when the plan was made (`plan --allow-disables`, recorded in
+    the plan under its checksum) or, for a plan made by apply itself, now (`allowed_now`)."""
     disables = plan.count(ChangeKind.DISABLE)
     scope = len(plan.observed)  # every service type the plan covers, changed or not
-    if force or disables == 0 or scope == 0:
+    if not needs_disable_permission(disables, scope, max_fraction, min_scope):
         return
-    if disables / scope > max_fraction:
-        raise HbsError(f"the plan disables {disables} of {plural(scope, 'service type')} in scope "
-                       f"({disables / scope:.0%}, more than apply.max_disable_fraction {max_fraction:.0%}); "
-                       "check the partner files, or pass --force if this is intended")
+    if allowed_now or (plan.disable_check is not None and plan.disable_check.allowed):
+        return
+    raise HbsError(f"the plan disables {disables} of {plural(scope, 'service type')} in scope ({disables / scope:.0%}, "
+                   f"more than apply.max_disable_fraction {max_fraction:.0%}) and was not allowed to when it was made; "
+                   "check the partner files, or, if this is intended, run `hbsdeploy plan --allow-disables --out "
+                   "FILE`, have it reviewed and apply that file")
 
 
 def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int = 8,

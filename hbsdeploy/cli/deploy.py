@@ -37,9 +37,13 @@ _FORMAT_HELP = "; ".join(f"{name}: {plan_format.help}" for name, plan_format in 
                    "`-`: to stdout, the --format output then going to stderr.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none, 1 on error.")
 @click.option("--parallelism", type=click.IntRange(1, 64), help="Partners read at once (default: apply.parallelism).")
+@click.option("--allow-disables", is_flag=True,
+              help="Allow this plan to disable more than apply.max_disable_fraction; recorded in the plan file under "
+                   "its checksum, so reviewers see it and `apply PLANFILE` needs nothing more.")
 @pass_globals
 def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], service_types: tuple[str, ...],
-         output_format: str, out_file: Path | None, detailed_exitcode: bool, parallelism: int | None) -> int:
+         output_format: str, out_file: Path | None, detailed_exitcode: bool, parallelism: int | None,
+         allow_disables: bool) -> int:
     """Show exactly what apply would change in the portal.
 
     \b
@@ -56,7 +60,8 @@ def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], serv
     env = config.environment(environment)
     to_stdout = out_file == Path("-")
     the_plan = plan_environment(config, env, partner_ids, parallelism=parallelism or config.parallelism,
-                                hooks=Terminal(g.quiet), service_types=service_types)
+                                hooks=Terminal(g.quiet), service_types=service_types,
+                                allow_disables=allow_disables)
     options = FormatOptions(colour=g.use_colour(sys.stderr.isatty() if to_stdout else None),
                             portal_label=portal_label(env))
     if to_stdout:  # stdout is the plan file: what a person reads goes to stderr (unless -q)
@@ -81,11 +86,13 @@ def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], serv
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (for CI).")
 @click.option("--parallelism", type=click.IntRange(1, 64),
               help="Partners applied at once (default: apply.parallelism, 8).")
-@click.option("--force", is_flag=True, help="Allow a plan that disables more than apply.max_disable_fraction.")
+@click.option("--allow-disables", "--force", "allow_disables", is_flag=True,
+              help="Without PLANFILE: allow the plan apply makes to disable more than apply.max_disable_fraction "
+                   "(a saved plan carries its own permission: `plan --allow-disables`).")
 @click.option("--checksum", metavar="SHA", help="Refuse the plan file unless its checksum is this (the reviewed one).")
 @pass_globals
 def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_ids: tuple[str, ...],
-          service_types: tuple[str, ...], auto_approve: bool, parallelism: int | None, force: bool,
+          service_types: tuple[str, ...], auto_approve: bool, parallelism: int | None, allow_disables: bool,
           checksum: str | None) -> int:
     """Make the planned changes in the portal: exactly those, verified, audited.
 
@@ -102,7 +109,8 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
     from hbsdeploy.apply.orchestrate import ApplyRequest, apply_environment
 
     plan_input = read_input("plan file") if plan_file == Path("-") else None
-    request = ApplyRequest(plan_file, environment, partner_ids, checksum, auto_approve, force, parallelism,
+    request = ApplyRequest(plan_file, environment, partner_ids, checksum, auto_approve, allow_disables,
+                           parallelism,
                            service_types, plan_input)
     report = apply_environment(g.load_config(), request, Terminal(g.quiet, g.use_colour()))
     for line in report.lines():

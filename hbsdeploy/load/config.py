@@ -77,6 +77,7 @@ class Config:
     environments: dict[str, Environment]
     max_disable_fraction: float
     parallelism: int
+    disable_check_min_scope: int = 10
     document: Document | None = None
 
     def environment(self, name: str | None) -> Environment:
@@ -228,6 +229,7 @@ def _build(path: Path, document: Document) -> Config:
         environments=environments,
         max_disable_fraction=float(apply_settings.get("max_disable_fraction", 0.25)),
         parallelism=int(apply_settings.get("parallelism", 8)),
+        disable_check_min_scope=int(apply_settings.get("disable_check_min_scope", 10)),
         document=document,
     )
 

@@ -6,6 +6,7 @@ person (warnings, progress) it hands to the caller's `PlanHooks`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -15,7 +16,7 @@ from hbsdeploy.check.project import Project, load_project
 from hbsdeploy.errors import Problem, UsageError
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.servicetypes import service_types as known_service_types
-from hbsdeploy.plan.model import Desired, Plan, compute_plan
+from hbsdeploy.plan.model import ChangeKind, Desired, DisableCheck, Plan, compute_plan
 from hbsdeploy.portal import Portal, ServiceTypeState, open_portal
 from hbsdeploy.render.payloads import Renderer
 
@@ -90,15 +91,28 @@ def make_plan(project: Project, environment: Environment, portal: Portal, parall
 
 
 def plan_environment(config: Config, environment: Environment, partner_ids: Sequence[str] = (), *,
-                     parallelism: int, hooks: PlanHooks, service_types: Sequence[str] = ()) -> Plan:
+                     parallelism: int, hooks: PlanHooks, service_types: Sequence[str] = (),
+                     allow_disables: bool = False) -> Plan:
     """Validate the partner files (refusing on errors), render, read the environment's portal, diff: `plan`'s job
-    (narrowed to `partner_ids` and `service_types` when given)."""
+    (narrowed to `partner_ids` and `service_types` when given). `allow_disables` records in the plan (under its
+    checksum) that its disables were allowed when it was made."""
     service_types = check_service_types(service_types)
     project = load_project(config, environment, partner_ids)
     hooks.warn(project.warnings)
     portal = open_portal(environment, parallelism=parallelism)
     try:
         with hooks.progress(f"reading {environment.name}") as progress:
-            return make_plan(project, environment, portal, parallelism, progress, service_types=service_types)
+            plan = make_plan(project, environment, portal, parallelism, progress, service_types=service_types)
     finally:
         portal.close()
+    return with_disable_check(plan, config, allow_disables)
+
+
+def with_disable_check(plan: Plan, config: Config, allowed: bool) -> Plan:
+    """The plan with its disables counted against the config's thresholds (unchanged when it disables nothing)."""
+    disables = plan.count(ChangeKind.DISABLE)
+    if not disables:
+        return plan
+    check = DisableCheck(disables, len(plan.observed), config.max_disable_fraction, config.disable_check_min_scope,
+                         allowed)
+    return dataclasses.replace(plan, disable_check=check)

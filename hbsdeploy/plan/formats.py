@@ -51,11 +51,27 @@ def _label(service_type: str) -> str:
     return spec.label if spec else service_type
 
 
+def plan_notes(plan: Plan) -> list[str]:
+    """What every format says beside the changes: whether apply needs the permission to disable, and whether it
+    has it (given at plan time, under the checksum)."""
+    notes = []
+    check = plan.disable_check
+    if check is not None and check.needs_permission:
+        if check.allowed:
+            notes.append(f"Disables allowed: this plan {check.describe()}; the permission was given when it was "
+                         "made (plan --allow-disables) and is covered by its checksum, so apply will make them.")
+        else:
+            notes.append(f"Needs permission: this plan {check.describe()}; apply will refuse it. If this is "
+                         "intended, plan again with --allow-disables and have that plan reviewed.")
+    return notes
+
+
 def render_text(plan: Plan, style: Styler = plain) -> str:
     """`~ DE*A36 / authorization` blocks with one line per field, then the summary line."""
+    notes = "".join(f"{note}\n" for note in plan_notes(plan))
     if not plan.has_changes:
         return (f"No changes in {plan.environment}: the portal matches the partner files "
-                f"({plural(len(plan.observed), 'service type')} checked).\n")
+                f"({plural(len(plan.observed), 'service type')} checked).\n") + notes
     lines = [f"hbsdeploy will make these changes in {style(plan.environment, 'bold')}:", ""]
     for change in plan.changes:
         symbol = style(_SYMBOL[change.kind], _COLOUR[change.kind])
@@ -67,7 +83,7 @@ def render_text(plan: Plan, style: Styler = plain) -> str:
         lines.append("")
     lines.append(summary_line(plan) + f" {plan.unchanged} unchanged.")
     lines.append(f"Checksum: {plan.checksum}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + notes
 
 
 def render_json(plan: Plan) -> str:
@@ -92,6 +108,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
         f"| {s['enable']} | {s['change']} | {s['disable']} | {s['unchanged']} |",
         "",
     ]
+    head += [_md_note(note) for note in plan_notes(plan)]
     if not plan.has_changes:
         head.append("No changes: the portal matches the partner files.")
         return "\n".join(head) + "\n"
@@ -130,6 +147,17 @@ def _markdown_change(change: Change) -> str:
     return "\n".join(lines)
 
 
+def _md_note(note: str) -> str:
+    """`Title: text` as a quoted Markdown paragraph with the title in bold."""
+    title, _, text = note.partition(":")
+    return f"> **{_md_text(title)}:**{_md_text(text)}\n"
+
+
+def _md_text(text: str) -> str:
+    # Plain text in Markdown: no HTML, no emphasis or links from the values of a plan.
+    return _html(text).replace("*", "\\*").replace("_", "\\_").replace("[", "\\[").replace("`", "'")
+
+
 def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;")
 
@@ -137,10 +165,12 @@ def _html(text: str) -> str:
 def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, during_apply: bool = False) -> str:
     """Numbered steps for a person making the plan's changes in the portal's web interface (`during_apply`: apply
     asks for each service type next, so the closing hint to run apply is left out)."""
+    notes = [f"Note: {note}" for note in plan_notes(plan)]
     if not plan.has_changes:
-        return f"Nothing to do in {plan.environment}: the portal matches the partner files.\n"
+        return "".join(f"{line}\n" for line in
+                       [f"Nothing to do in {plan.environment}: the portal matches the partner files.", *notes])
     lines = [f"Steps for {plan.environment} in {portal_label} "
-             f"({plural(len(plan.changes), 'service type')}):", ""]
+             f"({plural(len(plan.changes), 'service type')}):", *notes, ""]
     step = 0
 
     def add(text: str) -> None:

@@ -95,6 +95,43 @@ class Observed:
     version: str
 
 
+DEFAULT_MAX_DISABLE_FRACTION = 0.25
+DEFAULT_DISABLE_CHECK_MIN_SCOPE = 10  # octoDNS's MIN_EXISTING_RECORDS: below it, a share says little
+
+
+@dataclass(frozen=True)
+class DisableCheck:
+    """How many service types a plan switches off, out of how many in scope, against the thresholds in force when
+    it was made; and whether the person who made it allowed that (`plan --allow-disables`), under the checksum."""
+
+    disables: int
+    scope: int
+    max_fraction: float
+    min_scope: int
+    allowed: bool = False
+
+    @property
+    def needs_permission(self) -> bool:
+        """More than max_fraction of at least min_scope service types in scope are switched off."""
+        return needs_disable_permission(self.disables, self.scope, self.max_fraction, self.min_scope)
+
+    def describe(self) -> str:
+        """`disables 1 of 2 service types in scope (50%, more than apply.max_disable_fraction 25%)`."""
+        share = self.disables / self.scope if self.scope else 0.0
+        return (f"disables {self.disables} of {self.scope} service types in scope ({share:.0%}, more than "
+                f"apply.max_disable_fraction {self.max_fraction:.0%}, with at least "
+                f"apply.disable_check_min_scope {self.min_scope} in scope)")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"disables": self.disables, "scope": self.scope, "max_fraction": self.max_fraction,
+                "min_scope": self.min_scope, "needs_permission": self.needs_permission, "allowed": self.allowed}
+
+
+def needs_disable_permission(disables: int, scope: int, max_fraction: float, min_scope: int) -> bool:
+    """Whether switching off `disables` of `scope` service types needs explicit permission."""
+    return disables > 0 and scope >= min_scope and disables / scope > max_fraction
+
+
 @dataclass(frozen=True)
 class Plan:
     """Every change for one environment, sorted; with the versions observed and a checksum of the whole."""
@@ -102,6 +139,7 @@ class Plan:
     environment: str
     changes: tuple[Change, ...]
     observed: tuple[Observed, ...]
+    disable_check: DisableCheck | None = None  # set by plan_environment when the plan switches something off
     checksum: str = field(init=False)  # computed from the rest
 
     def __post_init__(self) -> None:
@@ -131,7 +169,7 @@ class Plan:
 
     def body(self) -> dict[str, Any]:
         """The canonical content the checksum covers."""
-        return {
+        body: dict[str, Any] = {
             "format_version": PLAN_FORMAT_VERSION,
             "environment": self.environment,
             "summary": self.summary(),
@@ -139,6 +177,9 @@ class Plan:
             "observed": [{"partner_id": o.partner_id, "service_type": o.service_type, "version": o.version}
                          for o in self.observed],
         }
+        if self.disable_check is not None:
+            body["disable_check"] = self.disable_check.as_json()
+        return body
 
     def as_json(self) -> dict[str, Any]:
         return {**self.body(), "checksum": self.checksum}
@@ -201,16 +242,31 @@ def plan_from_json(document: Mapping[str, Any]) -> Plan:
             for c in document["changes"]
         )
         observed = tuple(Observed(o["partner_id"], o["service_type"], o["version"]) for o in document["observed"])
-        plan = Plan(document["environment"], changes, observed)
+        plan = Plan(document["environment"], changes, observed, _disable_check_from_json(document))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HbsError(f"not a valid hbsdeploy plan ({type(exc).__name__}: {exc}); re-run `hbsdeploy plan --out`"
                        ) from None
+    check = plan.disable_check
+    if check is not None and (check.disables, check.scope) != (plan.count(ChangeKind.DISABLE), len(plan.observed)):
+        raise HbsError("not a valid hbsdeploy plan (disable_check counts disagree with its changes); re-run "
+                       "`hbsdeploy plan --out`")
     if plan.checksum != document.get("checksum"):
         raise HbsError("the plan file was altered after it was written (checksum mismatch); "
                        "re-run `hbsdeploy plan --out` and review it again")
     for change in plan.changes:
         _check_consistent(change)
     return plan
+
+
+def _disable_check_from_json(document: Mapping[str, Any]) -> DisableCheck | None:
+    found = document.get("disable_check")
+    if found is None:
+        return None
+    check = DisableCheck(int(found["disables"]), int(found["scope"]), float(found["max_fraction"]),
+                         int(found["min_scope"]), found["allowed"] is True)
+    if found.get("needs_permission") is not check.needs_permission:
+        raise ValueError("disable_check.needs_permission disagrees with its counts")
+    return check
 
 
 def _check_consistent(change: Change) -> None:

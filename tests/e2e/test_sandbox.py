@@ -199,19 +199,27 @@ def test_apply_without_a_plan_file_asks_for_yes(repo: Path) -> None:
     assert accepted.code == 0, accepted.output
 
 
-def test_disabling_more_than_the_allowed_share_needs_force(repo: Path) -> None:
+def test_disabling_more_than_the_allowed_share_needs_permission_given_at_plan_time(repo: Path) -> None:
+    config = repo / "hbsdeploy.yaml"
+    config.write_text(config.read_text().replace("  max_disable_fraction: 0.25\n", "  max_disable_fraction: 0.25\n"
+                                                 "  disable_check_min_scope: 4\n"))
     assert run_cli("apply", "--auto-approve").code == 0
     (repo / "partners" / "example-cpo.yaml").write_text(OFFLINE_CPO, encoding="utf-8")
     planned = run_cli("plan", "--out", "plan.json")
     assert "Plan: 0 to enable, 0 to change, 2 to disable. 2 unchanged." in planned.stdout
+    assert "Needs permission: this plan disables 2 of 4 service types in scope (50%" in planned.stdout
     held = snapshot(state_file(repo))
     for args in (["apply", "--auto-approve"], ["apply", "plan.json"]):
         refused = run_cli(*args)
         assert refused.code == 1, refused.output
-        assert ("the plan disables 2 of 4 service types in scope (50%, more than apply.max_disable_fraction 25%); "
-                "check the partner files, or pass --force if this is intended") in refused.stderr
+        assert ("the plan disables 2 of 4 service types in scope (50%, more than apply.max_disable_fraction 25%) "
+                "and was not allowed to when it was made") in refused.stderr
         assert snapshot(state_file(repo)) == held
-    forced = run_cli("apply", "plan.json", "--force")
+    late = run_cli("apply", "plan.json", "--force")  # the permission belongs to the reviewed plan, not to apply
+    assert late.code == 2 and "plan --allow-disables" in late.stderr
+    allowed = run_cli("plan", "--allow-disables", "--out", "plan.json")
+    assert "Disables allowed: this plan disables 2 of 4" in allowed.stdout
+    forced = run_cli("apply", "plan.json")
     assert forced.code == 0, forced.output
     assert "Apply: 2 applied" in forced.stdout
     held = snapshot(state_file(repo))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from hbsdeploy.apply.audit import AuditLog, read_audit
 from hbsdeploy.apply.run import StalePlan, Status, apply_plan, check_disable_share, check_fresh
 from hbsdeploy.errors import HbsError
 from hbsdeploy.plan.build import read_current
-from hbsdeploy.plan.model import Plan, compute_plan
+from hbsdeploy.plan.model import DisableCheck, Plan, compute_plan, plan_from_json
 from hbsdeploy.portal import PortalError, PortalRefused, PortalStateError, PortalUnavailable, ServiceTypeState
 from hbsdeploy.portal.local import LocalPortal
 from tests.plan.factories import offline, settings, want, want_payload
@@ -131,13 +133,30 @@ def test_disable_share(tmp_path: Path, disabled: int, allowed: bool) -> None:
                for i, pid in enumerate(("DE*A36", "DE*B12", "DE*C34", "DE*D56"))]
     plan = plan_for(portal, desired)
     assert plan.summary()["disable"] == disabled
-    check_disable_share(plan, 0.5, force=False)  # 2 of 4 is not more than half
+    check_disable_share(plan, 0.5, 0)  # 2 of 4 is not more than half
+    check_disable_share(plan, 0.0, 5)  # 4 in scope: below the floor of 5, the share does not apply
     if allowed:
-        check_disable_share(plan, 0.25, force=False)  # exactly the share: allowed
+        check_disable_share(plan, 0.25, 4)  # exactly the share: allowed
     else:
-        with pytest.raises(HbsError, match=r"disables 2 of 4 service types in scope \(50%"):
-            check_disable_share(plan, 0.25, force=False)
-    check_disable_share(plan, 0.0, force=True)
+        with pytest.raises(HbsError, match=r"disables 2 of 4 service types in scope \(50%.*plan --allow-disables"):
+            check_disable_share(plan, 0.25, 4)
+    check_disable_share(plan, 0.0, 0, allowed_now=True)
+    permitted = dataclasses.replace(plan, disable_check=DisableCheck(disabled, 4, 0.25, 4, allowed=True))
+    check_disable_share(permitted, 0.0, 0)  # allowed when the plan was made
+    assert permitted.checksum != plan.checksum  # the permission is under the checksum
+
+
+def test_a_permission_to_disable_survives_the_plan_file_and_cannot_be_edited_in(tmp_path: Path) -> None:
+    portal = LocalPortal(tmp_path / "state.sqlite3")
+    portal.update_service_type("DE*A36", "authorization", settings(), '"0"')
+    plan = plan_for(portal, [want_payload("DE*A36", "authorization", offline())])
+    allowed = dataclasses.replace(plan, disable_check=DisableCheck(1, 1, 0.25, 1, allowed=True))
+    assert plan_from_json(json.loads(allowed.to_json())) == allowed
+    refused = dataclasses.replace(plan, disable_check=DisableCheck(1, 1, 0.25, 1, allowed=False))
+    edited = json.loads(refused.to_json())
+    edited["disable_check"]["allowed"] = True  # a permission added after review: the checksum no longer matches
+    with pytest.raises(HbsError, match="checksum mismatch"):
+        plan_from_json(edited)
 
 
 def test_an_audit_log_that_cannot_be_written_refuses_apply_before_any_write(tmp_path: Path) -> None:
