@@ -43,6 +43,7 @@ class _LazyGroup(click.Group):
         "init": ("hbsdeploy.cli.ecosystem", "init"),
         "doctor": ("hbsdeploy.cli.ecosystem", "doctor"),
         "login": ("hbsdeploy.cli.web", "login"),
+        "audit": ("hbsdeploy.cli.audit", "audit"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
