@@ -45,6 +45,12 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _not_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests behave alike on a workstation and in CI (which sets CI=true): a test that wants CI sets it."""
+    monkeypatch.delenv("CI", raising=False)
+
+
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     """A copy of the example repository (config, partners, templates, certs) in a temporary folder."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import os
 import threading
@@ -13,17 +12,7 @@ from typing import Any
 
 from hbsdeploy.errors import HbsError
 from hbsdeploy.files import open_append, refuse_link
-
-
-def current_user() -> str:
-    """Who is applying: the login name, or the CI's actor where one is set."""
-    for variable in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN"):
-        if os.environ.get(variable):
-            return os.environ[variable]
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+from hbsdeploy.who import current_user
 
 
 class AuditError(HbsError):

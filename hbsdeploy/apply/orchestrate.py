@@ -13,13 +13,23 @@ from pathlib import Path
 from typing import Protocol
 
 from hbsdeploy.apply.audit import AuditLog
-from hbsdeploy.apply.run import ApplyResult, Status, apply_confirmed, apply_plan, check_disable_share, check_fresh
+from hbsdeploy.apply.run import (
+    ApplyResult,
+    Status,
+    apply_confirmed,
+    apply_plan,
+    check_disable_share,
+    check_fresh,
+)
 from hbsdeploy.errors import HbsError, UsageError
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.plan.build import PlanHooks, plan_environment
 from hbsdeploy.plan.model import Change, Plan, parse_plan, read_plan_file
 from hbsdeploy.portal import Portal, open_portal
+from hbsdeploy.portal.recorded import RecordedPortal
+from hbsdeploy.text import one_line
+from hbsdeploy.who import in_ci
 
 
 class ApplyCancelled(HbsError):
@@ -65,6 +75,7 @@ class ApplyReport:
     environment: str
     plan: Plan
     result: ApplyResult | None
+    recorded_in: str | None = None  # a manual environment: the state file written, to commit
 
     @property
     def ok(self) -> bool:
@@ -86,8 +97,12 @@ class ApplyReport:
             lines.append(line + (f": {item.message}" if item.message else ""))
             lines.extend(f"{'':>13}  evidence: {display_path(Path(shown))}" for shown in item.evidence)
         result = self.result
-        lines.append(f"Apply: {result.count(Status.APPLIED)} applied, {result.count(Status.FAILED)} failed, "
+        recorded = f"{result.count(Status.RECORDED)} recorded, " if result.count(Status.RECORDED) else ""
+        lines.append(f"Apply: {result.count(Status.APPLIED)} applied, {recorded}{result.count(Status.FAILED)} failed, "
                      f"{result.count(Status.NOT_ATTEMPTED)} not attempted.")
+        if self.recorded_in and (result.count(Status.APPLIED) or result.count(Status.RECORDED)):
+            lines.append(f"Recorded in {self.recorded_in}: commit it (git add {self.recorded_in}), so that every "
+                         "clone and CI plan from what the portal now holds.")
         return lines
 
     def next_step(self) -> str | None:
@@ -128,6 +143,8 @@ def resolve_target(config: Config, request: ApplyRequest) -> tuple[Environment, 
 def apply_environment(config: Config, request: ApplyRequest, hooks: ApplyHooks) -> ApplyReport:
     """Apply a saved plan, or plan now, show it and ask; then write, verify and audit each change."""
     env, saved = resolve_target(config, request)
+    if env.kind == "manual":
+        refuse_unattended(env, "apply", auto_approve=request.auto_approve)
     parallelism = request.parallelism or config.parallelism
     audit = AuditLog(config.state_dir / "audit.jsonl")
     if saved is None:
@@ -145,7 +162,8 @@ def apply_environment(config: Config, request: ApplyRequest, hooks: ApplyHooks) 
         if saved is not None:
             check_fresh(plan, portal, parallelism)
         if env.kind == "manual":
-            result = _apply_manual(env, plan, portal, audit, request, hooks)
+            result = _apply_manual(env, plan, portal, audit, hooks)
+            return ApplyReport(env.name, plan, result, _state_shown(portal))
         else:
             if saved is None and not request.auto_approve:
                 _confirm(env, plan, hooks)
@@ -156,14 +174,73 @@ def apply_environment(config: Config, request: ApplyRequest, hooks: ApplyHooks) 
     return ApplyReport(env.name, plan, result)
 
 
-def _apply_manual(env: Environment, plan: Plan, portal: Portal, audit: AuditLog, request: ApplyRequest,
-                  hooks: ApplyHooks) -> ApplyResult:
+def refuse_unattended(env: Environment, command: str, *, auto_approve: bool = False) -> None:
+    """A manual environment's steps are done by a person in the portal: never recorded from CI or unattended."""
+    if in_ci():
+        raise HbsError(f"{env.name!r} is a manual environment: CI never runs `hbsdeploy {command}` on it (CI=true); "
+                       "its steps are done in the portal by a person, then recorded at a terminal (docs/review.md)")
+    if auto_approve:
+        raise UsageError(f"{env.name!r} is a manual environment: --auto-approve never records a step as done; run "
+                         f"apply at a terminal and confirm each step, or record steps done outside hbsdeploy with "
+                         f"`hbsdeploy state record --env {env.name}`")
+
+
+def _apply_manual(env: Environment, plan: Plan, portal: Portal, audit: AuditLog, hooks: ApplyHooks) -> ApplyResult:
     # Even a reviewed plan file asks on a protected environment: the person, not the file, makes these changes.
-    if env.protected and not request.auto_approve:
+    if env.protected:
         _confirm(env, plan, hooks)
     hooks.show_steps(plan, env)
-    confirm = _all_done if request.auto_approve else hooks.change_confirmer()
-    return apply_confirmed(plan, portal, audit, confirm)
+    return apply_confirmed(plan, portal, audit, hooks.change_confirmer())
+
+
+@dataclass(frozen=True)
+class RecordRequest:
+    """What `state record` was asked: the environment, a saved plan or none, filters, and why."""
+
+    environment: str
+    reason: str
+    plan_file: Path | None = None
+    checksum: str | None = None
+    partner_ids: tuple[str, ...] = ()
+    service_types: tuple[str, ...] = ()
+
+
+def record_environment(config: Config, request: RecordRequest, hooks: ApplyHooks) -> ApplyReport:
+    """Record steps done outside hbsdeploy in a manual environment's state: the changes of a reviewed plan file, or
+    of a plan made now (narrowed to partners and service types), shown, confirmed by a person, audited as
+    `recorded` with the reason."""
+    if not request.reason.strip():
+        raise UsageError("--reason is empty; say what was done where, e.g. 'done in the portal by alice, OPS-123'")
+    env, saved = resolve_target(config, ApplyRequest(request.plan_file, request.environment, request.partner_ids,
+                                                     request.checksum))
+    if env.kind != "manual":
+        raise UsageError(f"{env.name!r} is not a manual environment: its portal is read, not recorded")
+    refuse_unattended(env, "record")
+    plan = saved or plan_environment(config, env, request.partner_ids, parallelism=1, hooks=hooks)
+    if request.service_types:
+        chosen = tuple(c for c in plan.changes if c.service_type in request.service_types)
+        plan = Plan(plan.environment, chosen, tuple(o for o in plan.observed if (o.partner_id, o.service_type) in
+                                                    {c.key for c in chosen}), recorded=plan.recorded)
+    hooks.show_plan(plan)
+    if not plan.has_changes:
+        return ApplyReport(env.name, plan, None)
+    portal = open_portal(env, parallelism=1)
+    try:
+        if saved is not None:
+            check_fresh(plan, portal, 1)
+        _confirm(env, plan, hooks)
+        how = f"recorded as done outside hbsdeploy ({one_line(request.reason, 300)})"
+        if isinstance(portal, RecordedPortal):
+            portal.how = how
+        result = apply_confirmed(plan, portal, AuditLog(config.state_dir / "audit.jsonl"), _all_done, how=how,
+                                 status=Status.RECORDED)
+    finally:
+        portal.close()
+    return ApplyReport(env.name, plan, result, _state_shown(portal))
+
+
+def _state_shown(portal: Portal) -> str | None:
+    return portal.shown if isinstance(portal, RecordedPortal) else None
 
 
 def _all_done(_change: Change) -> bool:

@@ -46,6 +46,7 @@ class StalePlan(HbsError):
 
 class Status(str, enum.Enum):
     APPLIED = "applied"
+    RECORDED = "recorded"  # a manual environment's step done outside hbsdeploy, recorded (`state record`)
     FAILED = "failed"
     NOT_ATTEMPTED = "not attempted"
 
@@ -71,7 +72,7 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.status is Status.APPLIED for r in self.results)
+        return all(r.status in (Status.APPLIED, Status.RECORDED) for r in self.results)
 
 
 def check_fresh(plan: Plan, portal: Portal, parallelism: int) -> None:
@@ -219,9 +220,12 @@ def _after_unclear_write(portal: Portal, change: Change, reason: str) -> ChangeR
                                                "what remains")
 
 
-def apply_confirmed(plan: Plan, portal: Portal, audit: AuditLog, confirm: Callable[[Change], bool]) -> ApplyResult:
-    """For a `manual` portal: record each change the operator confirms as done in the real portal. An interruption
-    (KeyboardInterrupt from `confirm`) leaves the rest not attempted and still returns the report."""
+def apply_confirmed(plan: Plan, portal: Portal, audit: AuditLog, confirm: Callable[[Change], bool], *,
+                    how: str = "confirmed at a terminal as done in the portal",
+                    status: Status = Status.APPLIED) -> ApplyResult:
+    """For a `manual` portal: record each change the operator confirms as done in the real portal (`how` goes to
+    the audit log; `status` is APPLIED for a step confirmed during apply, RECORDED for `state record`). An
+    interruption (KeyboardInterrupt from `confirm`) leaves the rest not attempted and still returns the report."""
     audit.check_writable()
     results: dict[tuple[str, str], ChangeResult] = {}
     interrupted = False
@@ -233,11 +237,13 @@ def apply_confirmed(plan: Plan, portal: Portal, audit: AuditLog, confirm: Callab
             break
         if confirmed:
             result = _apply_change(portal, change)
+            if result.status is Status.APPLIED:
+                result = ChangeResult(change, status, None, result.evidence)
         else:
             result = ChangeResult(change, Status.NOT_ATTEMPTED, "not confirmed as done in the portal")
         audit.record(environment=plan.environment, partner_id=change.partner_id, service_type=change.service_type,
                      kind=change.kind.value, before=change.before, after=change.after,
-                     result=result.status.value, message=result.message or "confirmed by the operator",
+                     result=result.status.value, message=result.message or f"{how} by {audit.user}",
                      plan_checksum=plan.checksum)
         results[change.key] = result
     not_reached = "interrupted before this change"

@@ -44,6 +44,7 @@ class _LazyGroup(click.Group):
         "doctor": ("hbsdeploy.cli.ecosystem", "doctor"),
         "login": ("hbsdeploy.cli.web", "login"),
         "audit": ("hbsdeploy.cli.audit", "audit"),
+        "state": ("hbsdeploy.cli.state", "state"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -124,8 +124,8 @@ class Terminal:
     def change_confirmer(self) -> Callable[[Change], bool]:
         """Ask, per service type of a manual portal, whether it is done in the portal."""
         if not _can_ask():
-            raise UsageError("a manual portal needs a person to confirm each step; run apply in a terminal, or pass "
-                             "--auto-approve once every step is done in the portal")
+            raise UsageError("a manual portal needs a person to confirm each step; run apply in a terminal, or record "
+                             "steps already done in the portal with `hbsdeploy state record`")
 
         def confirm(change: Change) -> bool:
             try:

@@ -41,7 +41,7 @@ class Environment:
     read_timeout: float = 30.0
     total_timeout: float = 120.0  # one request attempt, from sending to the last byte of the answer
     max_retries: int = 4
-    state_file: Path | None = None  # the store behind `local` and `manual`
+    state_file: Path | None = None  # the store behind `local`; the recorded state (YAML) behind `manual`
     state_dir: Path | None = None  # where a web portal keeps its session and evidence
     url: str | None = None  # portal: web: the address of the portal's web UI
     browser: Path | None = None  # portal: web: the Chromium executable (None: find one)
@@ -241,8 +241,10 @@ def _environment(name: str, settings: dict[str, Any], root: Path, state_dir: Pat
 
     portal = settings["portal"]
     state_file = path_of("state")
-    if state_file is None and portal in (PORTAL_LOCAL, PORTAL_MANUAL):
+    if state_file is None and portal == PORTAL_LOCAL:
         state_file = state_dir / f"{name}.sqlite3"
+    if state_file is None and portal == PORTAL_MANUAL:  # reviewed and committed: docs/review.md
+        state_file = root / "state" / f"{name}.yaml"
     timeouts = settings.get("timeouts", {})
     return Environment(
         name=name,

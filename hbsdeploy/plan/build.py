@@ -105,7 +105,16 @@ def plan_environment(config: Config, environment: Environment, partner_ids: Sequ
             plan = make_plan(project, environment, portal, parallelism, progress, service_types=service_types)
     finally:
         portal.close()
-    return with_disable_check(plan, config, allow_disables)
+    return with_disable_check(with_source(plan, portal), config, allow_disables)
+
+
+def with_source(plan: Plan, portal: Portal) -> Plan:
+    """The plan with where its "before" came from, when that is a manual environment's recorded state."""
+    from hbsdeploy.portal.recorded import RecordedPortal
+
+    if isinstance(portal, RecordedPortal):
+        return dataclasses.replace(plan, recorded=portal.source())
+    return plan
 
 
 def with_disable_check(plan: Plan, config: Config, allowed: bool) -> Plan:

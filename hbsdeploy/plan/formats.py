@@ -55,6 +55,8 @@ def plan_notes(plan: Plan) -> list[str]:
     """What every format says beside the changes: whether apply needs the permission to disable, and whether it
     has it (given at plan time, under the checksum)."""
     notes = []
+    if plan.recorded is not None:
+        notes.append(f"Before: {plan.recorded.describe()}.")
     check = plan.disable_check
     if check is not None and check.needs_permission:
         if check.allowed:
@@ -194,8 +196,10 @@ def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, dur
     if during_apply:
         lines.append("Confirm each service type below once its steps are done in the portal.")
     else:
-        lines.append(f"Then record what you did with `hbsdeploy apply --env {plan.environment}` (for a `manual` "
-                     f"portal), and check with `hbsdeploy plan --env {plan.environment}` that nothing is left.")
+        lines.append(f"Then, at a terminal, record what you did (for a `manual` portal): `hbsdeploy apply --env "
+                     f"{plan.environment}` confirms step by step, or `hbsdeploy state record --env {plan.environment} "
+                     "--reason ...` records steps already done; commit the state file it writes, and check with "
+                     f"`hbsdeploy plan --env {plan.environment}` that nothing is left.")
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from hbsdeploy.errors import HbsError
 from hbsdeploy.files import FileRefused, read_bytes
 from hbsdeploy.load.settings import SETTING_FIELDS, normalize_settings
-from hbsdeploy.portal.interface import ServiceTypeState
+from hbsdeploy.portal.interface import RecordedSource, ServiceTypeState
 from hbsdeploy.text import one_line
 
 MAX_PLAN_BYTES = 256 * 1024 * 1024  # a plan of every partner and service type is megabytes
@@ -140,6 +140,7 @@ class Plan:
     changes: tuple[Change, ...]
     observed: tuple[Observed, ...]
     disable_check: DisableCheck | None = None  # set by plan_environment when the plan switches something off
+    recorded: RecordedSource | None = None  # a manual environment: "before" is the recorded state, not the portal
     checksum: str = field(init=False)  # computed from the rest
 
     def __post_init__(self) -> None:
@@ -179,6 +180,8 @@ class Plan:
         }
         if self.disable_check is not None:
             body["disable_check"] = self.disable_check.as_json()
+        if self.recorded is not None:
+            body["recorded_state"] = self.recorded.as_json()
         return body
 
     def as_json(self) -> dict[str, Any]:
@@ -242,7 +245,8 @@ def plan_from_json(document: Mapping[str, Any]) -> Plan:
             for c in document["changes"]
         )
         observed = tuple(Observed(o["partner_id"], o["service_type"], o["version"]) for o in document["observed"])
-        plan = Plan(document["environment"], changes, observed, _disable_check_from_json(document))
+        plan = Plan(document["environment"], changes, observed, _disable_check_from_json(document),
+                    _recorded_from_json(document))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HbsError(f"not a valid hbsdeploy plan ({type(exc).__name__}: {exc}); re-run `hbsdeploy plan --out`"
                        ) from None
@@ -256,6 +260,16 @@ def plan_from_json(document: Mapping[str, Any]) -> Plan:
     for change in plan.changes:
         _check_consistent(change)
     return plan
+
+
+def _recorded_from_json(document: Mapping[str, Any]) -> RecordedSource | None:
+    found = document.get("recorded_state")
+    if found is None:
+        return None
+    values = (found["file"], found["as_of"], found["by"])
+    if not isinstance(values[0], str) or not all(v is None or isinstance(v, str) for v in values[1:]):
+        raise ValueError("recorded_state holds a value that is not text")
+    return RecordedSource(*values)
 
 
 def _disable_check_from_json(document: Mapping[str, Any]) -> DisableCheck | None:

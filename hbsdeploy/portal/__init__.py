@@ -1,6 +1,7 @@
 """The portal: its interface, errors and contract, and `open_portal`, which picks the driver for an environment.
 
-Drivers: `local` and `manual` (the embedded store, portal/local.py), `http` (the portal API, portal/http.py) and
+Drivers: `local` (the embedded store, portal/local.py), `manual` (the state recorded in the repository,
+portal/recorded.py), `http` (the portal API, portal/http.py) and
 `web` (the portal's web UI in a browser, portal/web/driver.py).
 A driver is a class with `from_environment(env, *, parallelism)` (interface.PortalDriver) that implements Portal;
 adding one is a module and one entry in DRIVERS. Drivers load on first use, so `validate` never imports `requests`.
@@ -24,7 +25,7 @@ from hbsdeploy.portal.errors import (
     VersionConflict,
     portal_label,
 )
-from hbsdeploy.portal.interface import Portal, PortalDriver, ServiceTypeState
+from hbsdeploy.portal.interface import Portal, PortalDriver, RecordedSource, ServiceTypeState
 
 if TYPE_CHECKING:
     from hbsdeploy.load.config import Environment
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 # env.kind -> "module:Class" of the driver (imported only when an environment of that kind is opened).
 DRIVERS: dict[str, str] = {
     "local": "hbsdeploy.portal.local:LocalPortal",
-    "manual": "hbsdeploy.portal.local:LocalPortal",
+    "manual": "hbsdeploy.portal.recorded:RecordedPortal",
     "http": "hbsdeploy.portal.http:HttpPortal",
     "web": "hbsdeploy.portal.web.driver:WebPortal",
 }
@@ -65,6 +66,7 @@ __all__ = [
     "PortalRefused",
     "PortalStateError",
     "PortalUnavailable",
+    "RecordedSource",
     "ServiceTypeState",
     "VersionConflict",
     "driver",

@@ -21,6 +21,26 @@ class ServiceTypeState:
     evidence: tuple[str, ...] = field(default=(), compare=False)  # files showing a write (web portal screenshots)
 
 
+@dataclass(frozen=True)
+class RecordedSource:
+    """Where a plan's "before" came from for a manual environment: the file, and when and by whom it was written
+    (None for both when nothing was recorded yet)."""
+
+    file: str
+    as_of: str | None
+    by: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.file, "as_of": self.as_of, "by": self.by}
+
+    def describe(self) -> str:
+        """`recorded state as of 2026-11-26T15:00:00Z, by alice (state/prod.yaml), not read from the portal`."""
+        if self.as_of is None:
+            return (f"nothing recorded yet ({self.file} does not exist): the portal's defaults are assumed, not "
+                    "read from the portal")
+        return f"recorded state as of {self.as_of}, by {self.by} ({self.file}), not read from the portal"
+
+
 class Portal(Protocol):
     """Read and write a partner's service-type settings."""
 

@@ -27,8 +27,9 @@ environments:
     portal: local
     description: Embedded sandbox portal (local state store)
 
-  # The real HBS portal has no API: `manual` plans against the last recorded state, and apply prints
-  # step-by-step instructions for Administration > Service Type Settings and records what you confirm.
+  # The real HBS portal has no API: `manual` plans against the state recorded in state/<env>.yaml (commit
+  # it), and apply prints step-by-step instructions for Administration > Service Type Settings and records
+  # what a person confirms at a terminal; `hbsdeploy state record` records steps done outside hbsdeploy.
   # With a portal API (e.g. your organisation's gateway), set `portal: https://...` and add token_env,
   # client_cert, client_key and ca_bundle (see docs/config.md).
   qa:

@@ -301,7 +301,9 @@ def test_manual_portal_prints_instructions_and_records_what_was_confirmed(repo: 
     assert run_cli("plan", "--env", "qa", "--detailed-exitcode").code == 0
     entries = read_audit_lines(repo)
     assert [e["result"] for e in entries].count("applied") == 4
-    assert all(e["message"] == "confirmed by the operator" for e in entries if e["result"] == "applied")
+    assert all(e["message"].startswith("confirmed at a terminal as done in the portal by ")
+               for e in entries if e["result"] == "applied")
+    assert (repo / "state" / "qa.yaml").is_file()  # the recorded state is in the repository, to commit
 
 
 def test_manual_apply_interrupted_at_a_prompt_still_reports_what_was_recorded(repo: Path) -> None:

@@ -172,7 +172,8 @@ def test_a_manual_portal_shows_the_steps_and_records_what_was_confirmed(config: 
     assert hooks.calls[2:5] == ["show plan (4 changes)", "show steps for qa", "change confirmer"]
     assert "confirm qa" not in hooks.calls  # each service type is confirmed instead
     assert sum(call.startswith("done? ") for call in hooks.calls) == 4
-    assert report.lines()[-1] == "Apply: 3 applied, 0 failed, 1 not attempted."
+    assert report.lines()[-2] == "Apply: 3 applied, 0 failed, 1 not attempted."
+    assert report.lines()[-1].startswith("Recorded in state/qa.yaml: commit it")
     assert not report.ok and not report.interrupted
     assert report.next_step() == "Run `hbsdeploy apply --env qa` again to finish: it plans what remains."
     assert _audit(config).count("applied") == 3
@@ -181,14 +182,23 @@ def test_a_manual_portal_shows_the_steps_and_records_what_was_confirmed(config: 
 def test_a_manual_apply_interrupted_at_a_question_still_reports(config: Config) -> None:
     report = apply_environment(config, ApplyRequest(environment="qa"), Script(done=(True, None)))
     assert report.interrupted and not report.ok
-    assert report.lines()[-1] == "Apply: 1 applied, 0 failed, 3 not attempted."
+    assert report.lines()[-2] == "Apply: 1 applied, 0 failed, 3 not attempted."
 
 
-def test_a_manual_portal_with_auto_approve_records_every_change_unasked(config: Config) -> None:
+def test_a_manual_portal_never_takes_auto_approve_as_a_confirmation(config: Config) -> None:
+    # Issue 12, scenario 1: --auto-approve recorded every step as "confirmed by the operator" although nobody did any.
     hooks = Script(confirm=False)
-    report = apply_environment(config, ApplyRequest(environment="qa", auto_approve=True), hooks)
-    assert "change confirmer" not in hooks.calls and "show steps for qa" in hooks.calls
-    assert report.ok and _audit(config) == ["applied"] * 4
+    with pytest.raises(UsageError, match="--auto-approve never records a step as done"):
+        apply_environment(config, ApplyRequest(environment="qa", auto_approve=True), hooks)
+    assert hooks.calls == [] and _audit(config) == []
+
+
+def test_a_manual_portal_is_never_applied_from_ci(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    hooks = Script(done=(True, True, True, True))
+    with pytest.raises(HbsError, match="CI never runs `hbsdeploy apply` on it"):
+        apply_environment(config, ApplyRequest(environment="qa"), hooks)
+    assert hooks.calls == [] and _audit(config) == []
 
 
 def test_a_protected_manual_portal_asks_even_for_a_saved_plan(repo_copy: Path, monkeypatch: pytest.MonkeyPatch,

@@ -325,11 +325,13 @@ def test_user_name_and_password_in_the_url_are_never_shown() -> None:
 
 def test_open_portal_picks_the_implementation(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from hbsdeploy.portal.local import LocalPortal
+    from hbsdeploy.portal.recorded import RecordedPortal
 
     assert isinstance(open_portal(make_env(BASE)), HttpPortal)
     assert isinstance(open_portal(make_env("local", state_file=tmp_path / "s.sqlite3")), LocalPortal)
-    manual = open_portal(make_env("manual", state_file=tmp_path / "m.sqlite3"))
-    assert isinstance(manual, LocalPortal) and manual.allow_private_hosts is False
+    assert isinstance(open_portal(make_env("manual", state_file=tmp_path / "state" / "m.yaml")), RecordedPortal)
+    with pytest.raises(PortalConfigError, match=r"m.sqlite3 is not a YAML file; .*state migrate"):
+        open_portal(make_env("manual", state_file=tmp_path / "m.sqlite3"))
 
 
 def test_open_portal_refuses_a_local_environment_without_a_state_file() -> None:
