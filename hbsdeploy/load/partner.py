@@ -102,9 +102,18 @@ class Partner:
                 for field, value in (layer or {}).items():
                     values[field] = value
                     sources[field] = (*origin, field)
+            if values.get("online_request") is False:
+                # Switched off: the portal keeps no Service URL or Broadcast Request then, so switching off is the one
+                # edit `online_request: false`; the URLs stay in the file for switching back on (docs/review.md).
+                for ignored in SWITCHED_OFF_IGNORES:
+                    values.pop(ignored, None)
+                    sources.pop(ignored, None)
             path = (SERVICE_TYPES_KEY, name) if name in base else (*overrides_at, name)
             resolved[name] = ResolvedServiceType(name, MappingProxyType(values), MappingProxyType(sources), path)
         return resolved
+
+
+SWITCHED_OFF_IGNORES = ("service_url", "broadcast_request")
 
 
 def partner_from_document(document: Document) -> Partner:

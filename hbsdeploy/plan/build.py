@@ -16,7 +16,7 @@ from hbsdeploy.check.project import Project, load_project
 from hbsdeploy.errors import Problem, UsageError
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.servicetypes import service_types as known_service_types
-from hbsdeploy.plan.model import ChangeKind, Desired, DisableCheck, Plan, compute_plan
+from hbsdeploy.plan.model import ChangeKind, Desired, DisableCheck, Plan, compute_plan, find_unmanaged
 from hbsdeploy.portal import Portal, ServiceTypeState, open_portal
 from hbsdeploy.render.payloads import Renderer
 
@@ -87,7 +87,28 @@ def make_plan(project: Project, environment: Environment, portal: Portal, parall
     environment."""
     desired = desired_payloads(project, environment, renderer or Renderer(project.config), service_types)
     current = read_current(portal, (d.partner_id for d in desired), parallelism, progress)
-    return compute_plan(environment.name, desired, current)
+    plan = compute_plan(environment.name, desired, current)
+    listing: dict[str, dict[str, ServiceTypeState]] = {}
+    for (partner_id, name), state in current.items():
+        if not service_types or name in service_types:  # a plan narrowed to service types says nothing of others
+            listing.setdefault(partner_id, {})[name] = state
+    unmanaged = find_unmanaged(((o.partner_id, o.service_type) for o in plan.observed), listing, listing)
+    return dataclasses.replace(plan, unmanaged=unmanaged) if unmanaged else plan
+
+
+def with_partners_without_file(plan: Plan, portal: Portal, environment: Environment) -> Plan:
+    """The plan with what the portal keeps for partners no partner file deploys to `environment` (a deleted file),
+    from the portal's listing of every partner (for a manual environment, the recorded state). Not for a web
+    portal, where that listing opens every partner account's page: docs/review.md."""
+    if environment.kind == "web":
+        return plan
+    in_scope = {o.partner_id for o in plan.observed}
+    others = {pid: states for pid, states in portal.list_all_service_types().items() if pid not in in_scope}
+    found = find_unmanaged((), others, in_scope)
+    if not found:
+        return plan
+    merged = tuple(sorted((*plan.unmanaged, *found), key=lambda u: (u.partner_id, u.service_type)))
+    return dataclasses.replace(plan, unmanaged=merged)
 
 
 def plan_environment(config: Config, environment: Environment, partner_ids: Sequence[str] = (), *,
@@ -103,6 +124,8 @@ def plan_environment(config: Config, environment: Environment, partner_ids: Sequ
     try:
         with hooks.progress(f"reading {environment.name}") as progress:
             plan = make_plan(project, environment, portal, parallelism, progress, service_types=service_types)
+        if not partner_ids and not service_types:  # a plan of everything also says what no partner file manages
+            plan = with_partners_without_file(plan, portal, environment)
     finally:
         portal.close()
     return with_disable_check(with_source(plan, portal), config, allow_disables)

@@ -13,7 +13,8 @@ from types import MappingProxyType
 from typing import Any
 
 from hbsdeploy.load.servicetypes import service_types
-from hbsdeploy.plan.model import Change, ChangeKind, Plan
+from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS
+from hbsdeploy.plan.model import NO_PARTNER_FILE, Change, ChangeKind, Plan, Unmanaged
 from hbsdeploy.text import escape, plural
 
 MARKDOWN_LIMIT = 60_000
@@ -68,9 +69,42 @@ def plan_notes(plan: Plan) -> list[str]:
     return notes
 
 
+UNMANAGED_SHOWN = 50  # the rest are counted; JSON lists them all
+
+
+def unmanaged_lines(plan: Plan) -> list[str]:
+    """What the portal keeps that no partner file manages: a heading, one line each (at most UNMANAGED_SHOWN), and
+    how to switch one off; none when there is nothing."""
+    if not plan.unmanaged:
+        return []
+    lines = [f"No longer managed in {plan.environment} ({len(plan.unmanaged)}; hbsdeploy leaves them as the portal "
+             "keeps them):"]
+    for item in plan.unmanaged[:UNMANAGED_SHOWN]:
+        lines.append(f"  ! {escape(item.partner_id)} / {escape(item.service_type)}: {_unmanaged_why(item, plan)}; "
+                     f"the portal keeps {_kept(item.settings)}")
+    if len(plan.unmanaged) > UNMANAGED_SHOWN:
+        lines.append(f"  ... and {len(plan.unmanaged) - UNMANAGED_SHOWN} more (all of them: --format json)")
+    lines.append("To switch one off, set `online_request: false` for it in its partner file (add the file back for a "
+                 "deleted one) and apply.")
+    return lines
+
+
+def _unmanaged_why(item: Unmanaged, plan: Plan) -> str:
+    if item.reason == NO_PARTNER_FILE:
+        return f"no partner file deploys it to {plan.environment}"
+    return "its partner file no longer has this service type"
+
+
+def _kept(settings: Mapping[str, Any]) -> str:
+    """The settings that differ from the portal's defaults, as `online_request true, service_url "..."`."""
+    shown = [f"{name} {_value(settings.get(name))}" for name in SETTING_FIELDS
+             if settings.get(name) != DEFAULT_SETTINGS[name]]
+    return ", ".join(shown) or "its defaults"
+
+
 def render_text(plan: Plan, style: Styler = plain) -> str:
     """`~ DE*A36 / authorization` blocks with one line per field, then the summary line."""
-    notes = "".join(f"{note}\n" for note in plan_notes(plan))
+    notes = "".join(f"{note}\n" for note in [*plan_notes(plan), *unmanaged_lines(plan)])
     if not plan.has_changes:
         return (f"No changes in {plan.environment}: the portal matches the partner files "
                 f"({plural(len(plan.observed), 'service type')} checked).\n") + notes
@@ -111,10 +145,11 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
         "",
     ]
     head += [_md_note(note) for note in plan_notes(plan)]
+    unmanaged = _markdown_unmanaged(plan)
     if not plan.has_changes:
         head.append("No changes: the portal matches the partner files.")
-        return "\n".join(head) + "\n"
-    tail = ["", f"Checksum: `{plan.checksum}`", ""]
+        return "\n".join(head + unmanaged) + "\n"
+    tail = [*unmanaged, "", f"Checksum: `{plan.checksum}`", ""]
     budget = limit - len("\n".join(head + tail)) - 200
     body: list[str] = []
     shown = 0
@@ -149,6 +184,21 @@ def _markdown_change(change: Change) -> str:
     return "\n".join(lines)
 
 
+def _markdown_unmanaged(plan: Plan) -> list[str]:
+    if not plan.unmanaged:
+        return []
+    lines = ["", f"#### No longer managed ({len(plan.unmanaged)}): hbsdeploy leaves these as the portal keeps them",
+             "", "| partner | service type | why | the portal keeps |", "|---|---|---|---|"]
+    for item in plan.unmanaged[:UNMANAGED_SHOWN]:
+        why, kept = _md_text(_unmanaged_why(item, plan)), _md_text(_kept(item.settings))
+        lines.append(f"| {_html(item.partner_id)} | {_html(item.service_type)} | {why} | {kept} |")
+    if len(plan.unmanaged) > UNMANAGED_SHOWN:
+        lines.append(f"\n…and {len(plan.unmanaged) - UNMANAGED_SHOWN} more: see the plan artifact (JSON).")
+    lines += ["", "To switch one off, set `online_request: false` for it in its partner file (add the file back for "
+                  "a deleted one)."]
+    return lines
+
+
 def _md_note(note: str) -> str:
     """`Title: text` as a quoted Markdown paragraph with the title in bold."""
     title, _, text = note.partition(":")
@@ -168,9 +218,13 @@ def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, dur
     """Numbered steps for a person making the plan's changes in the portal's web interface (`during_apply`: apply
     asks for each service type next, so the closing hint to run apply is left out)."""
     notes = [f"Note: {note}" for note in plan_notes(plan)]
+    unmanaged = unmanaged_lines(plan)
+    if unmanaged:
+        unmanaged = ["", *unmanaged[:-1], "Leave them as they are in the portal: these steps do not change them."]
     if not plan.has_changes:
         return "".join(f"{line}\n" for line in
-                       [f"Nothing to do in {plan.environment}: the portal matches the partner files.", *notes])
+                       [f"Nothing to do in {plan.environment}: the portal matches the partner files.", *notes,
+                        *unmanaged])
     lines = [f"Steps for {plan.environment} in {portal_label} "
              f"({plural(len(plan.changes), 'service type')}):", *notes, ""]
     step = 0
@@ -200,6 +254,7 @@ def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, dur
                      f"{plan.environment}` confirms step by step, or `hbsdeploy state record --env {plan.environment} "
                      "--reason ...` records steps already done; commit the state file it writes, and check with "
                      f"`hbsdeploy plan --env {plan.environment}` that nothing is left.")
+    lines += unmanaged
     return "\n".join(lines) + "\n"
 
 

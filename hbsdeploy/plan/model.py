@@ -18,7 +18,7 @@ from typing import Any
 
 from hbsdeploy.errors import HbsError
 from hbsdeploy.files import FileRefused, read_bytes
-from hbsdeploy.load.settings import SETTING_FIELDS, normalize_settings
+from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS, normalize_settings
 from hbsdeploy.portal.interface import RecordedSource, ServiceTypeState
 from hbsdeploy.text import one_line
 
@@ -95,6 +95,44 @@ class Observed:
     version: str
 
 
+@dataclass(frozen=True)
+class Unmanaged:
+    """A service type the portal holds switched on or set, that no partner file manages (any more) in this
+    environment: plan and apply leave it as it is, and every plan format says so."""
+
+    partner_id: str
+    service_type: str
+    reason: str  # "not-in-partner-file" | "no-partner-file"
+    settings: Mapping[str, Any]  # what the portal keeps (canonical)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"partner_id": self.partner_id, "service_type": self.service_type, "reason": self.reason,
+                "settings": dict(self.settings)}
+
+
+NOT_IN_PARTNER_FILE = "not-in-partner-file"
+NO_PARTNER_FILE = "no-partner-file"
+
+
+def find_unmanaged(managed: Iterable[tuple[str, str]], listing: Mapping[str, Mapping[str, ServiceTypeState]],
+                   partners_in_scope: Iterable[str]) -> tuple[Unmanaged, ...]:
+    """What `listing` (partner -> service type -> state) holds away from the defaults that is not `managed`
+    ((partner, service type) keys): a service type left out of a partner file in scope, or a partner no file in
+    scope deploys."""
+    managed = set(managed)
+    in_scope = set(partners_in_scope)
+    defaults = normalize_settings(DEFAULT_SETTINGS)
+    found = []
+    for partner_id, states in listing.items():
+        for name, state in states.items():
+            settings = normalize_settings(state.settings)
+            if (partner_id, name) in managed or settings == defaults:
+                continue
+            reason = NOT_IN_PARTNER_FILE if partner_id in in_scope else NO_PARTNER_FILE
+            found.append(Unmanaged(partner_id, name, reason, MappingProxyType(settings)))
+    return tuple(sorted(found, key=lambda u: (u.partner_id, u.service_type)))
+
+
 DEFAULT_MAX_DISABLE_FRACTION = 0.25
 DEFAULT_DISABLE_CHECK_MIN_SCOPE = 10  # octoDNS's MIN_EXISTING_RECORDS: below it, a share says little
 
@@ -141,6 +179,7 @@ class Plan:
     observed: tuple[Observed, ...]
     disable_check: DisableCheck | None = None  # set by plan_environment when the plan switches something off
     recorded: RecordedSource | None = None  # a manual environment: "before" is the recorded state, not the portal
+    unmanaged: tuple[Unmanaged, ...] = ()  # what the portal keeps that no partner file manages (not changed)
     checksum: str = field(init=False)  # computed from the rest
 
     def __post_init__(self) -> None:
@@ -182,6 +221,8 @@ class Plan:
             body["disable_check"] = self.disable_check.as_json()
         if self.recorded is not None:
             body["recorded_state"] = self.recorded.as_json()
+        if self.unmanaged:
+            body["unmanaged"] = [u.as_json() for u in self.unmanaged]
         return body
 
     def as_json(self) -> dict[str, Any]:
@@ -245,8 +286,10 @@ def plan_from_json(document: Mapping[str, Any]) -> Plan:
             for c in document["changes"]
         )
         observed = tuple(Observed(o["partner_id"], o["service_type"], o["version"]) for o in document["observed"])
+        unmanaged = tuple(Unmanaged(u["partner_id"], u["service_type"], u["reason"],
+                                    MappingProxyType(dict(u["settings"]))) for u in document.get("unmanaged", ()))
         plan = Plan(document["environment"], changes, observed, _disable_check_from_json(document),
-                    _recorded_from_json(document))
+                    _recorded_from_json(document), unmanaged)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HbsError(f"not a valid hbsdeploy plan ({type(exc).__name__}: {exc}); re-run `hbsdeploy plan --out`"
                        ) from None

@@ -108,6 +108,10 @@ class RecordedPortal:
         """Every service type, as recorded, or the portal's defaults (version 0) where nothing is."""
         return {name: self._state(partner_id, name) for name in service_types()}
 
+    def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
+        """Every partner something is recorded for, with its service types: the listing of a manual environment."""
+        return {partner_id: self.list_service_types(partner_id) for partner_id in self.partners()}
+
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         """One service type as recorded."""
         if service_type not in service_types():
