@@ -189,14 +189,14 @@ def test_the_github_workflow_runs_on_pull_requests_main_and_a_schedule() -> None
     assert {"pull_request", "push", "schedule", "workflow_dispatch"} <= set(triggers)
     assert triggers["push"]["branches"] == ["main"]
     jobs = workflow["jobs"]
-    assert {"validate", "plan", "apply", "drift"} <= set(jobs)
+    assert {"validate", "plan", "apply-qa", "apply-prod", "drift"} <= set(jobs)
     plan_steps = json.dumps(jobs["plan"]["steps"])
     assert "actions/upload-artifact" in plan_steps
-    assert "<!-- hbsdeploy-plan -->" in workflow["env"]["PLAN_MARKER"]
+    assert "<!-- hbsdeploy-plan:$TARGET -->" in plan_steps
     assert "issues/comments/$comment_id" in plan_steps  # the previous comment is updated, not duplicated
-    apply_steps = json.dumps(jobs["apply"]["steps"])
-    assert "gh run download" in apply_steps and "hbsdeploy-plan-checksum" in apply_steps
-    assert jobs["apply"]["concurrency"]["cancel-in-progress"] is False
+    apply_steps = json.dumps(jobs["apply-qa"]["steps"])
+    assert "gh run download" in apply_steps and "hbsdeploy-plan-checksum:$TARGET" in apply_steps
+    assert jobs["apply-qa"]["concurrency"]["cancel-in-progress"] is False
 
 
 def _matcher() -> tuple[re.Pattern[str], dict[str, Any]]:
