@@ -17,7 +17,7 @@ from typing import Any
 from hbsdeploy.apply.audit import read_audit
 from hbsdeploy.errors import HbsError, UsageError
 from hbsdeploy.files import FileRefused
-from hbsdeploy.text import escape
+from hbsdeploy.text import escape, plural
 
 AUDIT_FORMAT_VERSION = 1
 
@@ -136,10 +136,9 @@ def history_text(history: History) -> list[str]:
         if entry.get("plan_checksum"):
             lines.append(f"    plan {_s(entry['plan_checksum'])}")
         lines.extend(f"    evidence: {_s(item)}" for item in _list(entry.get("evidence")))
-    count = len(history.entries)
-    summary = f"{count} entr{'y' if count == 1 else 'ies'}"
+    summary = plural(len(history.entries), "entry", "entries")
     if history.skipped:
-        summary += f"; {history.skipped} line(s) of the log(s) were not audit entries and are left out"
+        summary += f"; {plural(history.skipped, 'line')} of the logs were not audit entries and are left out"
     lines.append(summary)
     return lines
 

@@ -10,6 +10,7 @@ import click
 from hbsdeploy.cli.options import Globals, partner_option, pass_globals
 from hbsdeploy.cli.terminal import Terminal
 from hbsdeploy.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
+from hbsdeploy.text import plural
 
 
 @click.group()
@@ -71,6 +72,6 @@ def migrate(g: Globals, environment: str) -> int:
 
     env = g.load_config().environment(environment)
     written, count = migrate_legacy(env)
-    click.echo(f"migrated {count} service type(s) to {display_path(written)}: review and commit it, then remove "
-               f"{display_path(legacy_store(env) or written)}")
+    click.echo(f"migrated {plural(count, 'service type')} to {display_path(written)}: review and commit it, then "
+               f"remove {display_path(legacy_store(env) or written)}")
     return EXIT_OK

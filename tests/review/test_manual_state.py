@@ -147,7 +147,7 @@ def test_state_kept_on_one_machine_by_an_older_hbsdeploy_is_migrated_not_ignored
         in refused.stderr
     migrated = run_cli("state", "migrate", "--env", "prod")
     assert migrated.code == 0, migrated.output
-    assert "migrated 1 service type(s) to state/prod.yaml" in migrated.stdout
+    assert "migrated 1 service type to state/prod.yaml" in migrated.stdout
     assert run_cli("plan", "--env", "prod", "--detailed-exitcode").code == 0
     again = run_cli("state", "migrate", "--env", "prod")
     assert again.code == 1 and "exists already; nothing was migrated" in again.stderr
