@@ -26,7 +26,7 @@ from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.plan.build import PlanHooks, plan_environment
 from hbsdeploy.plan.model import Change, Plan, parse_plan, read_plan_file
-from hbsdeploy.portal import Portal, open_portal
+from hbsdeploy.portal import Portal, open_portal, portal_identity
 from hbsdeploy.portal.recorded import RecordedPortal
 from hbsdeploy.text import one_line
 from hbsdeploy.who import in_ci
@@ -130,6 +130,7 @@ def resolve_target(config: Config, request: ApplyRequest) -> tuple[Environment, 
         if request.environment and request.environment != saved.environment:
             raise HbsError(f"{request.plan_file} is a plan for {saved.environment!r}, not {request.environment!r}")
         env = config.environment(saved.environment)
+        check_same_portal(request.plan_file, saved, env, config.root)
     else:
         if request.checksum is not None:
             raise UsageError("--checksum needs a PLANFILE")
@@ -138,6 +139,15 @@ def resolve_target(config: Config, request: ApplyRequest) -> tuple[Environment, 
     if env.protected and request.environment != env.name:
         raise UsageError(f"{env.name!r} is a protected environment: name it with --env {env.name} to apply")
     return env, saved
+
+
+def check_same_portal(plan_file: Path, plan: Plan, env: Environment, root: Path) -> None:
+    """Refuse a plan file made against another portal than the one `env` reaches now (`portal:` was changed)."""
+    now = portal_identity(env, root)
+    if plan.portal != now:
+        raise HbsError(f"{plan_file} was made against portal {plan.portal!r}, but environment {env.name!r} now "
+                       f"reaches {now!r}; nothing was written. Run `hbsdeploy plan --env {env.name} --out FILE` "
+                       "again and review it")
 
 
 def apply_environment(config: Config, request: ApplyRequest, hooks: ApplyHooks) -> ApplyReport:

@@ -17,7 +17,7 @@ from hbsdeploy.errors import Problem, UsageError
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.servicetypes import service_types as known_service_types
 from hbsdeploy.plan.model import ChangeKind, Desired, DisableCheck, Plan, compute_plan, find_unmanaged
-from hbsdeploy.portal import Portal, ServiceTypeState, open_portal
+from hbsdeploy.portal import Portal, ServiceTypeState, open_portal, portal_identity
 from hbsdeploy.render.payloads import Renderer
 
 Progress = Callable[[int, int], None]
@@ -87,7 +87,7 @@ def make_plan(project: Project, environment: Environment, portal: Portal, parall
     environment."""
     desired = desired_payloads(project, environment, renderer or Renderer(project.config), service_types)
     current = read_current(portal, (d.partner_id for d in desired), parallelism, progress)
-    plan = compute_plan(environment.name, desired, current)
+    plan = compute_plan(environment.name, desired, current, portal=portal_identity(environment, project.config.root))
     listing: dict[str, dict[str, ServiceTypeState]] = {}
     for (partner_id, name), state in current.items():
         if not service_types or name in service_types:  # a plan narrowed to service types says nothing of others

@@ -150,6 +150,8 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
         head.append("No changes: the portal matches the partner files.")
         return "\n".join(head + unmanaged) + "\n"
     tail = [*unmanaged, "", f"Checksum: `{plan.checksum}`", ""]
+    if plan.portal:
+        tail += ["Portal: `" + plan.portal.replace("`", "'") + "`", ""]
     budget = limit - len("\n".join(head + tail)) - 200
     body: list[str] = []
     shown = 0

@@ -24,7 +24,7 @@ from hbsdeploy.text import one_line
 
 MAX_PLAN_BYTES = 256 * 1024 * 1024  # a plan of every partner and service type is megabytes
 
-PLAN_FORMAT_VERSION = 1
+PLAN_FORMAT_VERSION = 2  # 2: the portal the plan was made against (`portal`)
 
 
 class ChangeKind(str, enum.Enum):
@@ -180,6 +180,7 @@ class Plan:
     disable_check: DisableCheck | None = None  # set by plan_environment when the plan switches something off
     recorded: RecordedSource | None = None  # a manual environment: "before" is the recorded state, not the portal
     unmanaged: tuple[Unmanaged, ...] = ()  # what the portal keeps that no partner file manages (not changed)
+    portal: str = ""  # the portal read (portal_identity); apply refuses a plan file made against another
     checksum: str = field(init=False)  # computed from the rest
 
     def __post_init__(self) -> None:
@@ -212,6 +213,7 @@ class Plan:
         body: dict[str, Any] = {
             "format_version": PLAN_FORMAT_VERSION,
             "environment": self.environment,
+            "portal": self.portal,
             "summary": self.summary(),
             "changes": [change.as_json() for change in self.changes],
             "observed": [{"partner_id": o.partner_id, "service_type": o.service_type, "version": o.version}
@@ -239,7 +241,7 @@ def plan_checksum(body: Mapping[str, Any]) -> str:
 
 
 def compute_plan(environment: str, desired: Iterable[Desired],
-                 current: Mapping[tuple[str, str], ServiceTypeState]) -> Plan:
+                 current: Mapping[tuple[str, str], ServiceTypeState], *, portal: str = "") -> Plan:
     """The changes that turn `current` into `desired`. Service types not desired are not managed: left alone."""
     changes = []
     observed = []
@@ -252,7 +254,7 @@ def compute_plan(environment: str, desired: Iterable[Desired],
         change = diff_service_type(want, have)
         if change is not None:
             changes.append(change)
-    return Plan(environment, tuple(changes), tuple(observed))
+    return Plan(environment, tuple(changes), tuple(observed), portal=portal)
 
 
 def diff_service_type(want: Desired, have: ServiceTypeState) -> Change | None:
@@ -288,8 +290,11 @@ def plan_from_json(document: Mapping[str, Any]) -> Plan:
         observed = tuple(Observed(o["partner_id"], o["service_type"], o["version"]) for o in document["observed"])
         unmanaged = tuple(Unmanaged(u["partner_id"], u["service_type"], u["reason"],
                                     MappingProxyType(dict(u["settings"]))) for u in document.get("unmanaged", ()))
+        portal = document["portal"]
+        if not isinstance(portal, str):
+            raise TypeError("portal is not a string")
         plan = Plan(document["environment"], changes, observed, _disable_check_from_json(document),
-                    _recorded_from_json(document), unmanaged)
+                    _recorded_from_json(document), unmanaged, portal)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HbsError(f"not a valid hbsdeploy plan ({type(exc).__name__}: {exc}); re-run `hbsdeploy plan --out`"
                        ) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, cast
+from urllib.parse import urlsplit
 
 from hbsdeploy.portal.errors import (
     PartnerNotFound,
@@ -28,6 +29,8 @@ from hbsdeploy.portal.errors import (
 from hbsdeploy.portal.interface import Portal, PortalDriver, RecordedSource, ServiceTypeState
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hbsdeploy.load.config import Environment
 
 # env.kind -> "module:Class" of the driver (imported only when an environment of that kind is opened).
@@ -46,6 +49,29 @@ def driver(kind: str) -> PortalDriver:
         raise PortalConfigError(f"no portal driver for {kind!r} environments; known: {', '.join(sorted(DRIVERS))}")
     module, _, name = target.partition(":")
     return cast("PortalDriver", getattr(importlib.import_module(module), name))
+
+
+def portal_identity(env: Environment, root: Path) -> str:
+    """Which portal an environment reaches, as a plan file records it: a plan is applied only to the portal it was
+    made against. A URL keeps scheme, host, port and path (no credentials, query or fragment); the embedded store is
+    named by its path from the repository's `root`, so a plan moves between clones of one repository."""
+    if env.kind == "http":
+        return f"http {_address(env.portal)}"
+    if env.kind == "web":
+        return f"web {_address(env.url or '')}"
+    if env.state_file is None:
+        return env.kind
+    store = env.state_file.relative_to(root).as_posix() if env.state_file.is_relative_to(root) else env.state_file
+    return f"{env.kind} {store}"
+
+
+def _address(url: str) -> str:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme.lower()}://{host}{port}{parts.path.rstrip('/')}"
 
 
 def open_portal(env: Environment, *, parallelism: int = 8) -> Portal:
@@ -69,6 +95,7 @@ __all__ = [
     "RecordedSource",
     "ServiceTypeState",
     "VersionConflict",
+    "portal_identity",
     "driver",
     "open_portal",
     "portal_label",

@@ -113,7 +113,7 @@ def test_an_altered_plan_file_is_refused(repo: Path, edit: Any) -> None:
 @pytest.mark.parametrize("content, message", [
     ("not json", "not a plan file (invalid JSON"),
     ("[]", "not a plan file"),
-    ('{"format_version": 1}', "not a valid hbsdeploy plan"),
+    ('{"format_version": 2}', "not a valid hbsdeploy plan"),
 ])
 def test_a_file_that_is_not_a_plan_is_refused(repo: Path, content: str, message: str) -> None:
     (repo / "plan.json").write_text(content, encoding="utf-8")
@@ -163,6 +163,20 @@ def test_a_plan_whose_payload_disagrees_with_its_after_is_refused(repo: Path) ->
     refused = run_cli("apply", "plan.json", "--auto-approve")
     assert refused.code == 1 and "disagrees with the `after` values" in refused.stderr, refused.stderr
     assert snapshot(state_file(repo)) == {}
+
+
+def test_a_plan_made_against_another_portal_is_refused(repo: Path) -> None:
+    """`portal:` changed after the plan was reviewed (a pull request pointing it elsewhere): the plan file is bound to
+    the portal it was read from, and apply refuses it, writing nothing (issue 14)."""
+    assert run_cli("plan", "--out", "plan.json").code == 0
+    assert json.loads((repo / "plan.json").read_text(encoding="utf-8"))["portal"] == "local .hbsdeploy/sandbox.sqlite3"
+    write_config(repo, LOCAL_CONFIG.format(default="sandbox").replace(
+        "  sandbox:\n    portal: local\n", "  sandbox:\n    portal: local\n    state: other.sqlite3\n"))
+    refused = run_cli("apply", "plan.json", "--auto-approve")
+    assert refused.code == 1, refused.output
+    assert ("plan.json was made against portal 'local .hbsdeploy/sandbox.sqlite3', but environment 'sandbox' now "
+            "reaches 'local other.sqlite3'; nothing was written") in refused.stderr
+    assert not (repo / "other.sqlite3").exists() and snapshot(state_file(repo)) == {}
 
 
 def test_a_protected_environment_must_be_named(repo: Path) -> None:

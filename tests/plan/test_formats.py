@@ -103,7 +103,7 @@ def test_cli_colours_only_a_terminal_without_no_color(repo_copy: Path, no_color:
 
 def test_json_has_format_version_checksum_and_before_after(plan: Plan) -> None:
     document = json.loads(planformat.render_json(plan))
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
     assert document["checksum"] == plan.checksum and document["checksum"].startswith("sha256:")
     assert document["environment"] == "qa"
     assert document["summary"] == {"enable": 1, "change": 1, "disable": 1, "unchanged": 1}

@@ -268,6 +268,7 @@ def test_plan_json_round_trip_for_any_plan(case: tuple[list[Desired], dict[tuple
     pytest.param(lambda d: d["changes"].pop(), id="a change removed"),
     pytest.param(lambda d: d["observed"][0].update(version='"0"'), id="observed"),
     pytest.param(lambda d: d.update(environment="prod"), id="environment"),
+    pytest.param(lambda d: d.update(portal="http https://elsewhere.example.com"), id="portal"),
     pytest.param(lambda d: d.update(checksum="sha256:" + "0" * 64), id="checksum"),
 ])
 def test_an_altered_plan_file_is_refused(edit: Any) -> None:
@@ -279,11 +280,14 @@ def test_an_altered_plan_file_is_refused(edit: Any) -> None:
 
 @pytest.mark.parametrize("document, message", [
     ({}, "format_version None"),
-    ({"format_version": 2}, "format_version 2"),
-    ({"format_version": 1}, "not a valid hbsdeploy plan"),
-    ({"format_version": 1, "environment": "qa", "changes": [{"kind": "explode"}], "observed": []},
+    ({"format_version": 1}, "format_version 1"),
+    ({"format_version": 2}, "not a valid hbsdeploy plan"),
+    ({"format_version": 2, "environment": "qa", "portal": "local", "changes": [{"kind": "explode"}],
+      "observed": []}, "not a valid hbsdeploy plan"),
+    ({"format_version": 2, "environment": "qa", "portal": "local", "changes": "nope", "observed": []},
      "not a valid hbsdeploy plan"),
-    ({"format_version": 1, "environment": "qa", "changes": "nope", "observed": []}, "not a valid hbsdeploy plan"),
+    ({"format_version": 2, "environment": "qa", "portal": 7, "changes": [], "observed": []},
+     "not a valid hbsdeploy plan"),
 ])
 def test_something_that_is_not_a_plan_is_refused(document: dict[str, Any], message: str) -> None:
     with pytest.raises(HbsError, match=message):
