@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,16 @@ def test_validate_json_reports_a_missing_config_as_json(tmp_path: Path, monkeypa
     assert result.exit_code == 1
     document = json.loads(result.stdout)
     assert document["format_version"] == 1 and [e["rule"] for e in document["errors"]] == ["config-not-found"]
+
+
+@pytest.mark.parametrize("args", [("plan",), ("plan", "--format", "json"), ("validate",)])
+def test_a_reader_that_went_away_is_quiet(repo_copy: Path, args: tuple[str, ...]) -> None:
+    """`hbsdeploy plan | head -0`: the reader closed the pipe. No "check the path" hint (it is no file's fault), no
+    "Exception ignored" from the final flush, exit 1 (issue 14)."""
+    process = subprocess.Popen([sys.executable, "-m", "hbsdeploy", *args], cwd=repo_copy, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait() == 1
+    assert err == b""

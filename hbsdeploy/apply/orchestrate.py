@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hbsdeploy.apply.audit import AuditLog
+from hbsdeploy.apply.lock import apply_lock, current_holder
 from hbsdeploy.apply.run import (
     ApplyResult,
     Status,
@@ -38,6 +39,9 @@ class ApplyCancelled(HbsError):
 
 class ApplyHooks(PlanHooks, Protocol):
     """What apply shows and asks on the way, beyond planning's warnings and progress."""
+
+    def note(self, message: str) -> None:
+        """Tell the person something worth knowing that does not stop apply."""
 
     def show_plan(self, plan: Plan) -> None:
         """Show the plan apply just made, before asking to apply it."""
@@ -155,8 +159,17 @@ def apply_environment(config: Config, request: ApplyRequest, hooks: ApplyHooks) 
     env, saved = resolve_target(config, request)
     if env.kind == "manual":
         refuse_unattended(env, "apply", auto_approve=request.auto_approve)
-    parallelism = request.parallelism or config.parallelism
     audit = AuditLog(config.state_dir / "audit.jsonl")
+    with apply_lock(config.state_dir, env.name, current_holder(audit.user)) as left_behind:
+        if left_behind is not None:
+            hooks.note(f"the last apply to {env.name!r} ({left_behind.describe()}) ended without finishing; its "
+                       "report may be missing: the audit log has what it wrote")
+        return _apply_locked(config, env, saved, audit, request, hooks)
+
+
+def _apply_locked(config: Config, env: Environment, saved: Plan | None, audit: AuditLog, request: ApplyRequest,
+                  hooks: ApplyHooks) -> ApplyReport:
+    parallelism = request.parallelism or config.parallelism
     if saved is None:
         plan = plan_environment(config, env, request.partner_ids, parallelism=parallelism, hooks=hooks,
                                 service_types=request.service_types, allow_disables=request.allow_disables)

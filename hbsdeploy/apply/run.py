@@ -154,23 +154,39 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
     audit.check_writable()
 
     interrupted = False
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+    try:
         futures = [pool.submit(run_partner, by_partner[pid]) for pid in partners_of_changes(plan)]
-        try:
-            for future in as_completed(futures):
-                future.result()
-        except KeyboardInterrupt:
-            interrupted = True
-            stop.set()
-            portal.cancel()  # workers waiting to retry give up instead of sleeping on
-        except BaseException:
-            stop.set()
-            raise
+        for future in as_completed(futures):
+            future.result()
+    except KeyboardInterrupt:
+        interrupted = True
+        stop.set()
+        portal.cancel()  # workers waiting to retry give up instead of sleeping on
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        interrupted = _finish_writes_in_flight(pool, stop, portal) or interrupted
     ordered = tuple(results.get(change.key, ChangeResult(change, Status.NOT_ATTEMPTED,
                                                          "interrupted before this change" if interrupted or
                                                          stop.is_set() else None))
                     for change in plan.changes)
     return ApplyResult(ordered, interrupted or stop.is_set(), audit_errors[0] if audit_errors else None)
+
+
+def _finish_writes_in_flight(pool: ThreadPoolExecutor, stop: threading.Event, portal: Portal) -> bool:
+    """Wait for the writes under way to end and be audited, whatever further interrupts arrive: each ends within its
+    request deadline (cancel abandons reads, never a write whose outcome must be known). True if interrupted here."""
+    interrupted = False
+    while True:
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return interrupted
+        except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM: still report and audit every write the portal took
+            interrupted = True
+            stop.set()
+            portal.cancel()
 
 
 def partners_of_changes(plan: Plan) -> list[str]:

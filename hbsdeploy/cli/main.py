@@ -7,7 +7,10 @@ Command modules are imported inside each command so that `validate` never loads 
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -82,6 +85,8 @@ class _LazyGroup(click.Group):
         except HbsError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(usage_code if exc.exit_code == EXIT_USAGE else exc.exit_code)
+        except BrokenPipeError:  # the reader of our output went away (`| head`): not a file problem
+            raise
         except OSError as exc:  # a file we were told to write (--out, state_dir) cannot be: say which and why
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"error: {where}{exc.strerror or exc}; check the path and its permissions", err=True)
@@ -234,20 +239,53 @@ def import_(g: Globals, environments: tuple[str, ...], partner_id: str, role: st
     return EXIT_OK
 
 
+def _stop_on_first_interrupt() -> None:
+    """Ctrl-C and SIGTERM (a cancelled CI job, `kill`) both stop the run: the first raises KeyboardInterrupt (no new
+    write; the report; every write audited). Later ones, until the process exits, only say what is awaited, so that
+    a second Ctrl-C can neither lose the report nor the audit entry of a write the portal took."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        return
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+        click.echo("hbsdeploy: stopping; the writes under way end within their deadline and are reported and "
+                   "audited (SIGKILL stops at once, unreported)", err=True)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `hbsdeploy` console script."""
+    _stop_on_first_interrupt()
+    code = _run(argv)
+    if threading.current_thread() is threading.main_thread():
+        # The outcome is settled and reported: a signal from here to the exit (Python's shutdown puts the default
+        # handlers back) must not turn it into a death by signal.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=argv, prog_name="hbsdeploy", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        sys.exit(EXIT_ERROR)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
-
+        # The reader stopped reading (`hbsdeploy plan | head`): nothing to say, and nothing more to flush at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_ERROR
+    return code if isinstance(code, int) else EXIT_OK

@@ -94,6 +94,11 @@ class Terminal:
         finally:
             line.finish()
 
+    def note(self, message: str) -> None:
+        """A note on stderr, unless -q."""
+        if not self.quiet:
+            click.echo(f"note: {message}", err=True)
+
     def show_plan(self, plan: Plan) -> None:
         """The plan apply made, as `plan` shows it."""
         from hbsdeploy.plan.formats import FormatOptions, render_plan

@@ -50,6 +50,9 @@ class Script:
         self.calls.append(f"progress {what}")
         yield lambda done, total: None
 
+    def note(self, message: str) -> None:
+        self.calls.append(f"note {message}")
+
     def show_plan(self, plan: Plan) -> None:
         self.calls.append(f"show plan ({len(plan.changes)} changes)")
 

@@ -11,6 +11,7 @@ import os
 import signal
 import sqlite3
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,15 +66,26 @@ def converge(*config: str) -> None:
     assert run_cli(*config, "plan", "--detailed-exitcode").code == 0
 
 
-def test_sigint_mid_apply_reports_applied_and_not_attempted_then_a_rerun_converges(work: Path,
-                                                                                  emulator: Start) -> None:
+@pytest.mark.parametrize("signals", [
+    pytest.param((signal.SIGINT,), id="ctrl-c"),
+    pytest.param((signal.SIGTERM,), id="sigterm"),  # what CI sends when a job is cancelled
+    pytest.param((signal.SIGINT, signal.SIGINT), id="ctrl-c twice"),
+    pytest.param((signal.SIGTERM, signal.SIGINT, signal.SIGTERM), id="three signals"),
+])
+def test_sigint_mid_apply_reports_applied_and_not_attempted_then_a_rerun_converges(
+        work: Path, emulator: Start, signals: tuple[signal.Signals, ...]) -> None:
+    """Every interrupt after the first, sent while a write is in flight, still gets the report, and every write the
+    portal took is in the report and the audit log (issue 14)."""
     slow = emulator(auto_register=True, latency_ms=LATENCY_MS)
     make_repo(work, PARTNERS, url=slow.url, parallelism=1)
     process = start_cli(work, "apply", "--auto-approve")
     wait_for(lambda: audit_count(work) >= 3, "three changes applied", process)
-    process.process.send_signal(signal.SIGINT)
+    for signum in signals:
+        process.process.send_signal(signum)
+        time.sleep(0.02)  # spacing only: the later signals land while the write in flight is still waiting
     code, out, err = process.finish()
     assert code == 130, (out, err)
+    assert err.count("hbsdeploy: stopping;") <= len(signals) - 1  # a signal after the report is silent
     assert "Traceback" not in err and "Run `hbsdeploy apply --env qa` again to finish" in err
     report = parse_report(out)
     applied = {key for key, o in report.items() if o.status == "applied"}
@@ -91,6 +103,29 @@ def test_sigint_mid_apply_reports_applied_and_not_attempted_then_a_rerun_converg
     make_repo(work, PARTNERS, url=emulator(auto_register=True).url, parallelism=1)
     assert planned_keys(work) == not_attempted
     converge()
+
+
+def test_a_second_interrupt_during_a_write_waits_for_it_and_reports_it(work: Path, emulator: Start) -> None:
+    """Ctrl-C, then Ctrl-C again while a write is in flight: the write's outcome is still awaited (within its
+    deadline), reported and audited; the portal holds exactly what the report and the audit log say (issue 14)."""
+    slow = emulator(auto_register=True, latency_ms=1000)  # each request answers after a second
+    make_repo(work, 2, url=slow.url, parallelism=1)
+    process = start_cli(work, "apply", "--auto-approve")
+    wait_for(lambda: audit_count(work) >= 1, "the first change applied", process)
+    time.sleep(0.1)  # the second change's write has been sent and waits for its answer
+    process.process.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    process.process.send_signal(signal.SIGINT)
+    code, out, err = process.finish()
+    assert code == 130, (out, err)
+    assert err.count("hbsdeploy: stopping;") == 1 and "Traceback" not in err
+    report = parse_report(out)
+    took = written(slow.portal.store.path)
+    assert len(took) == 2  # the first change, and the one whose write was in flight
+    entries = strict_audit_lines(work)
+    assert {(e["partner_id"], e["service_type"]) for e in entries} == took
+    assert {key for key, o in report.items() if o.status != "not attempted"} == took
+    assert [o.status for key, o in sorted(report.items()) if key in took] == ["applied", "applied"], out
 
 
 def test_sigkill_mid_apply_of_a_saved_plan_leaves_every_file_readable_and_a_rerun_converges(
