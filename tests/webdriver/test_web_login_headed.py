@@ -67,8 +67,9 @@ def test_headed_login_completed_in_the_page_then_a_plan_reuses_the_session_witho
 
         # What a person does: the window, the first field, the user name, the password, Enter. Keys typed before the
         # page has focus are lost (no form is posted): then the person reloads the page and types again.
-        window = xdotool("search", "--sync", "--onlyvisible", "--class", "chromium").splitlines()[0]
-        for _attempt in range(3):
+        # The window's title is the page's once the login page is rendered: wait for it rather than for the window.
+        window = xdotool("search", "--sync", "--onlyvisible", "--name", "^Log in").splitlines()[0]
+        for _attempt in range(5):
             xdotool("windowfocus", "--sync", window)
             xdotool("key", "Tab")
             xdotool("type", "--delay", "20", USER)
