@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,19 +61,12 @@ def run_cli(*args: str, input: str | None = None, env: Mapping[str, str | None] 
     from hbsdeploy.cli.main import main
 
     runner = CliRunner()
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     with runner.isolation(input=input, env=env) as (out, err, _):
         try:
             main(list(args))
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:  # main() keeps its signal handlers for the rest of a real process; not for the test process
-            if threading.current_thread() is threading.main_thread():
-                for signum, handler in handlers.items():
-                    signal.signal(signum, handler)
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         stdout = out.getvalue().decode("utf-8", "replace")
         stderr = err.getvalue().decode("utf-8", "replace")
     return Ran(code, stdout, stderr)

@@ -243,8 +243,6 @@ def _stop_on_first_interrupt() -> None:
     """Ctrl-C and SIGTERM (a cancelled CI job, `kill`) both stop the run: the first raises KeyboardInterrupt (no new
     write; the report; every write audited). Later ones, until the process exits, only say what is awaited, so that
     a second Ctrl-C can neither lose the report nor the audit entry of a write the portal took."""
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        return
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -260,10 +258,13 @@ def _stop_on_first_interrupt() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `hbsdeploy` console script."""
-    _stop_on_first_interrupt()
+    """Entry point of the `hbsdeploy` console script. As the program (`argv` None: the command line), it owns the
+    process's SIGINT and SIGTERM; called with `argv` (tests, embedding) it leaves the caller's signal handling alone."""
+    as_program = argv is None and threading.current_thread() is threading.main_thread()
+    if as_program:
+        _stop_on_first_interrupt()
     code = _run(argv)
-    if threading.current_thread() is threading.main_thread():
+    if as_program:
         # The outcome is settled and reported: a signal from here to the exit (Python's shutdown puts the default
         # handlers back) must not turn it into a death by signal.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
