@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from hbsdeploy.check.certs import EXPIRY_WARNING_DAYS, CertificateError, expires_soon, read_certificate
-from hbsdeploy.check.portalrules import check_settings
+from hbsdeploy.check.partial import NOTHING_REFUSED, Refused
+from hbsdeploy.check.portalrules import check_service_url, check_settings
 from hbsdeploy.errors import Problem, Severity
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import SERVICE_TYPES_KEY, Partner, ResolvedServiceType
@@ -32,8 +33,9 @@ from hbsdeploy.paths import resolve_within, unresolvable
 
 
 def check_partner(partner: Partner, config: Config, environments: Iterable[Environment],
-                  now: dt.datetime | None = None) -> list[Problem]:
-    """Every rule problem of one partner in the given environments (those it is deployed to)."""
+                  now: dt.datetime | None = None, refused: Refused = NOTHING_REFUSED) -> list[Problem]:
+    """Every rule problem of one partner in the given environments (those it is deployed to); of a partner the schema
+    refused in part (hbsdeploy.check.partial), the rules that read only what passed it."""
     now = now or dt.datetime.now(dt.timezone.utc)
     doc = partner.document
     problems: list[Problem] = []
@@ -55,14 +57,17 @@ def check_partner(partner: Partner, config: Config, environments: Iterable[Envir
         if environment.name not in partner.environments:
             continue
         resolved = partner.resolve(environment.name)
-        for spec in specs.values():
+        for spec in specs.values() if refused.service_types_intact(environment.name) else ():
             if partner.role in spec.required_for and spec.name not in resolved:
                 problems.append(doc.problem((SERVICE_TYPES_KEY,), spec.missing_rule,
                                             f"a {partner.role.upper()} must configure {spec.label}; "
                                             f"add service_types.{spec.name}"))
         for service_type in resolved.values():
             spec = specs[service_type.name]
-            if partner.role not in spec.roles:
+            if not refused.service_type_intact(environment.name, service_type.name):
+                problems += _check_url_only(partner, service_type, environment)
+                continue
+            if partner.role and partner.role not in spec.roles:
                 problems.append(doc.problem(service_type.path, "service-type-not-for-role",
                                             f"{spec.label} is only for {_roles(spec)}, not for this "
                                             f"{partner.role.upper()}; remove it",
@@ -70,6 +75,17 @@ def check_partner(partner: Partner, config: Config, environments: Iterable[Envir
                 continue
             problems += _check_service_type(partner, spec, service_type, config, environment, now)
     return problems
+
+
+def _check_url_only(partner: Partner, service_type: ResolvedServiceType, environment: Environment) -> list[Problem]:
+    """A service type with a field the schema refused: only the rules of its Service URL alone, which read no other
+    field."""
+    url = service_type.values.get("service_url")
+    if not isinstance(url, str):
+        return []
+    at = service_type.sources["service_url"]
+    return [partner.document.problem(at, v.rule, v.message, Severity(v.severity))
+            for v in check_service_url(url, allow_private_hosts=environment.is_sandbox)]
 
 
 def _invisible_in_name(partner: Partner) -> Problem:

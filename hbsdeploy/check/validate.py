@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hbsdeploy.check.partial import NOTHING_REFUSED, partial_partner
 from hbsdeploy.check.rules import check_partner
 from hbsdeploy.errors import InputError, Problem, Severity, UsageError
 from hbsdeploy.files import read_bytes
@@ -70,6 +71,42 @@ def load_partner(path: Path) -> Partner:
     return partner_from_document(document)
 
 
+@dataclass(frozen=True)
+class CheckedFile:
+    """One partner file checked: its problems, the partner if the schema passed it, and its well-formed part."""
+
+    problems: list[Problem]
+    partner: Partner | None = None  # schema-valid
+    partial: Partner | None = None  # what passed the schema, when the environments it is deployed to are known
+
+
+def check_partner_file(path: Path, config: Config, environments: list[Environment]) -> CheckedFile:
+    """Every problem of one partner file: the schema's, and the portal rules' on every well-formed part of it."""
+    try:
+        document = load_yaml(path)
+    except InputError as exc:
+        return CheckedFile(exc.problems)
+    if not isinstance(document.data, dict):
+        return CheckedFile([document.problem((), "not-a-mapping",
+                                             "must be a YAML mapping with name, role, environments and service_types "
+                                             "(see partners/ for examples)")])
+    found = schemacheck.findings(document, schemacheck.partner_validator())
+    partner: Partner | None = None
+    if not any(not finding.deferred for finding in found):
+        partner = partial = partner_from_document(document)
+        refused = NOTHING_REFUSED
+    else:
+        built = partial_partner(document, found)
+        if built is None:  # the rules cannot run: the schema reports everything, the rules' part too
+            return CheckedFile([finding.problem for finding in found])
+        partial, refused = built
+    problems = check_partner(partial, config, environments, refused=refused)
+    ruled = {(p.line, p.column) for p in problems}
+    problems += [finding.problem for finding in found
+                 if not finding.deferred or (finding.problem.line, finding.problem.column) not in ruled]
+    return CheckedFile(problems, partner, partial)
+
+
 def validate(config: Config, paths: list[Path] | None = None, environment: str | None = None) -> ValidationReport:
     """Validate the config and the partner files (all of them when `paths` is None) in one or all environments."""
     if environment is not None and environment not in config.environments:
@@ -87,6 +124,7 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
         [config.environment(environment)] if environment else list(config.environments.values())
     )
     partners: list[Partner] = []
+    identified: list[Partner] = []  # every partner whose ID is well-formed, for the duplicate check
     for path in partner_paths:
         if paths is None and _links_out_of(config.root, path):
             shown = os.path.join(display_path(path.parent), escape(path.name))  # the link, not its target
@@ -94,14 +132,13 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
                                 "is a symbolic link to a file outside the repository; copy the partner file into "
                                 "the partner folder instead")])
             continue
-        try:
-            partner = load_partner(path)
-        except InputError as exc:
-            report.add(exc.problems)
-            continue
-        partners.append(partner)
-        report.add(check_partner(partner, config, environments))
-    report.add(_duplicate_ids(partners, config, partner_paths if paths is not None else None))
+        checked = check_partner_file(path, config, environments)
+        report.add(checked.problems)
+        if checked.partner is not None:
+            partners.append(checked.partner)
+        if checked.partial is not None and checked.partial.partner_id:
+            identified.append(checked.partial)
+    report.add(_duplicate_ids(identified, config, partner_paths if paths is not None else None))
     report.partners = partners
     return report.finish()
 

@@ -103,10 +103,30 @@ def config_validator() -> SchemaValidator:
     return _shipped_validator("config")
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One schema problem and where in the data it is; what the portal rules may still check around it.
+
+    `missing` marks a required key that is absent (the place named is the mapping that lacks it); `deferred`, a
+    failure of a keyword marked `x-reported-by-rules` (editors show it; hbsdeploy's portal rules report the same
+    mistake more precisely, and validate keeps this problem only where no rule reported at that place).
+    """
+
+    path: JsonPath
+    problem: Problem
+    missing: bool = False
+    deferred: bool = False
+
+
 def check(document: Document, validator: SchemaValidator) -> list[Problem]:
     """Every schema problem in the document, each located at its key or value."""
-    return [problem for error in validator.iter_errors(document.data)
-            for problem in _problems(document, error, validator.schema)]
+    return [finding.problem for finding in findings(document, validator)]
+
+
+def findings(document: Document, validator: SchemaValidator) -> list[Finding]:
+    """Every schema problem in the document with the place in the data it is about."""
+    return [finding for error in validator.iter_errors(document.data)
+            for finding in _problems(document, error, validator.schema)]
 
 
 def show(value: Any, limit: int = 60) -> str:
@@ -142,20 +162,21 @@ class _Failure:
     path: JsonPath
     rule: str | None
     hint: str | None
+    deferred: bool
 
-    def problem(self, path: JsonPath, rule: str, message: str, *, key: bool = False) -> Problem:
-        return self.document.problem(path, rule, message, key=key)
+    def problem(self, path: JsonPath, rule: str, message: str, *, key: bool = False) -> Finding:
+        return Finding(path, self.document.problem(path, rule, message, key=key), deferred=self.deferred)
 
 
-def _problems(document: Document, error: Any, root: dict[str, Any]) -> list[Problem]:
-    rule, hint = _annotations(root, list(error.absolute_schema_path))
-    failure = _Failure(document, error, root, tuple(error.absolute_path), rule, hint)
+def _problems(document: Document, error: Any, root: dict[str, Any]) -> list[Finding]:
+    rule, hint, deferred = _annotations(root, list(error.absolute_schema_path))
+    failure = _Failure(document, error, root, tuple(error.absolute_path), rule, hint, deferred)
     explain = _EXPLAIN.get(error.validator)
     found = explain(failure) if explain is not None else None
     return found if found is not None else [_hinted_or_generic(failure)]
 
 
-def _unknown_keys(failure: _Failure) -> list[Problem] | None:
+def _unknown_keys(failure: _Failure) -> list[Finding] | None:
     instance = failure.error.instance
     if not isinstance(instance, dict):
         return None
@@ -164,14 +185,15 @@ def _unknown_keys(failure: _Failure) -> list[Problem] | None:
             for key in sorted(set(instance) - set(allowed))]
 
 
-def _missing_key(failure: _Failure) -> list[Problem]:
+def _missing_key(failure: _Failure) -> list[Finding]:
     message = failure.error.message
     missing = message.split("'")[1] if "'" in message else "?"
     text = f"missing required key {missing!r}" + (f"; {failure.hint}" if failure.hint else "")
-    return [failure.problem(failure.path, failure.rule or "missing-key", text)]
+    found = failure.problem(failure.path, failure.rule or "missing-key", text)
+    return [Finding(found.path, found.problem, missing=True, deferred=found.deferred)]
 
 
-def _forbidden(failure: _Failure) -> list[Problem] | None:
+def _forbidden(failure: _Failure) -> list[Finding] | None:
     """A property forbidden by a boolean `false` schema."""
     if failure.error.schema is not False:
         return None
@@ -183,18 +205,19 @@ def _forbidden(failure: _Failure) -> list[Problem] | None:
             for key in keys]
 
 
-def _wrong_type(failure: _Failure) -> list[Problem]:
-    return [_type_problem(failure.document, failure.path, failure.error.instance, failure.error.validator_value)]
+def _wrong_type(failure: _Failure) -> list[Finding]:
+    problem = _type_problem(failure.document, failure.path, failure.error.instance, failure.error.validator_value)
+    return [Finding(failure.path, problem, deferred=failure.deferred)]
 
 
-def _not_a_choice(failure: _Failure) -> list[Problem]:
+def _not_a_choice(failure: _Failure) -> list[Finding]:
     choices = ", ".join(show(c).strip("'") for c in failure.error.validator_value)
     return [failure.problem(failure.path, failure.rule or "invalid-value",
                             f"{show(failure.error.instance)} is not a valid {_name(failure.path)}; use one of: "
                             f"{choices}")]
 
 
-def _bad_name(failure: _Failure) -> list[Problem] | None:
+def _bad_name(failure: _Failure) -> list[Finding] | None:
     """A key that does not match `propertyNames`; other patterns get the hinted or generic message."""
     if list(failure.error.absolute_schema_path)[-2:-1] != ["propertyNames"]:
         return None
@@ -204,7 +227,7 @@ def _bad_name(failure: _Failure) -> list[Problem] | None:
                             key=True)]
 
 
-def _hinted_or_generic(failure: _Failure) -> Problem:
+def _hinted_or_generic(failure: _Failure) -> Finding:
     error, path = failure.error, failure.path
     if failure.hint:
         return failure.problem(path, failure.rule or "invalid-value", f"{_name(path)}: {show(error.instance)} "
@@ -215,7 +238,7 @@ def _hinted_or_generic(failure: _Failure) -> Problem:
 
 # How each kind of error becomes problems; None from one means "not this case", and the hinted or generic message
 # applies.
-_EXPLAIN: dict[str | None, Callable[[_Failure], list[Problem] | None]] = {
+_EXPLAIN: dict[str | None, Callable[[_Failure], list[Finding] | None]] = {
     "additionalProperties": _unknown_keys,
     "required": _missing_key,
     None: _forbidden,
@@ -302,17 +325,21 @@ def _walk(root: dict[str, Any], schema_path: list[Any]) -> Iterator[tuple[bool, 
         previous = step
 
 
-def _annotations(root: dict[str, Any], schema_path: list[Any]) -> tuple[str | None, str | None]:
-    """The innermost `x-rule` and `x-hint` along the schema path, from schemas that apply to the failing value."""
+def _annotations(root: dict[str, Any], schema_path: list[Any]) -> tuple[str | None, str | None, bool]:
+    """The innermost `x-rule` and `x-hint` along the schema path, from schemas that apply to the failing value, and
+    whether the schema holding the failing keyword lists it in `x-reported-by-rules`."""
     rule: str | None = None
     hint: str | None = None
+    by_rules: Any = ()
     for moved, node in _walk(root, schema_path):
         if moved:
             rule = hint = None
         if isinstance(node, dict):
             rule = node.get("x-rule", rule)
             hint = node.get("x-hint", hint)
-    return rule, hint
+            by_rules = node.get("x-reported-by-rules", ())
+    keyword = schema_path[-1] if schema_path else None
+    return rule, hint, isinstance(by_rules, list) and keyword in by_rules
 
 
 def _resolve_local(root: dict[str, Any], ref: str) -> Any:
