@@ -15,13 +15,15 @@ from hbsdeploy.cli.options import ENV_VAR, Globals, complete_environments
 from hbsdeploy.errors import EXIT_ERROR, EXIT_OK
 from hbsdeploy.text import plural
 
-SCHEMA_NAMES = {"partner": "partner", "config": "config", "payload": "portal-payload"}
+SCHEMA_NAMES = {"partner": "partner", "config": "config", "payload": "portal-payload", "plan": "plan",
+                "validation": "validation-report"}
 
 
 @click.command()
 @click.argument("name", type=click.Choice(sorted(SCHEMA_NAMES)), default="partner")
 def schema(name: str) -> int:
-    """Print the JSON Schema of partner files, of hbsdeploy.yaml (config), or of portal payloads.
+    """Print the JSON Schema of partner files, of hbsdeploy.yaml (config), of portal payloads, of `plan --format json`
+    (plan) or of `validate --format json` (validation).
 
     Editors with a YAML language server validate and complete files that start with a
     `# yaml-language-server: $schema=...` line pointing at this schema.

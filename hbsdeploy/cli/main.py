@@ -34,6 +34,9 @@ from hbsdeploy.cli.options import (
 from hbsdeploy.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HbsError, InputError, Problem
 from hbsdeploy.text import plural
 
+# The names of hbsdeploy.check.reporting.VALIDATION_FORMATS, here so that start-up does not import the renderers.
+VALIDATE_FORMATS = ("text", "json", "github", "sarif", "gitlab")
+
 
 class _LazyGroup(click.Group):
     """Imports a command's module only when that command runs, so that `validate` starts fast."""
@@ -122,7 +125,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool, 
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, readable=False))
 @click.option("--env", "environment", metavar="ENV", shell_complete=complete_environments,
               help="Check the rules of this environment only (default: all, whatever $HBSDEPLOY_ENV says).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(VALIDATE_FORMATS), default="text", show_default=True,
+              help="text; json (schemas/validation-report.schema.json); github (workflow commands: annotations on "
+                   "the lines); sarif (SARIF 2.1.0, for code scanning); gitlab (a Code Quality report).")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @pass_globals
 def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, output_format: str, strict: bool) -> int:
@@ -134,6 +139,7 @@ def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, outpu
     \b
     Example:
       hbsdeploy validate partners/example-cpo.yaml --env prod
+      hbsdeploy validate --format sarif > hbsdeploy.sarif
     """
     from hbsdeploy.check import reporting
     from hbsdeploy.check.validate import ValidationReport, validation_failed
@@ -146,20 +152,18 @@ def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, outpu
     except InputError as exc:
         report = ValidationReport(files=1, problems=exc.problems).finish()
     except HbsError as exc:
-        if output_format != "json":
+        if output_format not in reporting.MACHINE_FORMATS:
             raise
         # Scripts parse this output: a missing config is a problem in the report, not a line of prose.
         missing = Problem(CONFIG_FILE_NAME, 1, 1, Severity.ERROR, "config-not-found", str(exc))
         report = ValidationReport(files=0, problems=[missing]).finish()
     else:
         report = run_validate(config, list(paths) if paths else None, environment)
-    if output_format == "json":
-        click.echo(reporting.validation_json(report), nl=False)
-    elif g.quiet:
+    if output_format == "text" and g.quiet:
         for problem in report.problems:
             click.echo(problem.format())
     else:
-        click.echo(reporting.validation_text(report), nl=False)
+        click.echo(reporting.VALIDATION_FORMATS[output_format](report), nl=False)
     return EXIT_ERROR if validation_failed(report, strict) else EXIT_OK
 
 

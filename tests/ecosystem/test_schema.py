@@ -16,7 +16,8 @@ SCHEMA_LINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$")
 
 
 @pytest.mark.parametrize(("name", "schema"), [("partner", "partner"), ("config", "config"),
-                                              ("payload", "portal-payload")])
+                                              ("payload", "portal-payload"), ("plan", "plan"),
+                                              ("validation", "validation-report")])
 def test_schema_prints_the_json_schema(hbs: RunHbs, name: str, schema: str) -> None:
     code, out, _ = hbs("schema", name)
     assert code == 0
