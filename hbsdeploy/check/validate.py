@@ -37,6 +37,7 @@ class ValidationReport:
     files: int = 0
     problems: list[Problem] = field(default_factory=list)
     partners: list[Partner] = field(default_factory=list)  # the files that passed the schema
+    checked_all: bool = False  # every partner file was checked: the templates are due too
 
     def add(self, problems: list[Problem]) -> None:
         self.problems.extend(problems)
@@ -108,25 +109,44 @@ def check_partner_file(path: Path, config: Config, environments: list[Environmen
 
 
 def validate(config: Config, paths: list[Path] | None = None, environment: str | None = None) -> ValidationReport:
-    """Validate the config and the partner files (all of them when `paths` is None) in one or all environments."""
+    """Validate the config and the partner files (all of them when `paths` is None) in one or all environments.
+
+    Given paths, as pre-commit passes the changed files: the partner files among them; every partner file when
+    hbsdeploy.yaml, a schema or a template is among them (a change there can break any partner), and then the report
+    says so (`checked_all`): hbsdeploy.render.check adds the templates' problems to such a report.
+    """
     if environment is not None and environment not in config.environments:
         known = ", ".join(sorted(config.environments))
         raise UsageError(f"--env {environment}: {config.shown} has no such environment; choose one of: {known}")
     report = ValidationReport()
-    config_path = config.path.resolve()
+    misplaced: list[Path] = []
+    scanned: set[Path] = set()  # the files found in the partner folder (not named): links out of it are refused
     if paths is None:
+        everything = True
         partner_paths = config.partner_files()
-        report.files = 1 + len(partner_paths)
+        scanned = set(partner_paths)
+        misplaced = config.misplaced_partner_files()
+        report.files = 1 + len(partner_paths) + len(misplaced)
     else:
-        partner_paths = [p for p in paths if p.name != config.path.name or p.resolve() != config_path]
-        report.files = len(paths)
+        places = {path: config.partner_file_place(path) for path in paths}
+        everything = any(place in ("config", "template", "schema") for place in places.values())
+        named = [path for path, place in places.items() if place == "partner"]
+        misplaced = [path for path, place in places.items() if place == "misplaced"]
+        partner_paths = named
+        if everything:
+            given = {os.path.realpath(path) for path in named}
+            scanned = {p for p in config.partner_files() if os.path.realpath(p) not in given}
+            partner_paths = [*named, *sorted(scanned)]
+            misplaced = sorted({*misplaced, *config.misplaced_partner_files()}, key=str)
+        report.files = len(paths) + len(partner_paths) - len(named)
     environments: list[Environment] = (
         [config.environment(environment)] if environment else list(config.environments.values())
     )
+    report.add([_misplaced(config, path) for path in misplaced])
     partners: list[Partner] = []
     identified: list[Partner] = []  # every partner whose ID is well-formed, for the duplicate check
     for path in partner_paths:
-        if paths is None and _links_out_of(config.root, path):
+        if path in scanned and _links_out_of(config.root, path):
             shown = os.path.join(display_path(path.parent), escape(path.name))  # the link, not its target
             report.add([Problem(shown, 1, 1, Severity.ERROR, "path-escapes-repository",
                                 "is a symbolic link to a file outside the repository; copy the partner file into "
@@ -138,9 +158,17 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
             partners.append(checked.partner)
         if checked.partial is not None and checked.partial.partner_id:
             identified.append(checked.partial)
-    report.add(_duplicate_ids(identified, config, partner_paths if paths is not None else None))
+    report.add(_duplicate_ids(identified, config, None if everything else partner_paths))
     report.partners = partners
+    report.checked_all = everything
     return report.finish()
+
+
+def _misplaced(config: Config, path: Path) -> Problem:
+    folder = display_path(config.partners_dir)
+    return Problem(display_path(path), 1, 1, Severity.ERROR, "partner-file-in-subfolder",
+                   f"hbsdeploy reads partner files only directly in {folder}/, not in its subfolders, so this partner "
+                   f"would never be deployed; move the file to {folder}/ (or out of {folder}/ if it is no partner)")
 
 
 def _links_out_of(root: Path, path: Path) -> bool:

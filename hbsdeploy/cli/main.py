@@ -159,6 +159,10 @@ def validate(g: Globals, paths: tuple[Path, ...], environment: str | None, outpu
         report = ValidationReport(files=0, problems=[missing]).finish()
     else:
         report = run_validate(config, list(paths) if paths else None, environment)
+        if report.checked_all:  # a full run, or a change to hbsdeploy.yaml, a schema or a template: render them all
+            from hbsdeploy.render.check import add_template_problems
+
+            report = add_template_problems(report, config, environment)
     if output_format == "text" and g.quiet:
         for problem in report.problems:
             click.echo(problem.format())

@@ -13,7 +13,7 @@ from hbsdeploy.hosts import HostError, parse_portal_url
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.yamlload import Document, JsonPath, display_path, load_yaml
-from hbsdeploy.paths import leaves, unresolvable
+from hbsdeploy.paths import leaves, unresolvable, within
 
 CONFIG_FILE_NAME = "hbsdeploy.yaml"
 CONFIG_ENV_VAR = "HBSDEPLOY_CONFIG"
@@ -92,11 +92,48 @@ class Config:
             raise UsageError(f"{self.shown}: no environment {chosen!r}{source}; choose one of: {known}") from None
 
     def partner_files(self) -> list[Path]:
-        """Every partner file, sorted by name."""
+        """Every partner file, sorted by name: the *.yaml and *.yml files directly in the partner folder (the one
+        definition, which validate also applies to the paths pre-commit passes; see `misplaced_partner_files`)."""
         if not self.partners_dir.is_dir():
             return []
         # Anything but a folder: a link to /dev/zero or a FIFO named *.yaml is reported when read, never skipped.
-        return sorted(p for p in self.partners_dir.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
+        return sorted(p for p in self.partners_dir.iterdir() if is_yaml_name(p.name) and not p.is_dir())
+
+    def misplaced_partner_files(self) -> list[Path]:
+        """YAML files in subfolders of the partner folder: hbsdeploy never reads them, so validate reports each one
+        rather than let a partner there go undeployed, silently. Symbolic links to folders are not followed."""
+        if not self.partners_dir.is_dir():
+            return []
+        found = []
+        for folder, subfolders, files in os.walk(self.partners_dir):
+            subfolders.sort()
+            if Path(folder) != self.partners_dir:
+                found += [Path(folder) / name for name in sorted(files) if is_yaml_name(name)]
+        return found
+
+    def partner_file_place(self, path: Path) -> str:
+        """Where a path given on the command line stands: `partner` (directly in the partner folder, or outside it:
+        a file named explicitly), `misplaced` (in a subfolder of the partner folder), `config`, `template` or
+        `schema` (a change to these can break every partner)."""
+        try:  # the folders resolved, not the file: a link named like a partner file is one (its target is checked)
+            resolved = Path(os.path.realpath(path.parent)) / path.name
+        except (OSError, ValueError):
+            return "partner"  # reported when the file is read
+        if resolved == self.path.resolve():
+            return "config"
+        if within(self.templates_dir.resolve(), resolved):
+            return "template"
+        if resolved.parent == self.root / "schemas" and resolved.name.endswith(".json"):
+            return "schema"
+        partners_dir = self.partners_dir.resolve()
+        if resolved.parent != partners_dir and partners_dir in resolved.parents:
+            return "misplaced"
+        return "partner"
+
+
+def is_yaml_name(name: str) -> bool:
+    """Whether a file name is one of a partner file: *.yaml or *.yml."""
+    return Path(name).suffix in (".yaml", ".yml")
 
 
 def find_config(explicit: str | None = None, start: Path | None = None) -> Path:

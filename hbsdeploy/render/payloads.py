@@ -31,7 +31,20 @@ TEMPLATE_SUFFIX = ".json.j2"
 
 
 class TemplateError(HbsError):
-    """A template that cannot render a valid payload."""
+    """A template that cannot render a valid payload: where (the template as the user sees its path, and the line
+    when known), a rule id, and what is wrong."""
+
+    def __init__(self, rule: str, detail: str, template: str, line: int | None = None, where: str = "") -> None:
+        self.rule, self.detail, self.template, self.line, self.where = rule, detail, template, line, where
+        location = f"{template}:{line}" if line else template
+        super().__init__(f"{location}: {detail}{f' {where}' if where else ''}")
+
+
+def _shown(filename: str | None, fallback: str) -> str:
+    """A template's path as the user sees it (relative to the working directory), never Jinja's absolute one."""
+    from hbsdeploy.load.yamlload import display_path
+
+    return display_path(Path(filename)) if filename else fallback
 
 
 @dataclass(frozen=True)
@@ -68,13 +81,30 @@ class Renderer:
             name = service_type + TEMPLATE_SUFFIX
             try:
                 self._templates[service_type] = self._jinja.get_template(name)
-            except jinja2.TemplateNotFound:
-                raise TemplateError(f"no template for service type {service_type!r}: create "
-                                    f"{self.templates_dir / name}") from None
+            except jinja2.TemplateNotFound as exc:
+                shown = _shown(str(self.templates_dir / name), name)
+                if exc.name != name:  # a template it imports or includes is missing
+                    raise TemplateError("template-missing", f"imports {exc.name!r}, which is not in the template "
+                                        "folder", shown) from None
+                raise TemplateError("template-missing", f"no template for service type {service_type!r}: create "
+                                    "this file", shown) from None
             except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(f"{exc.filename or name}:{exc.lineno}: template syntax error: {exc.message}"
-                                    ) from None
+                raise _syntax_error(exc, name) from None
         return self._templates[service_type]
+
+    def compile_all(self) -> list[TemplateError]:
+        """The syntax errors of every template file in the folder (`*.j2`), used by a service type or not."""
+        errors = []
+        for path in sorted(self.templates_dir.rglob("*.j2")):
+            name = path.relative_to(self.templates_dir).as_posix()
+            try:
+                self._jinja.get_template(name)
+            except jinja2.TemplateSyntaxError as exc:
+                errors.append(_syntax_error(exc, name))
+            except jinja2.TemplateNotFound as exc:  # a broken link, or a folder named *.j2
+                errors.append(TemplateError("template-missing", f"cannot be read ({exc.name})", _shown(str(path),
+                                                                                                      name)))
+        return errors
 
     def render(self, partner: Partner, environment: Environment,
                service_type: ResolvedServiceType) -> RenderedPayload:
@@ -90,25 +120,30 @@ class Renderer:
         }
         template = self._template(service_type.name)
         where = f"(partner {partner.path}, environment {environment.name})"
+        shown = _shown(template.filename, service_type.name + TEMPLATE_SUFFIX)
         try:
             text = template.render(context)
         except Exception as exc:  # template code can raise anything: TypeError, ZeroDivisionError, SecurityError...
+            if isinstance(exc, jinja2.TemplateSyntaxError):  # an import compiled only when rendering
+                raise _syntax_error(exc, shown) from None
             message = str(exc)
             if "StrictUndefined" in message:
                 message = "a variable or field is undefined (check the names against the context in templates/)"
-            raise TemplateError(f"{_template_location(exc, template)}: {type(exc).__name__}: {message} {where}"
-                                ) from None
+            filename, line = _template_location(exc, template)
+            raise TemplateError("template-error", f"{type(exc).__name__}: {message}", _shown(filename, shown), line,
+                                where) from None
         try:
             payload = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise TemplateError(f"{template.filename}: renders invalid JSON ({exc.msg} at rendered line {exc.lineno},"
-                                f" column {exc.colno}) {where}; wrap values in `| tojson`") from None
+            raise TemplateError("template-invalid-json", f"renders invalid JSON ({exc.msg} at rendered line "
+                                f"{exc.lineno}, column {exc.colno}); wrap values in `| tojson`", shown,
+                                where=where) from None
         errors = sorted(self._payload_validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
         if errors:
             first = errors[0]
             at = "/".join(str(p) for p in first.absolute_path) or "(top)"
-            raise TemplateError(f"{template.filename}: payload breaks schemas/portal-payload.schema.json at {at}: "
-                                f"{first.message} {where}")
+            raise TemplateError("template-invalid-payload", f"payload breaks schemas/portal-payload.schema.json at "
+                                f"{at}: {first.message}", shown, where=where)
         return RenderedPayload(environment.name, partner.partner_id, service_type.name, payload, partner.path)
 
     def _certificate_sha256(self, partner: Partner, service_type: ResolvedServiceType) -> str | None:
@@ -137,14 +172,18 @@ class Renderer:
         return rendered
 
 
-def _template_location(exc: Exception, template: jinja2.Template) -> str:
-    """`file:line` of the template frame where rendering failed (Jinja rewrites tracebacks to template lines)."""
-    if isinstance(exc, jinja2.TemplateSyntaxError) and exc.filename:
-        return f"{exc.filename}:{exc.lineno}"
-    location = template.filename or "template"
+def _syntax_error(exc: jinja2.TemplateSyntaxError, name: str) -> TemplateError:
+    return TemplateError("template-syntax", f"template syntax error: {exc.message}", _shown(exc.filename, name),
+                         exc.lineno)
+
+
+def _template_location(exc: Exception, template: jinja2.Template) -> tuple[str | None, int | None]:
+    """The file and line of the template frame where rendering failed (Jinja rewrites tracebacks to template
+    lines); the template itself, without a line, when no frame is one of a template."""
+    location: tuple[str | None, int | None] = (template.filename, None)
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename.endswith(".j2"):
-            location = f"{frame.filename}:{frame.lineno}"
+            location = (frame.filename, frame.lineno)
     return location
 
 

@@ -11,7 +11,7 @@ from hbsdeploy.load.resources import default_templates_dir, schemas_dir
 from hbsdeploy.load.servicetypes import service_types
 
 HOOK_ID = "hbsdeploy-validate"
-HOOK_FILES = r"^(partners/.*\.ya?ml|hbsdeploy\.yaml)$"
+HOOK_FILES = r"^(partners/.*\.ya?ml|hbsdeploy\.yaml|templates/.*|schemas/[^/]*\.json)$"  # as .pre-commit-hooks.yaml
 
 CONFIG_TEXT = """\
 # yaml-language-server: $schema=schemas/config.schema.json

@@ -109,7 +109,7 @@ def sample_repository(target: Path, hooks: HookRepository) -> Path:
     """The example repository, with a .pre-commit-config.yaml using the hook at the hook repository's commit."""
     target.mkdir()
     shutil.copy2(REPO / "hbsdeploy.yaml", target / "hbsdeploy.yaml")
-    for folder in ("partners", "certs", "templates"):
+    for folder in ("partners", "certs", "templates", "schemas"):
         shutil.copytree(REPO / folder, target / folder)
     config = {"repos": [{"repo": str(hooks.path), "rev": hooks.rev, "hooks": [{"id": "hbsdeploy-validate"}]}]}
     (target / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -130,9 +130,11 @@ def test_the_hook_file_matches_partner_files_and_the_config() -> None:
     assert hook["id"] == "hbsdeploy-validate"
     assert (hook["entry"], hook["language"], hook["pass_filenames"]) == ("hbsdeploy validate", "python", True)
     files = re.compile(hook["files"])
-    for path in ("partners/a.yaml", "partners/b.yml", "partners/sub/c.yaml", "hbsdeploy.yaml"):
+    for path in ("partners/a.yaml", "partners/b.yml", "partners/sub/c.yaml", "hbsdeploy.yaml", "templates/_payload.j2",
+                 "templates/authorization.json.j2", "schemas/partner.schema.json"):
         assert files.search(path), path
-    for path in ("templates/a.yaml", "other/hbsdeploy.yaml", "partners/a.json", "hbsdeploy.yaml.bak"):
+    for path in ("other/hbsdeploy.yaml", "partners/a.json", "hbsdeploy.yaml.bak", "schemas/sub/x.json",
+                 "docs/templates/a.j2"):
         assert not files.search(path), path
 
 
@@ -159,3 +161,57 @@ def test_pre_commit_runs_the_hook_and_fails_on_a_blank_in_a_service_url(tmp_path
     # the hook ran from an environment pre-commit built from the hook repository, not from this interpreter's
     environments = list(hooks.home.glob("repo*/py_env-*/bin/hbsdeploy"))
     assert len(environments) == 1, environments
+
+
+@pytest.mark.slow
+def test_pre_commit_checks_every_partner_and_template_when_the_config_or_a_template_changes(
+        tmp_path: Path, hooks: HookRepository) -> None:
+    """Issue 15, replayed: each change below passed the hook before; each fails it now, naming the file and line."""
+    sample = sample_repository(tmp_path / "sample", hooks)
+
+    # Deleting the qa environment from hbsdeploy.yaml breaks partners/example-cpo.yaml, which is not in the commit.
+    config = sample / "hbsdeploy.yaml"
+    original = config.read_text()
+    start = original.index("  qa:\n")
+    config.write_text(original[:start] + original[original.index("  prod:\n"):])
+    bad = pre_commit_run(sample, hooks, "hbsdeploy.yaml")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    qa_line = (sample / "partners" / "example-cpo.yaml").read_text().splitlines().index("  qa:") + 1
+    assert re.search(rf"^partners/example-cpo\.yaml:{qa_line}:3: error\[unknown-environment\]", bad.stdout,
+                     re.MULTILINE), bad.stdout
+    config.write_text(original)
+
+    # A broken _payload.j2: every template that imports it is broken; reported at its line, relative to the repository.
+    payload = sample / "templates" / "_payload.j2"
+    text = payload.read_text()
+    payload.write_text(text.replace("{%- endmacro -%}", "{%- endmacro"))
+    bad = pre_commit_run(sample, hooks, "templates/_payload.j2")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert re.search(r"^templates/_payload\.j2:\d+:1: error\[template-syntax\]: template syntax error",
+                     bad.stdout, re.MULTILINE), bad.stdout
+    assert str(sample) not in bad.stdout
+    payload.write_text(text)
+
+    # A template that compiles but cannot render a partner: one problem, at its line, naming a partner.
+    template = sample / "templates" / "reservation.json.j2"
+    template_text = template.read_text()
+    template.write_text(template_text + "{{ settings.no_such_field }}\n")
+    bad = pre_commit_run(sample, hooks, "templates/reservation.json.j2")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    lines = [line for line in bad.stdout.splitlines() if "error[template-error]" in line]
+    assert len(lines) == 1 and lines[0].startswith("templates/reservation.json.j2:4:1: "), bad.stdout
+    assert "(partner partners/example-cpo" in lines[0], lines
+    template.write_text(template_text)
+
+    # A partner file in a subfolder is never deployed: the hook says so instead of passing it.
+    (sample / "partners" / "sub").mkdir()
+    shutil.copy(sample / "partners" / "example-emp.yaml", sample / "partners" / "sub" / "x.yaml")
+    bad = pre_commit_run(sample, hooks, "partners/sub/x.yaml")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert re.search(r"^partners/sub/x\.yaml:1:1: error\[partner-file-in-subfolder\]", bad.stdout, re.MULTILINE), \
+        bad.stdout
+    (sample / "partners" / "sub" / "x.yaml").unlink()
+
+    assert git(sample, "status", "--porcelain") == ""  # everything restored: the same files pass
+    good = pre_commit_run(sample, hooks, "hbsdeploy.yaml", "templates/_payload.j2", "schemas/partner.schema.json")
+    assert good.returncode == 0, good.stdout + good.stderr

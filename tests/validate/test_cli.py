@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from hbsdeploy.cli.main import cli
@@ -171,24 +172,34 @@ def test_unreadable_file_on_the_command_line(tmp_path: Path) -> None:
     assert done.stdout.startswith("secret.yaml:1:1: error[file-unreadable]")
 
 
-# Runs `hbsdeploy validate` in this process and prints which heavy modules it imported.
+# Runs `hbsdeploy validate ARGS` in this process and prints which heavy modules it imported.
 _IMPORTS = """
 import runpy, sys
-sys.argv = ["hbsdeploy", "validate"]
+sys.argv = ["hbsdeploy", "validate", *sys.argv[1:]]
 try:
     runpy.run_module("hbsdeploy", run_name="__main__")
 except SystemExit as exit:
     code = exit.code
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"requests", "jinja2", "jsonschema", "urllib3", "cryptography"})
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"requests", "jinja2", "jsonschema", "urllib3", "cryptography",
+                                                         "playwright"})
 print(code, " ".join(heavy))
 """
 
 
-def test_validate_imports_neither_requests_nor_jinja2(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("args", "heavy"), [
+    # what pre-commit runs when partner files change: nothing heavy
+    (["valid/cpo.yaml", "valid/emp.yaml"], []),
+    # a full run, or a change to hbsdeploy.yaml, a schema or a template: the templates are rendered, with Jinja
+    ([], ["jinja2"]),
+    (["templates/_payload.j2"], ["jinja2"]),
+])
+def test_validate_imports_nothing_heavy_and_jinja2_only_to_check_templates(tmp_path: Path, args: list[str],
+                                                                           heavy: list[str]) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copy(DATA / "hbsdeploy.yaml", repo / "hbsdeploy.yaml")
     shutil.copytree(DATA / "valid", repo / "valid")
+    shutil.copytree(DATA / "templates", repo / "templates")
     (repo / "valid" / "cpo-user-certificate.yaml").unlink()  # a user certificate rightly loads cryptography
-    done = _subprocess(["-c", _IMPORTS], repo)
-    assert done.stdout.splitlines()[-1].split() == ["0"], done.stdout + done.stderr
+    done = _subprocess(["-c", _IMPORTS, *args], repo)
+    assert done.stdout.splitlines()[-1].split() == ["0", *heavy], done.stdout + done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     (root / "partners").mkdir(parents=True)
     (root / "hbsdeploy.yaml").write_text("environments:\n  sandbox:\n    portal: local\n")
+    shutil.copytree(REPO / "templates", root / "templates")
     (root / "partners" / "handwritten.yaml").write_text(HANDWRITTEN.replace("  qa:\n", ""))
     (root / "partners" / "warned.yaml").write_text(
         'name: W\nrole: cpo\noperator_id: "DE*W01"\nenvironments:\n  sandbox:\nservice_types:\n  authorization:\n'
@@ -117,6 +119,7 @@ def test_gitlab_code_quality_as_gitlab_documents_it(repo: Path) -> None:
 
 def test_gitlab_and_sarif_of_a_clean_run(tmp_path: Path) -> None:
     (tmp_path / "hbsdeploy.yaml").write_text("environments:\n  sandbox:\n    portal: local\n")
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
     assert run(tmp_path, "--format", "gitlab") == (0, "[]\n")
     code, out = run(tmp_path, "--format", "sarif")
     assert code == 0 and json.loads(out)["runs"][0]["results"] == []
