@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hbsdeploy.load.partner import ID_KEYS, SERVICE_TYPES_KEY, Partner
+from hbsdeploy.load.partner import ID_KEYS, SERVICE_TYPES_KEY, Partner, canonical_id
 from hbsdeploy.load.schemacheck import YAML11_BOOLEANS, Finding
 from hbsdeploy.load.yamlload import Document, JsonPath
 
@@ -67,15 +67,17 @@ def partial_partner(document: Document, findings: Iterable[Finding]) -> tuple[Pa
         return None
     role = data.get("role")
     id_key = ID_KEYS.get(role, "") if isinstance(role, str) else ""
-    partner_id = data.get(id_key) if id_key else None
+    written = data.get(id_key) if id_key else None
+    written_id = written if isinstance(written, str) else ""
     name = data.get("name")
     partner = Partner(
         document=Document(document.path, data, document.values, document.keys),
         name=name if isinstance(name, str) else "",
         role=role if id_key else "",
-        partner_id=partner_id if isinstance(partner_id, str) else "",
+        partner_id=canonical_id(role, written_id) if written_id else "",
         id_key=id_key,
         environments=tuple(environments),
+        written_id=written_id,
     )
     return partner, Refused(frozenset(refused))
 
