@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from pathlib import Path
+from typing import Any
+
+import tomllib  # the Python running CI's scripts is 3.11 or newer
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 _MINIMUM = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*>=\s*([0-9][A-Za-z0-9.]*)\s*(?:,.*)?(?:;.*)?$")
@@ -24,9 +26,15 @@ def constraints(requirements: list[str]) -> list[str]:
     return pinned
 
 
-def main() -> int:
+def load_project() -> dict[str, Any]:
+    """The [project] table of pyproject.toml."""
     with PYPROJECT.open("rb") as handle:
-        project = tomllib.load(handle)["project"]
+        project: dict[str, Any] = tomllib.load(handle)["project"]
+    return project
+
+
+def main() -> int:
+    project = load_project()
     try:
         lines = constraints(project["dependencies"])
     except ValueError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
 
 from hbsdeploy.plan.formats import render_plan
@@ -41,7 +41,7 @@ def test_the_json_format_matches_the_schema() -> None:
     check(json.loads(render_plan(one_of_each_kind(), "json")))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(desired_and_current())
 def test_generated_plans_match_the_schema(
         case: tuple[list[Desired], dict[tuple[str, str], ServiceTypeState]]) -> None:

@@ -120,6 +120,7 @@ def test_web_needs_url_and_url_needs_web(tmp_path: Path) -> None:
 def test_validate_with_a_web_environment_imports_no_playwright(tmp_path: Path) -> None:
     _config(tmp_path, WEB_ENV + "    ui:\n      buttons:\n        update: Save\n")
     (tmp_path / "partners").mkdir()
+    (tmp_path / "templates").mkdir()  # a full validate checks the templates (issue 15): a folder without any here
     code = ("import runpy, sys\nsys.argv = ['hbsdeploy', 'validate']\ntry:\n"
             "    runpy.run_module('hbsdeploy', run_name='__main__')\nexcept SystemExit as exit:\n"
             "    print(exit.code, sorted(m for m in sys.modules if m.split('.')[0] in ('playwright', 'requests')))\n")
