@@ -77,6 +77,7 @@ def test_config_defaults_are_what_hbsdeploy_uses(tmp_path: Path) -> None:
     assert config.default_environment == schema["default_environment"]["default"]
     assert config.max_disable_fraction == schema["apply"]["properties"]["max_disable_fraction"]["default"]
     assert config.parallelism == schema["apply"]["properties"]["parallelism"]["default"]
+    assert config.disable_check_min_scope == schema["apply"]["properties"]["disable_check_min_scope"]["default"]
     qa = config.environment("qa")
     assert qa.protected is environment["protected"]["default"]
     assert qa.verify_tls is environment["verify_tls"]["default"]
