@@ -40,7 +40,7 @@ def check(document: Any) -> None:
 
 
 def test_the_schema_is_of_this_format_version() -> None:
-    assert SCHEMA["properties"]["format_version"] == {"const": PLAN_FORMAT_VERSION}
+    assert SCHEMA["properties"]["format_version"]["const"] == PLAN_FORMAT_VERSION
 
 
 @pytest.mark.parametrize("path", GOLDENS, ids=lambda p: p.stem)
