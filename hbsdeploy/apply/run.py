@@ -1,4 +1,5 @@
-"""Applying a plan: exactly its changes, each written with If-Match, read back and verified, audited.
+"""Applying a plan: exactly its changes, each written with If-Match, verified from the write's answer, audited, then
+read back together (one paged listing, or one listing per partner written when they are few).
 
 Partners are applied in parallel (bounded); the changes of one partner one after another. A failed change does not
 stop the others; an interruption stops new writes and lets the ones in flight finish. Every change ends applied,
@@ -12,7 +13,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from hbsdeploy.apply.audit import AuditError, AuditLog
 from hbsdeploy.errors import HbsError
@@ -28,6 +29,7 @@ from hbsdeploy.portal import (
     PortalError,
     PortalRefused,
     PortalStateError,
+    ServiceTypeState,
     VersionConflict,
 )
 from hbsdeploy.text import one_line, plural
@@ -57,6 +59,7 @@ class ChangeResult:
     status: Status
     message: str | None = None
     evidence: tuple[str, ...] = ()  # screenshots of the write (web portal), as the portal saved them
+    written: ServiceTypeState | None = field(default=None, compare=False)  # the write's answer, when applied
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,10 @@ def check_disable_share(plan: Plan, max_fraction: float, min_scope: int, *, allo
 
 
 def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int = 8,
-               progress: Progress | None = None, stop: threading.Event | None = None) -> ApplyResult:
-    """Make the plan's changes; stop new writes when `stop` is set or on KeyboardInterrupt."""
+               progress: Progress | None = None, stop: threading.Event | None = None,
+               read_back: bool = True) -> ApplyResult:
+    """Make the plan's changes, each verified from the write's answer; stop new writes when `stop` is set or on
+    KeyboardInterrupt. Then, unless interrupted and when `read_back`, read the partners written back together."""
     stop = stop or threading.Event()
     by_partner: dict[str, list[Change]] = defaultdict(list)
     for change in plan.changes:
@@ -168,6 +173,10 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
         raise
     finally:
         interrupted = _finish_writes_in_flight(pool, stop, portal) or interrupted
+    if read_back and not (interrupted or stop.is_set()):
+        for result in _read_back(portal, [r for r in results.values() if r.written is not None], parallelism):
+            results[result.change.key] = result
+            _audit_read_back(audit, plan, result, audit_errors)
     ordered = tuple(results.get(change.key, ChangeResult(change, Status.NOT_ATTEMPTED,
                                                          "interrupted before this change" if interrupted or
                                                          stop.is_set() else None))
@@ -187,6 +196,43 @@ def _finish_writes_in_flight(pool: ThreadPoolExecutor, stop: threading.Event, po
             interrupted = True
             stop.set()
             portal.cancel()
+
+
+def _read_back(portal: Portal, applied: list[ChangeResult], parallelism: int) -> list[ChangeResult]:
+    """The second look, batched: the partners written, read once after all the writes (the paged listing when they
+    are many, read_current decides); the changes whose read disagrees with their write's answer, now failed."""
+    if not applied:
+        return []
+    try:
+        current = read_current(portal, {r.change.partner_id for r in applied}, parallelism)
+    except Exception as exc:  # the writes' answers proved them; only the second look is missing
+        reason = str(exc) if isinstance(exc, PortalError) else f"{type(exc).__name__}: {exc}"
+        return [replace(r, message=f"applied as the write's answer shows, but reading the partners back after the "
+                        f"writes failed ({one_line(reason, 300)}); run plan to look again") for r in applied]
+    failed = []
+    for result in applied:
+        assert result.written is not None
+        now = current.get(result.change.key)
+        if now is None:
+            problem = "the portal no longer lists it"
+        elif now.version == result.written.version and normalize_settings(now.settings) != dict(result.change.after):
+            problem = f"it reads back different settings under the version the write answered ({now.version})"
+        else:  # as written, or written over since by someone else (the write's answer stands; plan shows the rest)
+            continue
+        failed.append(replace(result, status=Status.FAILED, message=f"the portal accepted the update, but {problem} "
+                              "when read back after the writes; check the portal"))
+    return failed
+
+
+def _audit_read_back(audit: AuditLog, plan: Plan, result: ChangeResult, errors: list[str]) -> None:
+    """A second audit entry for a change its read-back changed (failed, or applied without the second look)."""
+    change = result.change
+    try:
+        audit.record(environment=plan.environment, partner_id=change.partner_id, service_type=change.service_type,
+                     kind=change.kind.value, before=change.before, after=change.after, result=result.status.value,
+                     message=result.message, plan_checksum=plan.checksum)
+    except AuditError as exc:
+        errors.append(str(exc))
 
 
 def partners_of_changes(plan: Plan) -> list[str]:
@@ -209,18 +255,15 @@ def _apply_change(portal: Portal, change: Change) -> ChangeResult:
     except Exception as exc:  # e.g. a transport error the portal client did not classify
         return _after_unclear_write(portal, change, f"unexpected error while writing ({type(exc).__name__}: "
                                                     f"{one_line(str(exc), 300)}); check the portal")
-    try:
-        stored = portal.get_service_type(change.partner_id, change.service_type)
-    except Exception as exc:
-        reason = str(exc) if isinstance(exc, PortalError) else f"{type(exc).__name__}: {exc}"
-        return ChangeResult(change, Status.FAILED, f"the portal accepted the update but reading it back failed "
-                                                   f"({one_line(reason, 300)}); run plan to see whether "
-                                                   "it holds", written.evidence)
-    if normalize_settings(stored.settings) != dict(change.after):
-        return ChangeResult(change, Status.FAILED,
-                            "the portal accepted the update but reads back different settings; check the portal",
-                            written.evidence)
-    return ChangeResult(change, Status.APPLIED, None, written.evidence)
+    # The contract's answer to a write is the stored settings and their new version: it proves the write, no GET.
+    if normalize_settings(written.settings) != dict(change.after):
+        return ChangeResult(change, Status.FAILED, "the portal accepted the update but answered with different "
+                                                   "settings; check the portal", written.evidence)
+    if written.version == change.version:
+        return ChangeResult(change, Status.FAILED, f"the portal accepted the update but answered with the version the "
+                                                   f"plan saw ({one_line(written.version, 64)}), not a new one; "
+                                                   "run plan to see whether it holds", written.evidence)
+    return ChangeResult(change, Status.APPLIED, None, written.evidence, written)
 
 
 def _after_unclear_write(portal: Portal, change: Change, reason: str) -> ChangeResult:

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from hbsdeploy.check.project import Project, load_project
@@ -57,16 +58,70 @@ def desired_payloads(project: Project, environment: Environment, renderer: Rende
     return [Desired(r.partner_id, names[r.partner_id], r.service_type, r.payload) for r in rendered]
 
 
-def read_current(portal: Portal, partner_ids: Iterable[str], parallelism: int,
-                 progress: Progress | None = None) -> dict[tuple[str, str], ServiceTypeState]:
-    """One listing request per partner, `parallelism` at a time."""
+# Beyond this many partners a targeted read (a saved plan's freshness check, apply's read-back) takes the paged listing
+# of the whole account: a few pages cost less than several rounds of one listing per partner at `parallelism`.
+BULK_MIN_PARTNERS = 32
+
+
+@dataclass(frozen=True)
+class PortalRead:
+    """What a read of the portal found: the state of each partner asked for (by partner and service type), and
+    every other partner the paged listing named (None when the partners were read one by one)."""
+
+    current: dict[tuple[str, str], ServiceTypeState]
+    others: dict[str, dict[str, ServiceTypeState]] | None = None
+
+
+def read_portal(portal: Portal, partner_ids: Iterable[str], parallelism: int, progress: Progress | None = None, *,
+                bulk: bool | None = None) -> PortalRead:
+    """The portal's state of `partner_ids`: from the paged listing of the whole account (`bulk`; by default when
+    more than BULK_MIN_PARTNERS are asked for), then one listing each for a partner it did not name (the portal
+    does not know it yet: 404, or the defaults on one that registers partners on their first write); else one
+    listing per partner, `parallelism` at a time."""
     ids = sorted(set(partner_ids))
+    if bulk is None:
+        bulk = len(ids) > BULK_MIN_PARTNERS
+    if not bulk:
+        return PortalRead(_read_each(portal, ids, parallelism, progress))
+    try:
+        listed = portal.list_all_service_types()
+    except BaseException:
+        portal.cancel()
+        raise
+    current = {(partner_id, name): state for partner_id in ids if partner_id in listed
+               for name, state in listed[partner_id].items()}
+    missing = [partner_id for partner_id in ids if partner_id not in listed]
+    found = len(ids) - len(missing)
+    if progress and found:
+        progress(found, len(ids))
+
+    def shifted(done: int, _total: int) -> None:
+        if progress:
+            progress(found + done, len(ids))
+
+    current.update(_read_each(portal, missing, parallelism, shifted))
+    wanted = set(ids)
+    return PortalRead(current, {partner_id: states for partner_id, states in listed.items()
+                                if partner_id not in wanted})
+
+
+def read_current(portal: Portal, partner_ids: Iterable[str], parallelism: int, progress: Progress | None = None, *,
+                 bulk: bool | None = None) -> dict[tuple[str, str], ServiceTypeState]:
+    """The state of every service type of `partner_ids` (read_portal without the other partners)."""
+    return read_portal(portal, partner_ids, parallelism, progress, bulk=bulk).current
+
+
+def _read_each(portal: Portal, ids: list[str], parallelism: int,
+               progress: Progress | None) -> dict[tuple[str, str], ServiceTypeState]:
+    """One listing request per partner, `parallelism` at a time."""
     current: dict[tuple[str, str], ServiceTypeState] = {}
+    if not ids:
+        return current
 
     def one(partner_id: str) -> dict[str, ServiceTypeState]:
         return portal.list_service_types(partner_id)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(ids))))
     try:
         for done, (partner_id, states) in enumerate(zip(ids, pool.map(one, ids), strict=True), start=1):
             current.update(((partner_id, name), state) for name, state in states.items())
@@ -82,11 +137,16 @@ def read_current(portal: Portal, partner_ids: Iterable[str], parallelism: int,
 
 def make_plan(project: Project, environment: Environment, portal: Portal, parallelism: int,
               progress: Progress | None = None, renderer: Renderer | None = None,
-              service_types: Sequence[str] = ()) -> Plan:
-    """Render, read the portal (only the partners with a service type in scope), and diff: the plan for one
-    environment."""
+              service_types: Sequence[str] = (), *, bulk: bool | None = None,
+              others_out: dict[str, dict[str, ServiceTypeState]] | None = None) -> Plan:
+    """Render, read the portal (only the partners with a service type in scope; the paged listing when `bulk`, by
+    default for more than BULK_MIN_PARTNERS partners), and diff: the plan for one environment. The partners the
+    listing named besides go into `others_out`."""
     desired = desired_payloads(project, environment, renderer or Renderer(project.config), service_types)
-    current = read_current(portal, (d.partner_id for d in desired), parallelism, progress)
+    read = read_portal(portal, (d.partner_id for d in desired), parallelism, progress, bulk=bulk)
+    current = read.current
+    if others_out is not None and read.others is not None:
+        others_out.update(read.others)
     plan = compute_plan(environment.name, desired, current, portal=portal_identity(environment, project.config.root))
     listing: dict[str, dict[str, ServiceTypeState]] = {}
     for (partner_id, name), state in current.items():
@@ -96,14 +156,18 @@ def make_plan(project: Project, environment: Environment, portal: Portal, parall
     return dataclasses.replace(plan, unmanaged=unmanaged) if unmanaged else plan
 
 
-def with_partners_without_file(plan: Plan, portal: Portal, environment: Environment) -> Plan:
+def with_partners_without_file(plan: Plan, portal: Portal, environment: Environment,
+                               listed: dict[str, dict[str, ServiceTypeState]] | None = None) -> Plan:
     """The plan with what the portal keeps for partners no partner file deploys to `environment` (a deleted file),
-    from the portal's listing of every partner (for a manual environment, the recorded state). Not for a web
-    portal, where that listing opens every partner account's page: docs/review.md."""
+    from the portal's listing of every partner (`listed`, when the plan read it already; for a manual environment,
+    the recorded state). Not for a web portal, where that listing opens every partner account's page:
+    docs/review.md."""
     if environment.kind == "web":
         return plan
     in_scope = {o.partner_id for o in plan.observed}
-    others = {pid: states for pid, states in portal.list_all_service_types().items() if pid not in in_scope}
+    if listed is None:
+        listed = portal.list_all_service_types()
+    others = {pid: states for pid, states in listed.items() if pid not in in_scope}
     found = find_unmanaged((), others, in_scope)
     if not found:
         return plan
@@ -123,9 +187,14 @@ def plan_environment(config: Config, environment: Environment, partner_ids: Sequ
     portal = open_portal(environment, parallelism=parallelism)
     try:
         with hooks.progress(f"reading {environment.name}") as progress:
-            plan = make_plan(project, environment, portal, parallelism, progress, service_types=service_types)
+            # The whole repository: the paged listing (read once, for the plan and for the partners without a file);
+            # --partner, or a web portal (whose listing opens every account's page): each partner's own listing.
+            bulk = not partner_ids and environment.kind != "web"
+            listed: dict[str, dict[str, ServiceTypeState]] = {}
+            plan = make_plan(project, environment, portal, parallelism, progress, service_types=service_types,
+                             bulk=bulk, others_out=listed)
         if not partner_ids and not service_types:  # a plan of everything also says what no partner file manages
-            plan = with_partners_without_file(plan, portal, environment)
+            plan = with_partners_without_file(plan, portal, environment, listed if bulk else None)
     finally:
         portal.close()
     return with_disable_check(with_source(plan, portal), config, allow_disables)

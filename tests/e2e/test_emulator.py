@@ -88,34 +88,76 @@ def test_plan_apply_plan_with_exact_request_counts(portal_env: ServerHandle, rep
     planned = run_cli("plan", "--detailed-exitcode")
     assert planned.code == 2, planned.output
     assert "Plan: 4 to enable, 0 to change, 0 to disable." in planned.stdout
-    # one listing per partner, and one page of every partner's (what no partner file manages: docs/review.md)
-    assert count.delta(3 + 1) == 3 + 1
+    assert count.delta(1) == 1  # one page of the partners listing
 
     applied = run_cli("apply", "--auto-approve")
     assert applied.code == 0, applied.output
     assert "Apply: 4 applied, 0 failed, 0 not attempted." in applied.stdout
-    assert count.delta(4 + 4 + 4) == 4 + 4 + 4  # plan, one write per change, one verifying read per write
+    assert count.delta(1 + 4 + 3) == 1 + 4 + 3  # plan, one write per change, one read-back listing per partner
 
     after = run_cli("plan", "--detailed-exitcode")
     assert after.code == 0, after.output
-    assert count.delta(4) == 4
+    assert count.delta(1) == 1
     again = run_cli("apply", "--auto-approve")
-    assert again.code == 0 and count.delta(4) == 4  # no write
-    assert portal_env.stats.statuses == {200: 4 + 12 + 4 + 4}
+    assert again.code == 0 and count.delta(1) == 1  # no write
+    assert portal_env.stats.statuses == {200: 1 + 8 + 1 + 1}
 
     held = emulator_state(tmp_path)
     assert sorted(held) == EXAMPLE_KEYS and all(version == 1 for _, version in held.values())
     assert held[("DE*A36", "authorization")][0]["service_url"] == "https://oicp-qa.example-charging.com"  # type: ignore[index]
 
+    targeted = run_cli("plan", "--partner", "DE*A36", "--detailed-exitcode")
+    assert targeted.code == 0 and count.delta(1) == 1  # that partner's own listing
+
 
 def test_saved_plan_costs_one_listing_per_partner_more(portal_env: ServerHandle, repo: Path) -> None:
     count = Counter(portal_env)
     assert run_cli("plan", "--out", "plan.json").code == 0
-    assert count.delta(3 + 1) == 3 + 1  # one listing per partner, one page of every partner's
+    assert count.delta(1) == 1
     applied = run_cli("apply", "plan.json")
     assert applied.code == 0, applied.output
-    assert count.delta(3 + 4 + 4) == 3 + 4 + 4  # freshness check (one listing per partner), writes, verifying reads
+    assert count.delta(3 + 4 + 3) == 3 + 4 + 3  # freshness check and read-back: one listing per partner, writes
     assert run_cli("plan", "--detailed-exitcode").code == 0
+
+
+MANY = """\
+name: Many Partner {index}
+role: cpo
+operator_id: "{partner_id}"
+environments:
+  qa:
+service_types:
+  authorization:
+    online_request: true
+    broadcast_request: false
+    service_url: https://oicp.many{index}.example.com
+    client_certification: true
+  reservation:
+    online_request: true
+    service_url: https://oicp.many{index}.example.com/reservation
+    client_certification: true
+"""
+
+
+def test_many_partners_cost_one_write_per_change_and_a_few_pages(repo: Path, tls: TlsFiles, tls_emulator: Start,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [f"DE*M{index:02d}" for index in range(40)]  # more than BULK_MIN_PARTNERS: pages, not one read each
+    for index, partner_id in enumerate(ids):
+        (repo / "partners" / f"m{index:02d}.yaml").write_text(MANY.format(partner_id=partner_id, index=index),
+                                                               encoding="utf-8")
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    handle = tls_emulator(partners=[*EXAMPLE_PARTNERS, *ids], token=TOKEN)
+    (repo / "hbsdeploy.yaml").write_text(emulator_config(handle.url, tls), encoding="utf-8")
+    count = Counter(handle)
+    assert run_cli("plan", "--out", "plan.json").code == 0
+    assert count.delta(1) == 1
+    changes = 4 + 2 * len(ids)
+    applied = run_cli("apply", "plan.json")
+    assert applied.code == 0, applied.output
+    assert f"Apply: {changes} applied, 0 failed, 0 not attempted." in applied.stdout
+    assert count.delta(1 + changes + 1) == 1 + changes + 1  # freshness page, one PUT per change, read-back page
+    assert run_cli("apply", "--auto-approve").code == 0 and count.delta(1) == 1  # re-apply: 0 writes
+    assert handle.stats.statuses == {200: 1 + 1 + changes + 1 + 1}
 
 
 def test_the_token_and_key_appear_nowhere(portal_env: ServerHandle, repo: Path, tls: TlsFiles) -> None:
@@ -211,7 +253,7 @@ def test_faults_are_reported_exactly_and_reruns_converge(repo: Path, tls: TlsFil
     """A second emulator serves the same store with faults (500, 503, 429, dropped connections, lost answers)."""
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     clean = tls_emulator(partners=EXAMPLE_PARTNERS, token=TOKEN)
-    faulty = tls_emulator(partners=EXAMPLE_PARTNERS, token=TOKEN, fail_rate=0.25, seed=7)
+    faulty = tls_emulator(partners=EXAMPLE_PARTNERS, token=TOKEN, fail_rate=0.25, seed=2)
     (repo / "hbsdeploy.yaml").write_text(emulator_config(faulty.url, tls, max_retries=0), encoding="utf-8")
     partial_runs = 0
     for _ in range(30):

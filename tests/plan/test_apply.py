@@ -32,7 +32,9 @@ class Misbehaving(LocalPortal):
         self.partner = partner
         self.fault = fault
         self.reads: list[str] = []
+        self.listings: list[str] = []
         self.cancelled = 0
+        self.written = False
 
     def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
                             if_match: str) -> ServiceTypeState:
@@ -44,12 +46,25 @@ class Misbehaving(LocalPortal):
             raise REFUSALS[self.fault](f"portal 'x': {self.fault}")
         if partner_id == self.partner and self.fault == "interrupt":
             raise KeyboardInterrupt
+        if partner_id == self.partner and self.fault == "answer-without-new-version":
+            super().update_service_type(partner_id, service_type, payload, if_match)
+            return ServiceTypeState(partner_id, service_type, payload, if_match)
+        self.written = True
         return super().update_service_type(partner_id, service_type, payload, if_match)
+
+    def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
+        self.listings.append(partner_id)
+        states = super().list_service_types(partner_id)
+        if partner_id == self.partner and self.written and self.fault == "read-back-fails":
+            raise PortalUnavailable("portal 'x': read timed out")
+        if partner_id == self.partner and self.written and self.fault == "read-back-differs":
+            state = states["authorization"]
+            states["authorization"] = ServiceTypeState(partner_id, "authorization",
+                                                       {**state.settings, "online_request": False}, state.version)
+        return states
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         self.reads.append(partner_id)
-        if partner_id == self.partner and self.fault == "read-back-fails":
-            raise PortalUnavailable("portal 'x': read timed out")
         return super().get_service_type(partner_id, service_type)
 
     def cancel(self) -> None:
@@ -66,8 +81,10 @@ def all_on() -> list[Any]:
 
 @pytest.mark.parametrize("fault, message", [
     ("write-crashes", "unexpected error while writing (ConnectionResetError: peer reset the connection)"),
-    ("read-back-fails", "the portal accepted the update but reading it back failed (portal 'x': read timed out)"),
-    ("write-ignored", "the portal accepted the update but reads back different settings"),
+    ("write-ignored", "the portal accepted the update but answered with different settings"),
+    ("answer-without-new-version", "answered with the version the plan saw (\"0\"), not a new one"),
+    ("read-back-differs", "the portal accepted the update, but it reads back different settings under the version "
+                          "the write answered (\"1\") when read back after the writes"),
 ])
 def test_a_failing_change_is_reported_and_the_others_are_applied(tmp_path: Path, fault: str, message: str) -> None:
     portal = Misbehaving(tmp_path / "state.sqlite3", "DE*B12", fault)
@@ -84,6 +101,29 @@ def test_a_failing_change_is_reported_and_the_others_are_applied(tmp_path: Path,
     healthy = LocalPortal(tmp_path / "state.sqlite3")
     rerun = apply_plan(plan_for(healthy, all_on()), healthy, AuditLog(tmp_path / "audit.jsonl"))
     assert rerun.ok and not plan_for(healthy, all_on()).has_changes
+
+
+def test_writes_are_verified_from_their_answers_and_read_back_once_per_partner(tmp_path: Path) -> None:
+    portal = Misbehaving(tmp_path / "state.sqlite3", "DE*B12", "none")
+    plan = plan_for(portal, all_on())
+    portal.listings.clear()
+    result = apply_plan(plan, portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=2)
+    assert result.ok and len(plan.changes) == 3
+    assert portal.reads == []  # no GET per write
+    assert sorted(portal.listings) == sorted(PARTNERS)  # one listing per partner written, after the writes
+    portal.listings.clear()
+    assert apply_plan(plan, portal, AuditLog(tmp_path / "audit.jsonl"), read_back=False).count(Status.FAILED) == 3
+    assert portal.listings == []  # stale versions: nothing written, nothing to read back
+
+
+def test_a_failed_read_back_leaves_the_writes_applied_and_says_so(tmp_path: Path) -> None:
+    portal = Misbehaving(tmp_path / "state.sqlite3", "DE*B12", "read-back-fails")
+    result = apply_plan(plan_for(portal, all_on()), portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=2)
+    assert result.count(Status.APPLIED) == 3
+    assert all("applied as the write's answer shows, but reading the partners back after the writes failed "
+               "(portal 'x': read timed out)" in str(r.message) for r in result.results)
+    entries = read_audit(tmp_path / "audit.jsonl")
+    assert [e["result"] for e in entries] == ["applied"] * 6 and sum(1 for e in entries if e["message"]) == 3
 
 
 @pytest.mark.parametrize("fault, looked", [("refused", False), ("state-file", False), ("unavailable", True)])

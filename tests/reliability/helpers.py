@@ -286,9 +286,10 @@ class FakePortal:
         method = handler.command
         self.requests[method] = self.requests.get(method, 0) + 1
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-        segments = handler.path.split("?")[0].split("/")  # "", v1, partners[, ID, service-types[, name]]
-        listing_all = len(segments) == 3  # GET /v1/partners: every partner's service types (one page here)
-        partner_id = "" if listing_all else unquote(segments[3])
+        path, _, query = handler.path.partition("?")
+        segments = path.split("/")  # "", v1, partners[, ID, service-types[, name]]
+        listing = len(segments) == 3
+        partner_id = unquote(segments[3]) if not listing else ""
         service_type = unquote(segments[5]) if len(segments) == 6 else None
         mode = self.modes.get(method, "ok")
         if method == "PUT" and (mode == "ok" or self.write_first):
@@ -314,11 +315,18 @@ class FakePortal:
             return self.send(handler, 200, self.wrong_body)
         if mode == "retry-after":
             return self.send(handler, 429, {"error": "rate_limited", "message": "slow down"}, {"Retry-After": "3600"})
-        if listing_all:
-            return self.send(handler, 200, {"partners": [
-                {"partner_id": pid, "service_types": {name: {"settings": dict(s.settings), "version": s.version}
-                                                      for name, s in states.items()}}
-                for pid, states in sorted(self.portal.list_all_service_types().items())]})
+        if listing:
+            from urllib.parse import parse_qs
+
+            params = parse_qs(query)
+            token = params.get("page_token", [None])[0]
+            page, next_token = self.portal.list_page(token, int(params.get("page_size", ["100"])[0]))
+            answer: dict[str, Any] = {"partners": [{"partner_id": pid, "service_types": {
+                name: {"settings": dict(s.settings), "version": s.version} for name, s in states.items()}}
+                for pid, states in page.items()]}
+            if next_token is not None:
+                answer["next_page_token"] = next_token
+            return self.send(handler, 200, answer)
         if service_type is None:
             states = self.portal.list_service_types(partner_id)
             return self.send(handler, 200, {"partner_id": partner_id, "service_types": {

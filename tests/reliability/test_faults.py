@@ -150,7 +150,7 @@ def test_a_portal_slower_than_the_read_timeout_is_one_clear_error_after_bounded_
     assert ran.code == 1 and ran.stdout == "" and "Traceback" not in ran.stderr
     assert ran.stderr.splitlines() == [
         f"error: portal 'qa' ({handle.url}): the portal did not answer within the read timeout while reading/writing "
-        "the service types of DE*R00, after 2 attempts; check the URL, the network and the timeouts, then try again"]
+        "the partners listing, after 2 attempts; check the URL, the network and the timeouts, then try again"]
 
 
 def test_writes_whose_answers_time_out_are_reported_as_may_have_landed(work: Path, emulator: Start) -> None:
@@ -190,25 +190,33 @@ def fake(tmp_path: Path) -> Iterator[Callable[..., FakePortal]]:
         portal.stop()
 
 
-@pytest.mark.parametrize("mode, wrong_body, reason, attempts", [
-    ("close", None, "the portal closed the connection while reading/writing the service types of DE*R00, after 3 "
-                    "attempts", 3),
-    ("not-json", None, "the portal answered 200 with a body that is not JSON (text/html); is portal: the API's base "
-                       "URL?", 1),
-    ("wrong-body", {"items": []}, "the list of service types in the portal's answer is not an object with a "
-                                  "`service_types` object; the portal does not follow "
-                                  "schemas/portal-api.openapi.yaml", 1),
-    ("wrong-body", {"partner_id": "DE*X99", "service_types": {}}, "partner_id in the portal's answer is not "
-                                                                  "'DE*R00' (the partner asked for)", 1),
-    ("retry-after", None, "the portal answered 429 and asks to wait 3600 s (Retry-After), more than the 60 s "
-                          "hbsdeploy waits; try again later", 1),
+@pytest.mark.parametrize("targeted, mode, wrong_body, reason, attempts", [
+    (True, "close", None, "the portal closed the connection while reading/writing the service types of DE*R00, "
+                          "after 3 attempts", 3),
+    (False, "close", None, "the portal closed the connection while reading/writing the partners listing, after 3 "
+                           "attempts", 3),
+    (False, "not-json", None, "the portal answered 200 with a body that is not JSON (text/html); is portal: the API's "
+                              "base URL?", 1),
+    (True, "wrong-body", {"items": []}, "the list of service types in the portal's answer is not an object with a "
+                                        "`service_types` object; the portal does not follow "
+                                        "schemas/portal-api.openapi.yaml", 1),
+    (False, "wrong-body", {"items": []}, "the partners listing in the portal's answer is not an object with a "
+                                         "`partners` list; the portal does not follow "
+                                         "schemas/portal-api.openapi.yaml", 1),
+    (True, "wrong-body", {"partner_id": "DE*X99", "service_types": {}}, "partner_id in the portal's answer is not "
+                                                                        "'DE*R00' (the partner asked for)", 1),
+    (False, "retry-after", None, "the portal answered 429 and asks to wait 3600 s (Retry-After), more than the 60 s "
+                                 "hbsdeploy waits; try again later", 1),
 ])
 def test_a_misbehaving_portal_while_planning_is_one_line_naming_it(work: Path, fake: Callable[..., FakePortal],
-                                                                   mode: str, wrong_body: dict[str, Any] | None,
+                                                                   targeted: bool, mode: str,
+                                                                   wrong_body: dict[str, Any] | None,
                                                                    reason: str, attempts: int) -> None:
+    """The whole repository is read through the partners listing; --partner through that partner's own listing."""
     portal = fake({"GET": mode}, wrong_body=wrong_body)
     make_repo(work, 1, url=portal.url, max_retries=2)
-    for command in (["plan"], ["apply", "--auto-approve"]):
+    narrow = ["--partner", "DE*R00"] if targeted else []
+    for command in (["plan", *narrow], ["apply", "--auto-approve", *narrow]):
         before = portal.requests.get("GET", 0)
         ran = run_cli(*command)
         assert ran.code == 1 and ran.stdout == "" and "Traceback" not in ran.stderr, ran.output
@@ -225,7 +233,8 @@ def test_a_read_answered_500_is_retried(work: Path, fake: Callable[..., FakePort
     make_repo(work, 1, url=portal.url, max_retries=2)
     ran = run_cli("plan")
     assert ran.code == 0 and "Plan: 2 to enable" in ran.stdout, ran.output
-    assert portal.requests["GET"] == 2 + 1  # the listing, retried once; then the listing of every partner
+    # the listing (500, then again), then the partner's own listing: a new partner is not listed before its first write
+    assert portal.requests["GET"] == 3
 
 
 @pytest.mark.parametrize("mode", ["close", "not-json", "wrong-body", "retry-after"])
