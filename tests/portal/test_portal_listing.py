@@ -160,3 +160,27 @@ def test_a_refused_write_registers_no_partner(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="changed since the plan"):
         portal.update_service_type("DE*A36", "authorization", payload(), '"3"')
     assert Store(tmp_path / "s.sqlite3").partners() == []
+
+
+def test_the_environment_is_read_once_and_deadlines_share_one_thread(rsps: responses.RequestsMock,
+                                                                     client: Callable[..., HttpPortal],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proxy and CA variables are looked up when the portal opens, as requests would per request (no_proxy too);
+    every attempt's deadline is kept by one watchdog thread, not a timer thread each."""
+    import threading
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
+    portal = client()
+    assert portal._proxies == {"https": "http://proxy.example:3128"} and portal._verify == "/etc/ssl/bundle.pem"
+    assert portal.session.trust_env is False
+    monkeypatch.setenv("NO_PROXY", "gateway.example")
+    assert client(ca_bundle=None)._proxies == {}
+    rsps.get(PARTNERS, json={"partners": [entry(f"DE*A{n:02d}") for n in range(3)]})
+    for _ in range(5):
+        rsps.get(f"{BASE}/v1/partners/DE%2AA36/service-types", json=entry("DE*A36"))
+    portal.list_all_service_types()
+    for _ in range(5):
+        portal.list_service_types("DE*A36")
+    assert [t.name for t in threading.enumerate()].count("hbsdeploy-deadlines") == 1
