@@ -14,10 +14,16 @@ from typing import Any
 
 import pytest
 import trustme
+from hypothesis import HealthCheck, settings
 
 from tests.fixtures.emulator import Emulators
 from tests.fixtures.tls import TlsFiles, make_tls_files
 from tests.helpers import REPO
+
+# No timed assertions: Hypothesis's 200 ms deadline per example and its too-slow health check fail tests on a loaded
+# machine (both seen on 2 shared cores), whatever the code under test does.
+settings.register_profile("hbsdeploy", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hbsdeploy")
 
 
 def _is_loopback(address: Any) -> bool:
