@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hbsdeploy.check.validate import validate
+from hbsdeploy.check.validate import files_declaring, validate
 from hbsdeploy.errors import HbsError, InputError, Problem
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import Partner, canonical_ids
@@ -27,8 +27,20 @@ class Project:
 
 def load_project(config: Config, environment: Environment | None = None,
                  partner_ids: Sequence[str] = ()) -> Project:
-    """Validate every partner file (refusing on any error), then select the partners named, or all."""
-    report = validate(config, None, environment.name if environment else None)
+    """Validate the partner files (refusing on any error), then select the partners named, or all. With
+    `partner_ids`, only the files whose ID line names them are loaded and validated (a line scan finds them; the
+    cross-file checks, such as duplicate IDs, stay validate's), every file when the scan cannot tell."""
+    name = environment.name if environment else None
+    report = None
+    if partner_ids:
+        paths = files_declaring(config, partner_ids)
+        if paths is not None:
+            report = validate(config, paths, name)
+            ids = {p.partner_id for p in report.partners}
+            if not report.errors and not all(pid in ids for pid in partner_ids):
+                report = None  # an ID line the scan misread (e.g. another partner's ID in a comment): load all
+    if report is None:
+        report = validate(config, None, name)
     if report.errors:
         raise InputError(report.errors)
     partners = sorted(report.partners, key=lambda p: (p.partner_id, p.role))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,6 +241,25 @@ def _duplicates_in_unchecked_files(ids: dict[tuple[str, str], Partner], config: 
                     f"{'' if written == partner.written_id else f' (as {written!r})'}; one file per partner and "
                     "role"))
     return problems
+
+
+def files_declaring(config: Config, partner_ids: Sequence[str]) -> list[Path] | None:
+    """The partner files whose ID line names one of `partner_ids` as written (a line scan, no YAML parsed: what
+    `plan --partner` validates instead of every file), or None when an ID is on no such line (written some other way:
+    every file must be loaded to find it)."""
+    wanted = set(partner_ids)
+    found: set[str] = set()
+    paths = []
+    for path in config.partner_files():
+        try:
+            raw = read_bytes(path, MAX_FILE_BYTES)
+        except OSError:  # a FIFO, device or unreadable file: reported when validate loads it
+            continue
+        named = {match.group(2).decode("utf-8", errors="replace") for match in _ID_LINE.finditer(raw)} & wanted
+        if named:
+            paths.append(path)
+            found |= named
+    return paths if found == wanted else None
 
 
 def validation_failed(report: ValidationReport, strict: bool) -> bool:

@@ -241,3 +241,36 @@ def test_plan_environment_hands_validation_warnings_to_its_hooks(config: Config,
     assert [p.rule for p in hooks.warnings] == ["cpo-broadcast"]
     assert hooks.calls == ["warn", "progress reading sandbox"]  # warned before the portal is read
     assert len(plan.changes) == 2
+
+
+def test_plan_of_one_partner_loads_only_its_file(config: Config, repo_copy: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """--partner validates the file that declares the partner; another file's error is validate's (and a full
+    plan's) to report, as are the cross-file checks."""
+    import hbsdeploy.check.validate as validate_module
+    from hbsdeploy.check.validate import validate
+
+    (repo_copy / "partners" / "broken.yaml").write_text('name: Broken\nrole: cpo\noperator_id: "DE*Z99"\n'
+                                                        "environments: {}\nservice_types: yes\n")
+    loaded: list[str] = []
+    real = validate_module.load_partner
+
+    def counting(path: Path) -> object:
+        loaded.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(validate_module, "load_partner", counting)
+    plan = plan_environment(config, config.environment("sandbox"), ("DE*A36",), parallelism=2, hooks=Script())
+    assert loaded == ["example-cpo.yaml"] and {c.partner_id for c in plan.changes} == {"DE*A36"}
+    with pytest.raises(HbsError, match="broken.yaml"):
+        plan_environment(config, config.environment("sandbox"), parallelism=2, hooks=Script())
+    assert [p.rule for p in validate(config).errors] != []
+    # the ID written in a way the line scan does not read (a YAML escape): every file is loaded to find it
+    (repo_copy / "partners" / "broken.yaml").unlink()
+    emp = repo_copy / "partners" / "example-emp.yaml"
+    emp.write_text(emp.read_text().replace('provider_id: "DE-8EO"', 'provider_id: "DE\\x2D8EO"'))
+    loaded.clear()
+    plan = plan_environment(config, config.environment("sandbox"), ("DE-8EO",), parallelism=2, hooks=Script())
+    assert sorted(loaded) == sorted(p.name for p in (repo_copy / "partners").glob("*.yaml"))
+    assert {c.partner_id for c in plan.changes} == {"DE-8EO"}
+
