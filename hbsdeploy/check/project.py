@@ -35,7 +35,7 @@ def load_project(config: Config, environment: Environment | None = None,
     if partner_ids:
         paths = files_declaring(config, partner_ids)
         if paths is not None:
-            report = validate(config, paths, name)
+            report = validate(config, paths, name, scan_others=False)
             ids = {p.partner_id for p in report.partners}
             if not report.errors and not all(pid in ids for pid in partner_ids):
                 report = None  # an ID line the scan misread (e.g. another partner's ID in a comment): load all

@@ -109,7 +109,8 @@ def check_partner_file(path: Path, config: Config, environments: list[Environmen
     return CheckedFile(problems, partner, partial)
 
 
-def validate(config: Config, paths: list[Path] | None = None, environment: str | None = None) -> ValidationReport:
+def validate(config: Config, paths: list[Path] | None = None, environment: str | None = None, *,
+             scan_others: bool = True) -> ValidationReport:
     """Validate the config and the partner files (all of them when `paths` is None) in one or all environments.
 
     Given paths, as pre-commit passes the changed files: the partner files among them; every partner file when
@@ -159,7 +160,7 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
             partners.append(checked.partner)
         if checked.partial is not None and checked.partial.partner_id:
             identified.append(checked.partial)
-    report.add(_duplicate_ids(identified, config, None if everything else partner_paths))
+    report.add(_duplicate_ids(identified, config, None if everything or not scan_others else partner_paths))
     report.partners = partners
     report.checked_all = everything
     return report.finish()

@@ -253,13 +253,13 @@ def test_plan_of_one_partner_loads_only_its_file(config: Config, repo_copy: Path
     (repo_copy / "partners" / "broken.yaml").write_text('name: Broken\nrole: cpo\noperator_id: "DE*Z99"\n'
                                                         "environments: {}\nservice_types: yes\n")
     loaded: list[str] = []
-    real = validate_module.load_partner
+    real = validate_module.check_partner_file
 
-    def counting(path: Path) -> object:
+    def counting(path: Path, *args: object) -> object:
         loaded.append(path.name)
-        return real(path)
+        return real(path, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(validate_module, "load_partner", counting)
+    monkeypatch.setattr(validate_module, "check_partner_file", counting)
     plan = plan_environment(config, config.environment("sandbox"), ("DE*A36",), parallelism=2, hooks=Script())
     assert loaded == ["example-cpo.yaml"] and {c.partner_id for c in plan.changes} == {"DE*A36"}
     with pytest.raises(HbsError, match="broken.yaml"):
