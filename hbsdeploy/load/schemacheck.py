@@ -34,6 +34,8 @@ class SchemaValidator(Protocol):
 
     def iter_errors(self, instance: Any) -> Iterable[Any]: ...
 
+    def is_valid(self, instance: Any) -> bool: ...
+
 
 def compile_schema(schema: dict[str, Any]) -> SchemaValidator:
     """A validator for `schema`: the fast subset validator, or `jsonschema` when the schema needs more."""

@@ -640,7 +640,9 @@ class HttpPortal:
         settings = entry.get("settings")
         if not isinstance(settings, dict):
             raise self._shape(f"settings of {service_type}", "an object")
-        errors = sorted(payload_validator().iter_errors(settings), key=lambda e: str(e.absolute_path))
+        validator = payload_validator()
+        errors = [] if validator.is_valid(settings) else sorted(validator.iter_errors(settings),
+                                                                  key=lambda e: str(e.absolute_path))
         if errors:
             raise self._shape(f"settings of {service_type}", f"valid settings ({one_line(errors[0].message, 200)})")
         version = entry.get("version")

@@ -97,9 +97,9 @@ class LocalPortal:
         after = decode_page_token(page_token) if page_token is not None else None
         limit = max(1, min(page_size, MAX_PAGE_SIZE))
         with self._errors():
-            rows = self.store.read_page(after, limit)
+            rows, more = self.store.read_page(after, limit)
         page = {partner_id: _states(partner_id, stored) for partner_id, stored in rows}
-        return page, (encode_page_token(rows[-1][0]) if len(rows) == limit else None)
+        return page, (encode_page_token(rows[-1][0]) if more else None)
 
     def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
         """Every registered partner's service types, read a page at a time (each page one snapshot). With

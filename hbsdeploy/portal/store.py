@@ -180,13 +180,16 @@ class Store:
                               (partner_id,)).fetchall()
         return {name: Stored(_decode(text), int(version)) for name, text, version in rows}
 
-    def read_page(self, after: str | None, limit: int) -> list[tuple[str, dict[str, Stored]]]:
+    def read_page(self, after: str | None, limit: int) -> tuple[list[tuple[str, dict[str, Stored]]], bool]:
         """Up to `limit` registered partners whose ID sorts after `after` (all from the first when None), in ID
-        order (SQLite's binary collation: code points), each with every service type ever written; one snapshot."""
+        order (SQLite's binary collation: code points), each with every service type ever written, and whether more
+        follow; one snapshot."""
         with self._reading() as db:
             ids = [row[0] for row in db.execute(
                 "SELECT partner_id FROM partners WHERE ? IS NULL OR partner_id > ? ORDER BY partner_id LIMIT ?",
-                (after, after, limit))]
+                (after, after, limit + 1))]
+            more = len(ids) > limit
+            ids = ids[:limit]
             found: dict[str, dict[str, Stored]] = {partner_id: {} for partner_id in ids}
             if ids:
                 rows = db.execute(
@@ -195,7 +198,7 @@ class Store:
                 for partner_id, name, text, version in rows:
                     if partner_id in found:
                         found[partner_id][name] = Stored(_decode(text), int(version))
-        return list(found.items())
+        return list(found.items()), more
 
     def write(self, partner_id: str, service_type: str, settings: Mapping[str, Any], expected_version: int, *,
               register: bool = False) -> int:

@@ -145,6 +145,8 @@ def test_the_embedded_portal_pages_registered_partners_in_id_order(tmp_path: Pat
     assert everything["DE*A07"] == portal.list_service_types("DE*A07")
     with pytest.raises(ValueError):
         portal.list_page("garbage", 10)
+    whole, token = portal.list_page(None, len(ids))  # a page that ends exactly at the last partner is the last page
+    assert len(whole) == len(ids) and token is None
 
 
 def test_the_sandbox_lists_only_partners_it_has_stored(tmp_path: Path) -> None:
