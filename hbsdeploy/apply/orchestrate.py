@@ -22,7 +22,7 @@ from hbsdeploy.apply.run import (
     check_disable_share,
     check_fresh,
 )
-from hbsdeploy.errors import HbsError, UsageError
+from hbsdeploy.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, HbsError, UsageError
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.plan.build import PlanHooks, plan_environment
@@ -89,6 +89,22 @@ class ApplyReport:
     @property
     def interrupted(self) -> bool:
         return self.result is not None and self.result.interrupted
+
+    @property
+    def exit_code(self) -> int:
+        """0 everything applied (or nothing to do), 130 interrupted, 1 otherwise."""
+        if self.ok:
+            return EXIT_OK
+        return EXIT_INTERRUPTED if self.interrupted else EXIT_ERROR
+
+    @property
+    def status(self) -> str:
+        """`no-changes`, `applied`, `interrupted` or `failed` (the apply report's `status`)."""
+        if not self.plan.has_changes:
+            return "no-changes"
+        if self.interrupted:
+            return "interrupted"
+        return "applied" if self.ok else "failed"
 
     def lines(self) -> list[str]:
         """One line per change (`applied: DE*A36 / authorization (enable)`), then the summary; none if no result."""

@@ -20,7 +20,7 @@ from hbsdeploy.cli.options import (
     service_type_option,
 )
 from hbsdeploy.cli.terminal import Terminal
-from hbsdeploy.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
+from hbsdeploy.errors import EXIT_CHANGES, EXIT_OK, HbsError
 from hbsdeploy.plan.formats import PLAN_FORMATS
 
 _FORMAT_HELP = "; ".join(f"{name}: {plan_format.help}" for name, plan_format in PLAN_FORMATS.items()) + "."
@@ -90,10 +90,13 @@ def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], serv
               help="Without PLANFILE: allow the plan apply makes to disable more than apply.max_disable_fraction "
                    "(a saved plan carries its own permission: `plan --allow-disables`).")
 @click.option("--checksum", metavar="SHA", help="Refuse the plan file unless its checksum is this (the reviewed one).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: a line per change and a summary; json: the apply report on stdout "
+                   "(schemas/apply-report.schema.json), the plan and questions on stderr.")
 @pass_globals
 def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_ids: tuple[str, ...],
           service_types: tuple[str, ...], auto_approve: bool, parallelism: int | None, allow_disables: bool,
-          checksum: str | None) -> int:
+          checksum: str | None, output_format: str) -> int:
     """Make the planned changes in the portal: exactly those, verified, audited.
 
     Without PLANFILE: plans, shows the plan, asks for `yes`. With PLANFILE (from `plan --out`): applies exactly that
@@ -104,21 +107,68 @@ def apply(g: Globals, plan_file: Path | None, environment: str | None, partner_i
     \b
     Example:
       hbsdeploy plan --env prod --out prod.plan.json
-      hbsdeploy apply prod.plan.json --env prod
+      hbsdeploy apply prod.plan.json --env prod --format json > report.json
     """
     from hbsdeploy.apply.orchestrate import ApplyRequest, apply_environment
+    from hbsdeploy.apply.report import apply_report_document, refused_document, report_json
 
     plan_input = read_input("plan file") if plan_file == Path("-") else None
     request = ApplyRequest(plan_file, environment, partner_ids, checksum, auto_approve, allow_disables,
                            parallelism,
                            service_types, plan_input)
-    report = apply_environment(g.load_config(), request, Terminal(g.quiet, g.use_colour()))
-    for line in report.lines():
-        click.echo(line)
+    as_json = output_format == "json"
+    try:
+        report = apply_environment(g.load_config(), request, Terminal(g.quiet, g.use_colour(), plan_to_stderr=as_json))
+    except HbsError as exc:  # refused, nothing written: still a report for the script reading stdout
+        if as_json:
+            click.echo(report_json(refused_document(str(exc), exc.exit_code)), nl=False)
+        raise
+    for line in [report_json(apply_report_document(report))] if as_json else report.lines():
+        click.echo(line, nl=not as_json)
     if report.result is not None and report.result.audit_error:
         click.echo(f"error: {report.result.audit_error}", err=True)
-    next_step = report.next_step()
-    if next_step is not None:
-        click.echo(next_step, err=True)
-        return EXIT_INTERRUPTED if report.interrupted else EXIT_ERROR
+    if report.next_step() is not None:
+        click.echo(report.next_step(), err=True)
+    return report.exit_code
+
+
+@click.command()
+@click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option("--format", "output_format", type=click.Choice(list(PLAN_FORMATS)), default="text", show_default=True,
+              help=_FORMAT_HELP)
+@click.option("--checksum", metavar="SHA", help="Refuse the plan file unless its checksum is this (the reviewed one).")
+@partner_option
+@service_type_option
+@pass_globals
+def show(g: Globals, plan_file: Path, output_format: str, checksum: str | None, partner_ids: tuple[str, ...],
+         service_types: tuple[str, ...]) -> int:
+    """Show a saved plan (from `plan --out`) in any plan format, once its checksum is verified.
+
+    Like `terraform show PLANFILE`: an altered file is refused, as apply would refuse it; `-` reads the plan from
+    standard input. --partner and --service-type show part of it (a plan of its own, with its own checksum).
+
+    \b
+    Example:
+      hbsdeploy show qa.plan.json --format markdown --checksum sha256:...
+    """
+    from hbsdeploy.plan.build import check_service_types
+    from hbsdeploy.plan.formats import FormatOptions, render_plan
+    from hbsdeploy.plan.model import narrow_plan, parse_plan, read_plan_file
+    from hbsdeploy.portal import portal_label
+    from hbsdeploy.text import plural
+
+    data = read_input("plan file") if plan_file == Path("-") else None
+    saved = parse_plan(data, "-", checksum) if data is not None else read_plan_file(plan_file, checksum)
+    shown = narrow_plan(saved, partner_ids, check_service_types(service_types))
+    try:
+        label = portal_label(g.load_config().environment(saved.environment))
+    except HbsError:  # no repository here, or not this environment: the plan still shows
+        label = FormatOptions().portal_label
+    options = FormatOptions(colour=g.use_colour(), portal_label=label)
+    click.echo(render_plan(shown, output_format, options), nl=False, color=options.colour)
+    if not g.quiet:
+        click.echo(f"{plan_file}: a plan for {saved.environment}, checksum {saved.checksum} verified", err=True)
+        if shown is not saved:
+            click.echo(f"shown: {plural(len(shown.changes), 'change')} of {len(saved.changes)}, with the checksum "
+                       "of that part", err=True)
     return EXIT_OK

@@ -16,7 +16,7 @@ from hbsdeploy.errors import EXIT_ERROR, EXIT_OK
 from hbsdeploy.text import plural
 
 SCHEMA_NAMES = {"partner": "partner", "config": "config", "payload": "portal-payload", "plan": "plan",
-                "validation": "validation-report"}
+                "validation": "validation-report", "apply-report": "apply-report"}
 
 
 @click.command()

@@ -44,6 +44,7 @@ class _LazyGroup(click.Group):
     lazy_commands = {
         "plan": ("hbsdeploy.cli.deploy", "plan"),
         "apply": ("hbsdeploy.cli.deploy", "apply"),
+        "show": ("hbsdeploy.cli.deploy", "show"),
         "portal": ("hbsdeploy.cli.portal", "portal"),
         "schema": ("hbsdeploy.cli.ecosystem", "schema"),
         "init": ("hbsdeploy.cli.ecosystem", "init"),

@@ -75,9 +75,10 @@ class ProgressLine:
 class Terminal:
     """The hooks of plan and apply (hbsdeploy.plan.build.PlanHooks, hbsdeploy.apply.orchestrate.ApplyHooks)."""
 
-    def __init__(self, quiet: bool, colour: bool | None = None) -> None:
+    def __init__(self, quiet: bool, colour: bool | None = None, *, plan_to_stderr: bool = False) -> None:
         self.quiet = quiet
         self.colour = use_colour() if colour is None else colour
+        self.err = plan_to_stderr  # stdout carries a machine-readable report (apply --format json)
 
     def warn(self, problems: list[Problem]) -> None:
         """Validation warnings on stderr, unless -q."""
@@ -103,7 +104,8 @@ class Terminal:
         """The plan apply made, as `plan` shows it."""
         from hbsdeploy.plan.formats import FormatOptions, render_plan
 
-        click.echo(render_plan(plan, "text", FormatOptions(colour=self.colour)), nl=False, color=self.colour)
+        click.echo(render_plan(plan, "text", FormatOptions(colour=self.colour)), nl=False, color=self.colour,
+                   err=self.err)
 
     def show_steps(self, plan: Plan, environment: Environment) -> None:
         """A manual portal's steps, ending with the per-service-type confirmation that follows."""
@@ -111,7 +113,7 @@ class Terminal:
         from hbsdeploy.portal import portal_label
 
         options = FormatOptions(portal_label=portal_label(environment), during_apply=True)
-        click.echo(render_plan(plan, "instructions", options))
+        click.echo(render_plan(plan, "instructions", options), err=self.err)
 
     def confirm_apply(self, environment: Environment, plan: Plan) -> bool:
         """`yes`, or a protected environment's name, typed at a terminal."""

@@ -348,6 +348,23 @@ def _check_consistent(change: Change) -> None:
                        "the plan shows; apply sends only what was reviewed: re-run `hbsdeploy plan --out`")
 
 
+def narrow_plan(plan: Plan, partner_ids: Iterable[str] = (), service_types: Iterable[str] = ()) -> Plan:
+    """The part of `plan` about these partners (any way of writing their IDs) and service types (none: all); itself
+    when nothing narrows it. A narrowed plan is a plan of its own, with its own checksum."""
+    from hbsdeploy.load.partner import canonical_ids
+
+    wanted_ids = {form for pid in partner_ids for form in (pid, *canonical_ids(pid).values())}
+    wanted_types = set(service_types)
+    if not wanted_ids and not wanted_types:
+        return plan
+
+    def keep(partner_id: str, service_type: str) -> bool:
+        return (not wanted_ids or partner_id in wanted_ids) and (not wanted_types or service_type in wanted_types)
+
+    return Plan(plan.environment, tuple(c for c in plan.changes if keep(*c.key)),
+                tuple(o for o in plan.observed if keep(o.partner_id, o.service_type)))
+
+
 def read_plan_file(path: Path, checksum: str | None = None) -> Plan:
     """Load a plan written by `plan --out`; HbsError naming the file when it is unreadable, not a plan, altered, or
     not the reviewed one (`checksum`, with or without its `sha256:` prefix)."""
