@@ -7,6 +7,7 @@ to the apply that runs.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -361,8 +362,8 @@ def narrow_plan(plan: Plan, partner_ids: Iterable[str] = (), service_types: Iter
     def keep(partner_id: str, service_type: str) -> bool:
         return (not wanted_ids or partner_id in wanted_ids) and (not wanted_types or service_type in wanted_types)
 
-    return Plan(plan.environment, tuple(c for c in plan.changes if keep(*c.key)),
-                tuple(o for o in plan.observed if keep(o.partner_id, o.service_type)))
+    return dataclasses.replace(plan, changes=tuple(c for c in plan.changes if keep(*c.key)),
+                               observed=tuple(o for o in plan.observed if keep(o.partner_id, o.service_type)))
 
 
 def read_plan_file(path: Path, checksum: str | None = None) -> Plan:
