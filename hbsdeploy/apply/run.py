@@ -174,7 +174,11 @@ def apply_plan(plan: Plan, portal: Portal, audit: AuditLog, *, parallelism: int 
     finally:
         interrupted = _finish_writes_in_flight(pool, stop, portal) or interrupted
     if read_back and not (interrupted or stop.is_set()):
-        for result in _read_back(portal, [r for r in results.values() if r.written is not None], parallelism):
+        try:
+            looked = _read_back(portal, [r for r in results.values() if r.written is not None], parallelism)
+        except KeyboardInterrupt:  # only the second look is missing: each write's answer stands, and is reported
+            interrupted, looked = True, []
+        for result in looked:
             results[result.change.key] = result
             _audit_read_back(audit, plan, result, audit_errors)
     ordered = tuple(results.get(change.key, ChangeResult(change, Status.NOT_ATTEMPTED,

@@ -252,6 +252,10 @@ class _BodyError(Exception):
     """The answer's body could not be read whole: cut off, too large, or not decodable."""
 
 
+class _BodyRefused(_BodyError):
+    """A body hbsdeploy will not take however often it asks (too large, an unknown encoding): never retried."""
+
+
 class HttpPortal:
     """The portal API over HTTP(S), as described in schemas/portal-api.openapi.yaml."""
 
@@ -465,6 +469,10 @@ class HttpPortal:
                 log.debug("%s %s -> TLS error after %.3fs: %s", method, redact_url(url),
                           time.monotonic() - started, exc)
                 raise _tls_error(self.label, exc, self._cert is not None) from None
+            except _BodyRefused as exc:  # the same answer would come again: retrying only spends the attempts
+                self._raise_if_ended(deadline, what)
+                raise PortalProtocolError(f"{self.label}: the portal's answer to {what}: {exc}; not retried, "
+                                          "check the portal") from None
             except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError,
                     _BodyError) as exc:
                 self._raise_if_ended(deadline, what)
@@ -665,7 +673,7 @@ def _read_body(response: requests.Response) -> bytes:
     elif encoding == "deflate":
         decoder = zlib.decompressobj()
     else:
-        raise _BodyError(f"the body came in the unsupported encoding {escape_line(encoding, 40)!r}")
+        raise _BodyRefused(f"the body came in the unsupported encoding {escape_line(encoding, 40)!r}")
     chunks: list[bytes] = []
     read = size = 0
     while True:
@@ -679,10 +687,10 @@ def _read_body(response: requests.Response) -> bytes:
             except zlib.error:
                 raise _BodyError(f"the {encoding} body does not decode") from None
             if decoder.unconsumed_tail:  # more output than the cap allows is waiting: a compression bomb
-                raise _BodyError(f"the body expands to more than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+                raise _BodyRefused(f"the body expands to more than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
         size += len(chunk)
         if read > MAX_BODY_BYTES or size > MAX_BODY_BYTES:
-            raise _BodyError(f"the body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+            raise _BodyRefused(f"the body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
         chunks.append(chunk)
     if decoder is not None and read and not decoder.eof:
         raise _BodyError(f"the {encoding} body does not decode (cut off)")

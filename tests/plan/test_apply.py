@@ -57,6 +57,8 @@ class Misbehaving(LocalPortal):
         states = super().list_service_types(partner_id)
         if partner_id == self.partner and self.written and self.fault == "read-back-fails":
             raise PortalUnavailable("portal 'x': read timed out")
+        if partner_id == self.partner and self.written and self.fault == "read-back-interrupted":
+            raise KeyboardInterrupt
         if partner_id == self.partner and self.written and self.fault == "read-back-differs":
             state = states["authorization"]
             states["authorization"] = ServiceTypeState(partner_id, "authorization",
@@ -124,6 +126,14 @@ def test_a_failed_read_back_leaves_the_writes_applied_and_says_so(tmp_path: Path
                "(portal 'x': read timed out)" in str(r.message) for r in result.results)
     entries = read_audit(tmp_path / "audit.jsonl")
     assert [e["result"] for e in entries] == ["applied"] * 6 and sum(1 for e in entries if e["message"]) == 3
+
+
+def test_an_interrupt_during_the_read_back_still_reports_every_write(tmp_path: Path) -> None:
+    """Ctrl-C after the writes, while reading back: the writes' answers stand; the report comes, marked interrupted."""
+    portal = Misbehaving(tmp_path / "state.sqlite3", "DE*B12", "read-back-interrupted")
+    result = apply_plan(plan_for(portal, all_on()), portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=2)
+    assert result.interrupted and result.count(Status.APPLIED) == 3
+    assert [e["result"] for e in read_audit(tmp_path / "audit.jsonl")] == ["applied"] * 3
 
 
 @pytest.mark.parametrize("fault, looked", [("refused", False), ("state-file", False), ("unavailable", True)])

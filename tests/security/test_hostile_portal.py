@@ -96,11 +96,13 @@ def test_cancel_abandons_a_stalled_read_at_once() -> None:
         assert hostile.requests == 1
 
 
-def test_a_gzip_bomb_is_refused_under_the_size_cap() -> None:
+def test_a_gzip_bomb_is_refused_under_the_size_cap_and_not_retried() -> None:
+    """The same oversized answer would come again: one attempt, not max_retries + 1 (issue 14)."""
     with HostilePortal("bomb", bomb_mib=MAX_BODY_BYTES // (1024 * 1024) * 4).running() as hostile:
-        portal = fast(HttpPortal(env_for(hostile.url)))
-        with pytest.raises(PortalUnavailable, match="expands to more than 16 MiB"):
+        portal = fast(HttpPortal(env_for(hostile.url, max_retries=2)))
+        with pytest.raises(PortalProtocolError, match="expands to more than 16 MiB; not retried"):
             portal.list_service_types(PARTNER)
+        assert hostile.requests == 1
 
 
 @pytest.mark.parametrize(("mode", "says"), [("reset-after-headers", "closed the connection"),
