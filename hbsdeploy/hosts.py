@@ -132,12 +132,18 @@ def is_loopback_host(host: str) -> bool:
     return address is not None and address.is_loopback
 
 
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated by RFC 4291 (`::127.0.0.1`); never a real host
+
+
 def is_public(address: Address) -> bool:
-    """Reachable from the internet: global itself, and so is any IPv4 address it embeds (IPv4-mapped, 6to4, NAT64).
-    Loopback, private, link-local (169.254.169.254, the cloud metadata address), shared and reserved are not."""
-    if not address.is_global:
+    """Reachable from the internet as one host: global itself, and so is any IPv4 address it embeds (IPv4-mapped,
+    6to4, NAT64). Loopback, private, link-local (169.254.169.254, the cloud metadata address), shared, reserved,
+    multicast, IPv6 site-local (fec0::/10) and IPv4-compatible IPv6 (::/96) are not."""
+    if not address.is_global or address.is_multicast:
         return False
     if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local or address in _IPV4_COMPATIBLE:
+            return False
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is None and address in _NAT64:
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)

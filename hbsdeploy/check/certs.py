@@ -28,6 +28,7 @@ class CertificateInfo:
     """What hbsdeploy checks of a certificate."""
 
     subject_cn: str | None
+    subject: str  # RFC 4514, for people finding the certificate in Certificate Management
     dns_names: tuple[str, ...]
     not_after: dt.datetime
     sha256: str  # of the DER encoding, lower-case hex: identifies the uploaded certificate
@@ -87,6 +88,7 @@ def read_certificate(path: Path) -> CertificateInfo:
         dns_names = ()
     return CertificateInfo(
         subject_cn=cn,
+        subject=cert.subject.rfc4514_string() or "(empty subject)",
         dns_names=dns_names,
         not_after=cert.not_valid_after_utc,
         sha256=hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),

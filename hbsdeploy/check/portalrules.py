@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from hbsdeploy.hosts import ip_literal, is_public
+from hbsdeploy.hosts import host_problem, ip_literal, is_public
 from hbsdeploy.load.servicetypes import ServiceTypeSpec
 from hbsdeploy.text import redact_urls
 
 _PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".localdomain", ".home.arpa", ".lan")
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn"})
-# What urlsplit leaves of a host that a resolver can take: an LDH name (underscores too, seen in the wild) or an IP
+# What urlsplit leaves of a host that a resolver can take: an LDH name (RFC 1123) or an IP
 # literal (IPv6 without brackets, a zone after %25). Anything else, e.g. `%31%32%37.0.0.1`, which URL parsers
 # percent-decode to 127.0.0.1, is refused.
-_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:")
+_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:")
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,6 @@ def check_settings(spec: ServiceTypeSpec, settings: Mapping[str, Any], *,
     elif broadcast and not online:
         found.append(Violation("broadcast_request", "broadcast-needs-online-request",
                                "Broadcast Request needs Online Request; set online_request: true or untick broadcast"))
-    if url is not None and not online:
-        found.append(Violation("service_url", "url-needs-online-request",
-                               "a Service URL can only be entered with Online Request on; set online_request: true "
-                               "or remove service_url"))
     if online and not url:
         found.append(Violation("online_request", "online-request-needs-url",
                                "Online Request needs a Service URL; add service_url (the base https:// URL of your "
@@ -109,13 +105,37 @@ def _service_url_violations(url: str, allow_private_hosts: bool) -> list[Violati
     if parts.query or "?" in url:
         found += bad("service-url-query",
                      "Service URL must not have a ?query; the platform appends the OICP path after it")
-    oicp = parts.path.lower().find("/api/oicp")
-    if oicp >= 0:
-        base = url[: url.lower().find("/api/oicp")]
+    segments = parts.path.split("/")
+    lowered = [segment.lower() for segment in segments]
+    oicp = next((i for i in range(len(lowered) - 1) if lowered[i:i + 2] == ["api", "oicp"]), None)
+    if oicp is not None:
+        base = url[: url.find(parts.path)] + "/".join(segments[:oicp])
         found += bad("service-url-oicp-path",
                      f"Service URL must not contain the OICP path (the platform appends /api/oicp/...); use {base!r}")
+    elif _oicp_operation(lowered):
+        found.append(Violation("service_url", "service-url-oicp-operation",
+                               f"Service URL path {parts.path!r} looks like an OICP operation path; the platform "
+                               "appends /api/oicp/<service>/<version>/... to the base URL, so give only the base",
+                               "warning"))
     found += _check_host(parts.hostname or "", allow_private_hosts)
     return found
+
+
+# OICP 2.3's service paths (/api/oicp/<service>/v<NN>/...) and the operation segments of the calls the platform
+# makes to a partner: a base URL holding them has the operation path in it twice once the platform appends its own.
+_OICP_SERVICES = frozenset({"charging", "reservation", "evsepull", "evsepush", "authdata", "cdrmgmt",
+                            "notificationmgmt", "dynamicpricing", "mobileauthorization"})
+_OICP_OPERATIONS = frozenset({"authorize-remote", "authorize-remote-reservation", "authorize",
+                              "charge-detail-record", "charging-notifications"})
+
+
+def _oicp_operation(segments: list[str]) -> bool:
+    for before, after in zip(segments, segments[1:], strict=False):
+        if before in _OICP_SERVICES and len(after) > 1 and after[0] == "v" and after[1:].isdigit():
+            return True
+        if before in _OICP_OPERATIONS and after in ("start", "stop"):
+            return True
+    return any(segment in ("charge-detail-record", "charging-notifications") for segment in segments)
 
 
 def _check_host(host: str, allow_private_hosts: bool) -> list[Violation]:
@@ -129,6 +149,9 @@ def _check_host(host: str, allow_private_hosts: bool) -> list[Violation]:
         return [Violation("service_url", "service-url-host",
                           f"Service URL host {host!r} is not a host name (letters, digits, - and . only) or an IP "
                           "address; write the host as the platform must call it, without %-escapes")]
+    problem = host_problem(host) if ip_literal(host) is None else None  # RFC 1123: labels, lengths, hyphens
+    if problem:
+        return [Violation("service_url", "service-url-host", f"Service URL {problem}")]
     found = _check_international(host)
     if allow_private_hosts or found and found[0].severity == "error":
         return found
@@ -136,8 +159,9 @@ def _check_host(host: str, allow_private_hosts: bool) -> list[Violation]:
     if address is not None:
         if not is_public(address):
             return [Violation("service_url", "service-url-private-host",
-                              f"Service URL host {host} is a loopback, private or link-local address the platform "
-                              "cannot reach; use your public host name")]
+                              f"Service URL host {host} is not a public unicast address (loopback, private, "
+                              "link-local, site-local, multicast or reserved): the platform cannot reach it; use "
+                              "your public host name")]
         return found
     lowered = host.lower().rstrip(".")
     if lowered == "localhost" or lowered.endswith(_PRIVATE_SUFFIXES) or "." not in lowered:

@@ -3,15 +3,16 @@
 | rule id                      | severity                          |
 |------------------------------|-----------------------------------|
 | unknown-environment          | error                             |
-| cpo-needs-authorization      | error                             |
+| cpo-needs-authorization      | warning (Authorization switched off) |
 | service-type-not-for-role    | error                             |
 | (hbsdeploy.check.portalrules)      | error: the portal refuses it      |
 | cpo-broadcast                | warning                           |
 | name-invisible-characters    | warning                           |
 | partner-id-lowercase         | warning                           |
 | emp-without-broadcast        | warning                           |
-| client-certification-off     | warning; error where protected    |
+| client-certification-off     | warning (the annotation's `recommended`) |
 | certificate-*                | see _check_certificate            |
+| certificate-per-account      | warning                           |
 | path-escapes-repository      | error                             |
 """
 
@@ -27,7 +28,8 @@ from hbsdeploy.check.partial import NOTHING_REFUSED, Refused
 from hbsdeploy.check.portalrules import check_service_url, check_settings
 from hbsdeploy.errors import Problem, Severity
 from hbsdeploy.load.config import Config, Environment
-from hbsdeploy.load.partner import SERVICE_TYPES_KEY, Partner, ResolvedServiceType
+from hbsdeploy.load.partner import Partner, ResolvedServiceType
+from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.servicetypes import ServiceTypeSpec, service_types
 from hbsdeploy.paths import resolve_within, unresolvable
 
@@ -58,10 +60,17 @@ def check_partner(partner: Partner, config: Config, environments: Iterable[Envir
             continue
         resolved = partner.resolve(environment.name)
         for spec in specs.values() if refused.service_types_intact(environment.name) else ():
-            if partner.role in spec.required_for and spec.name not in resolved:
-                problems.append(doc.problem((SERVICE_TYPES_KEY,), spec.missing_rule,
-                                            f"a {partner.role.upper()} must configure {spec.label}; "
-                                            f"add service_types.{spec.name}"))
+            # A service type left out is not managed; one this role must offer, switched off, is a warning.
+            managed = resolved.get(spec.name)
+            if (managed is not None and partner.role in spec.required_for
+                    and managed.values.get("online_request") is not True):
+                where = managed.sources.get("online_request", managed.path)
+                problems.append(doc.problem(where, spec.missing_rule,
+                                            f"Hubject marks {spec.label} mandatory for a {partner.role.upper()}; with "
+                                            "Online Request off the platform forwards it no requests: set "
+                                            "online_request: true unless you are leaving the platform",
+                                            Severity.WARNING))
+        problems += _one_user_certificate(partner, resolved)
         for service_type in resolved.values():
             spec = specs[service_type.name]
             if not refused.service_type_intact(environment.name, service_type.name):
@@ -86,6 +95,26 @@ def _check_url_only(partner: Partner, service_type: ResolvedServiceType, environ
     at = service_type.sources["service_url"]
     return [partner.document.problem(at, v.rule, v.message, Severity(v.severity))
             for v in check_service_url(url, allow_private_hosts=environment.is_sandbox)]
+
+
+def _one_user_certificate(partner: Partner, resolved: dict[str, ResolvedServiceType]) -> list[Problem]:
+    """Certificate Management reads as one User certificate choice per partner account: service types naming
+    different files are a warning (judgement: the article does not say the portal refuses it)."""
+    first: tuple[str, str] | None = None
+    problems = []
+    for service_type in resolved.values():
+        file_value = service_type.values.get("certificate_file")
+        if service_type.values.get("certificate") != "user" or not isinstance(file_value, str):
+            continue
+        if first is None:
+            first = (service_type.name, file_value)
+        elif file_value != first[1]:
+            problems.append(partner.document.problem(
+                service_type.sources["certificate_file"], "certificate-per-account",
+                f"{service_type.name} names the User certificate {file_value!r}, {first[0]} names {first[1]!r}; "
+                "Hubject's Certificate Management describes one User certificate per partner account: use one "
+                "file unless Hubject confirmed a certificate per service type", Severity.WARNING))
+    return problems
 
 
 def _invisible_in_name(partner: Partner) -> Problem:
@@ -121,14 +150,13 @@ def _check_service_type(partner: Partner, spec: ServiceTypeSpec, service_type: R
             problems.append(doc.problem(at("broadcast_request"), "emp-without-broadcast",
                                         f"an online EMP's {spec.label} needs Broadcast Request for the "
                                         "AuthorizeStart broadcast; set broadcast_request: true", Severity.WARNING))
-    if online and values.get("client_certification") is not True:
-        if environment.protected:
-            problems.append(doc.problem(at("client_certification"), "client-certification-off",
-                                        f"Client Certification must be on in protected environment "
-                                        f"{environment.name!r}; set client_certification: true"))
-        else:
-            problems.append(doc.problem(at("client_certification"), "client-certification-off",
-                                        "Client Certification is off (recommended on); set client_certification: true",
+    for field, value in spec.recommended.get(partner.role, {}).items():
+        if online and values.get(field) != value:
+            problems.append(doc.problem(at(field), _RECOMMENDATION_RULES.get(field, "setting-not-recommended"),
+                                        f"{_LABELS.get(field, field)} is not {show(value)} in this "
+                                        f"{partner.role.upper()}'s {spec.label} "
+                                        f"({spec.recommended_source or 'a recommended setting'}); "
+                                        f"set {field}: {show(value)}",
                                         Severity.WARNING))
     problems += _check_certificate(partner, service_type, config, now)
     return problems
@@ -180,6 +208,10 @@ def _check_certificate(partner: Partner, service_type: ResolvedServiceType, conf
                                     f"certificate {file_value!r} names {names}, not the Service URL's host {host}",
                                     Severity.WARNING))
     return problems
+
+
+_RECOMMENDATION_RULES = {"client_certification": "client-certification-off"}
+_LABELS = {"client_certification": "Client Certification"}
 
 
 def _roles(spec: ServiceTypeSpec) -> str:

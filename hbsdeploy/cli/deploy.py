@@ -54,7 +54,6 @@ def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], serv
     from hbsdeploy.atomic import write_atomic
     from hbsdeploy.plan.build import plan_environment
     from hbsdeploy.plan.formats import FormatOptions, render_plan
-    from hbsdeploy.portal import portal_label
 
     config = g.load_config()
     env = config.environment(environment)
@@ -62,8 +61,7 @@ def plan(g: Globals, environment: str | None, partner_ids: tuple[str, ...], serv
     the_plan = plan_environment(config, env, partner_ids, parallelism=parallelism or config.parallelism,
                                 hooks=Terminal(g.quiet), service_types=service_types,
                                 allow_disables=allow_disables)
-    options = FormatOptions(colour=g.use_colour(sys.stderr.isatty() if to_stdout else None),
-                            portal_label=portal_label(env))
+    options = FormatOptions.for_environment(env, colour=g.use_colour(sys.stderr.isatty() if to_stdout else None))
     if to_stdout:  # stdout is the plan file: what a person reads goes to stderr (unless -q)
         click.echo(the_plan.to_json(), nl=False)
         if not g.quiet:

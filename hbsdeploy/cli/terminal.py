@@ -110,9 +110,8 @@ class Terminal:
     def show_steps(self, plan: Plan, environment: Environment) -> None:
         """A manual portal's steps, ending with the per-service-type confirmation that follows."""
         from hbsdeploy.plan.formats import FormatOptions, render_plan
-        from hbsdeploy.portal import portal_label
 
-        options = FormatOptions(portal_label=portal_label(environment), during_apply=True)
+        options = FormatOptions.for_environment(environment, during_apply=True)
         click.echo(render_plan(plan, "instructions", options), err=self.err)
 
     def confirm_apply(self, environment: Environment, plan: Plan) -> bool:

@@ -32,6 +32,7 @@ class Environment:
     name: str
     portal: str  # "local", "manual", or an http(s) base URL of the portal API
     protected: bool = False
+    description: str | None = None
     token_env: str | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
@@ -56,6 +57,11 @@ class Environment:
     def kind(self) -> str:
         """`local`, `manual`, `web` or `http`."""
         return self.portal if self.portal in (PORTAL_LOCAL, PORTAL_MANUAL, PORTAL_WEB) else "http"
+
+    @property
+    def portal_address(self) -> str | None:
+        """The HBS portal's web address a person opens (`url` of a web or manual portal), or None."""
+        return self.url if self.kind in (PORTAL_WEB, PORTAL_MANUAL) else None
 
     @property
     def is_sandbox(self) -> bool:
@@ -209,14 +215,27 @@ def _escape_problems(root: Path, document: Document) -> list[Problem]:
 
 
 _WEB_ONLY = ("url", "browser", "parallelism", "username_env", "password_env", "totp_env", "ui")
+_ALSO_MANUAL = ("url",)  # a manual portal's steps name its address
 
 
 def _web_problems(document: Document, name: str, settings: dict[str, Any]) -> list[Problem]:
     """`url` and the other web settings: only with portal: web, where url is required; http:// only to loopback;
     `ui:` overrides name entries of the shipped UI map."""
     where = ("environments", name)
+    if settings.get("portal") == PORTAL_MANUAL and isinstance(settings.get("url"), str):
+        found = [document.problem((*where, key), "web-setting",
+                                     f"{key} is only used with portal: web; remove it")
+                    for key in _WEB_ONLY if key in settings and key not in _ALSO_MANUAL]
+        try:
+            parse_portal_url(settings["url"], protected=bool(settings.get("protected", False)),
+                             secret="the portal password")
+        except HostError as exc:
+            found.append(document.problem((*where, "url"), "portal-setting", f"url {show(settings['url'])} {exc}"))
+        return found
     if settings.get("portal") != PORTAL_WEB:
-        return [document.problem((*where, key), "web-setting", f"{key} is only used with portal: web; remove it")
+        return [document.problem((*where, key), "web-setting",
+                                 f"{key} is only used with portal: web{' or manual' if key in _ALSO_MANUAL else ''}; "
+                                 "remove it")
                 for key in _WEB_ONLY if key in settings]
     url = settings.get("url")
     if not isinstance(url, str):
@@ -287,6 +306,7 @@ def _environment(name: str, settings: dict[str, Any], root: Path, state_dir: Pat
         name=name,
         portal=portal,
         protected=bool(settings.get("protected", False)),
+        description=settings.get("description"),
         token_env=settings.get("token_env"),
         client_cert=path_of("client_cert"),
         client_key=path_of("client_key"),

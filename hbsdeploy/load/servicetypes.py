@@ -18,7 +18,9 @@ class ServiceTypeSpec:
     required_for: frozenset[str]
     broadcast: bool
     order: int
-    missing_rule: str  # the rule id when a role in required_for leaves it out
+    missing_rule: str  # the rule id when a role in required_for switches it off
+    recommended: dict[str, dict[str, object]]  # role -> field -> the value a public source recommends
+    recommended_source: str  # that source, quoted in the warning
 
 
 @functools.cache
@@ -36,6 +38,8 @@ def service_types() -> dict[str, ServiceTypeSpec]:
             broadcast=bool(meta["broadcast"]),
             order=int(meta.get("order", 100)),
             missing_rule=str(meta.get("missing_rule", "service-type-required")),
+            recommended={str(role): dict(fields) for role, fields in (meta.get("recommended") or {}).items()},
+            recommended_source=str(meta.get("recommended_source", "")),
         ))
     specs.sort(key=lambda spec: (spec.order, spec.name))
     return {spec.name: spec for spec in specs}

@@ -7,16 +7,19 @@ person (warnings, progress) it hands to the caller's `PlanHooks`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from hbsdeploy.check.certs import CertificateError, read_certificate
 from hbsdeploy.check.project import Project, load_project
 from hbsdeploy.errors import Problem, UsageError
 from hbsdeploy.load.config import Config, Environment
+from hbsdeploy.load.partner import Partner
 from hbsdeploy.load.servicetypes import service_types as known_service_types
+from hbsdeploy.paths import resolve_within
 from hbsdeploy.plan.model import ChangeKind, Desired, DisableCheck, Plan, compute_plan, find_unmanaged
 from hbsdeploy.portal import Portal, ServiceTypeState, open_portal, portal_identity
 from hbsdeploy.render.payloads import Renderer
@@ -55,7 +58,28 @@ def desired_payloads(project: Project, environment: Environment, renderer: Rende
     else:  # what is out of scope is not even rendered
         rendered = [renderer.render(partner, environment, resolved) for partner in partners
                     for resolved in partner.resolve(environment.name).values() if resolved.name in service_types]
-    return [Desired(r.partner_id, names[r.partner_id], r.service_type, r.payload) for r in rendered]
+    by_id = {p.partner_id: p for p in partners}
+    return [Desired(r.partner_id, names[r.partner_id], r.service_type, r.payload,
+                    _user_certificate(project.config, by_id[r.partner_id], environment, r.service_type, r.payload))
+            for r in rendered]
+
+
+def _user_certificate(config: Config, partner: Partner, environment: Environment, service_type: str,
+                      payload: Mapping[str, Any]) -> dict[str, str] | None:
+    """How a person finds the chosen User certificate: its file, subject and expiry (validate read it already)."""
+    if payload.get("certificate") != "user":
+        return None
+    value = partner.resolve(environment.name)[service_type].values.get("certificate_file")
+    if not isinstance(value, str):
+        return None
+    path = resolve_within(config.root, value)
+    if path is None:
+        return None
+    try:
+        info = read_certificate(path)
+    except CertificateError:
+        return None
+    return {"file": value, "subject": info.subject, "not_after": info.not_after.date().isoformat()}
 
 
 # Beyond this many partners a targeted read (a saved plan's freshness check, apply's read-back) takes the paged listing

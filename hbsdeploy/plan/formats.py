@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from hbsdeploy.load.config import Environment
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS
 from hbsdeploy.plan.model import NO_PARTNER_FILE, Change, ChangeKind, Plan, Unmanaged
@@ -216,7 +217,13 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;")
 
 
-def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, during_apply: bool = False) -> str:
+# Hubject's onboarding text names them: the portal of each platform environment.
+HUBJECT_PORTALS = {"QA": "https://portal-qa.hubject.com", "PROD": "https://portal.hubject.com"}
+
+
+def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, during_apply: bool = False,
+                        portal_address: str | None = None, description: str | None = None,
+                        hubject_portal: bool = False) -> str:
     """Numbered steps for a person making the plan's changes in the portal's web interface (`during_apply`: apply
     asks for each service type next, so the closing hint to run apply is left out)."""
     notes = [f"Note: {note}" for note in plan_notes(plan)]
@@ -227,7 +234,9 @@ def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, dur
         return "".join(f"{line}\n" for line in
                        [f"Nothing to do in {plan.environment}: the portal matches the partner files.", *notes,
                         *unmanaged])
-    lines = [f"Steps for {plan.environment} in {portal_label} "
+    described = f" ({escape(description)})" if description else ""
+    where = f"the HBS portal at {portal_address}" if portal_address else portal_label
+    lines = [f"Steps for {plan.environment}{described} in {where} "
              f"({plural(len(plan.changes), 'service type')}):", *notes, ""]
     step = 0
 
@@ -236,7 +245,14 @@ def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, dur
         step += 1
         lines.append(f"{step}. {text}")
 
-    add("Log in as a user with the Partner Account Administrator role.")
+    if portal_address:
+        add(f"Open {portal_address} and log in as a user with the Partner Account Administrator role.")
+    elif not hubject_portal:
+        add("Log in as a user with the Partner Account Administrator role.")
+    else:
+        add(f"Open the HBS portal ({' or '.join(f'{url} for {name}' for name, url in HUBJECT_PORTALS.items())}; "
+            "set `url:` of the environment in hbsdeploy.yaml to name one here) and log in as a user with the "
+            "Partner Account Administrator role.")
     current_partner = None
     for change in plan.changes:
         if change.partner_id != current_partner:
@@ -265,6 +281,9 @@ def change_steps(change: Change) -> list[str]:
     label = _label(change.service_type)
     after, before = change.after, change.before
     steps = [f"Choose the service type \"{label}\" and click Edit (top right)."]
+    if before["online_request"] and not after["online_request"]:
+        # Only the box the portal needs: Broadcast and the Service URL depend on it (the plan keeps the rest).
+        return [*steps, "Untick \"Online Request\".", _UPDATE]
     if after["online_request"] and not before["online_request"]:
         steps.append("Tick \"Online Request\".")
     if before["broadcast_request"] != after["broadcast_request"]:
@@ -276,16 +295,25 @@ def change_steps(change: Change) -> list[str]:
         steps.append(("Tick" if after["client_certification"] else "Untick") + " \"Client Certification\".")
     if (before["certificate"], before["certificate_sha256"]) != (after["certificate"], after["certificate_sha256"]):
         if after["certificate"] == "user":
-            steps.append(f"Choose the User certificate with SHA-256 fingerprint {after['certificate_sha256']} "
+            steps.append(f"Under \"Server certification\", choose \"User certificate\": {_certificate(change)} "
                          "(upload it in Certificate Management first if it is not listed).")
         else:
-            steps.append("Choose the Hubject certificate.")
-    if before["online_request"] and not after["online_request"]:
-        if before["service_url"]:
-            steps.append("Clear \"Service URL\".")
-        steps.append("Untick \"Online Request\".")
-    steps.append("Click \"Update Service Type\" (Cancel would discard the change).")
+            steps.append("Under \"Server certification\", choose \"Hubject certificate\".")
+    steps.append(_UPDATE)
     return steps
+
+
+_UPDATE = "Click \"Update Service Type\" (Cancel would discard the change)."
+
+
+def _certificate(change: Change) -> str:
+    """A User certificate as a person finds it: file, subject and expiry, then the fingerprint."""
+    info = change.certificate or {}
+    sha256 = change.after["certificate_sha256"]
+    if not info:
+        return f"the certificate with SHA-256 fingerprint {sha256}"
+    return (f"{escape(str(info['file']))} (subject {escape(str(info['subject']))}, expires {info['not_after']}, "
+            f"SHA-256 {sha256})")
 
 
 @dataclass(frozen=True)
@@ -296,6 +324,19 @@ class FormatOptions:
     colour: bool = False
     portal_label: str = "the HBS portal"
     during_apply: bool = False
+    portal_address: str | None = None  # the portal's web address, named in instructions
+    description: str | None = None  # the environment's description
+    hubject_portal: bool = False  # the environment is Hubject's own portal (manual, web): name its addresses
+
+    @classmethod
+    def for_environment(cls, environment: Environment, *, colour: bool = False,
+                        during_apply: bool = False) -> FormatOptions:
+        """The options that name `environment`'s portal: its label, web address and description."""
+        from hbsdeploy.portal import portal_label
+
+        return cls(colour=colour, portal_label=portal_label(environment), during_apply=during_apply,
+                   portal_address=environment.portal_address, description=environment.description,
+                   hubject_portal=environment.kind in ("manual", "web"))
 
 
 PlanRenderer = Callable[[Plan, FormatOptions], str]
@@ -322,7 +363,9 @@ def _markdown(plan: Plan, _options: FormatOptions) -> str:
 
 
 def _instructions(plan: Plan, options: FormatOptions) -> str:
-    return render_instructions(plan, options.portal_label, during_apply=options.during_apply)
+    return render_instructions(plan, options.portal_label, during_apply=options.during_apply,
+                               portal_address=options.portal_address, description=options.description,
+                               hubject_portal=options.hubject_portal)
 
 
 PLAN_FORMATS: Mapping[str, PlanFormat] = MappingProxyType({

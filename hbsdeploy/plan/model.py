@@ -46,6 +46,7 @@ class Desired:
     partner_name: str
     service_type: str
     payload: Mapping[str, Any]
+    certificate: Mapping[str, str] | None = None  # a User certificate: file, subject, not_after (for people)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Change:
     after: Mapping[str, Any]
     payload: Mapping[str, Any]
     fields: tuple[FieldChange, ...]
+    certificate: Mapping[str, str] | None = None  # the User certificate chosen: file, subject, not_after
 
     @property
     def key(self) -> tuple[str, str]:
@@ -84,6 +86,7 @@ class Change:
             "after": dict(self.after),
             "payload": dict(self.payload),
             "fields": [{"field": f.field, "before": f.before, "after": f.after} for f in self.fields],
+            **({"certificate": dict(self.certificate)} if self.certificate else {}),
         }
 
 
@@ -258,10 +261,18 @@ def compute_plan(environment: str, desired: Iterable[Desired],
     return Plan(environment, tuple(changes), tuple(observed), portal=portal)
 
 
+KEPT_WHILE_OFF = ("client_certification", "certificate", "certificate_sha256")
+
+
 def diff_service_type(want: Desired, have: ServiceTypeState) -> Change | None:
     """The change from `have` to `want`, or None when they agree in the portal's canonical form."""
     before = normalize_settings(have.settings)
-    after = normalize_settings(want.payload)
+    payload = dict(want.payload)
+    if not payload.get("online_request"):
+        # Switching off takes one click, on Online Request: the portal keeps its other boxes as they are, so the
+        # plan shows what it will hold and asks for no other click (Broadcast and the URL go with Online Request).
+        payload.update((name, before[name]) for name in KEPT_WHILE_OFF)
+    after = normalize_settings(payload)
     fields = tuple(FieldChange(name, before[name], after[name]) for name in SETTING_FIELDS
                    if before[name] != after[name])
     if not fields:
@@ -272,8 +283,11 @@ def diff_service_type(want: Desired, have: ServiceTypeState) -> Change | None:
         kind = ChangeKind.DISABLE
     else:
         kind = ChangeKind.CHANGE
+    chosen = after["certificate"] == "user" and want.payload.get("certificate_sha256") == after["certificate_sha256"]
+    certificate = want.certificate if chosen else None
     return Change(want.partner_id, want.partner_name, want.service_type, kind, have.version,
-                  MappingProxyType(before), MappingProxyType(after), MappingProxyType(dict(want.payload)), fields)
+                  MappingProxyType(before), MappingProxyType(after), MappingProxyType(payload), fields,
+                  MappingProxyType(dict(certificate)) if certificate else None)
 
 
 def plan_from_json(document: Mapping[str, Any]) -> Plan:
@@ -285,7 +299,8 @@ def plan_from_json(document: Mapping[str, Any]) -> Plan:
         changes = tuple(
             Change(c["partner_id"], c["partner_name"], c["service_type"], ChangeKind(c["kind"]), c["version"],
                    MappingProxyType(c["before"]), MappingProxyType(c["after"]), MappingProxyType(c["payload"]),
-                   tuple(FieldChange(f["field"], f["before"], f["after"]) for f in c["fields"]))
+                   tuple(FieldChange(f["field"], f["before"], f["after"]) for f in c["fields"]),
+                   _certificate_of(c))
             for c in document["changes"]
         )
         observed = tuple(Observed(o["partner_id"], o["service_type"], o["version"]) for o in document["observed"])
@@ -330,6 +345,16 @@ def _disable_check_from_json(document: Mapping[str, Any]) -> DisableCheck | None
     if found.get("needs_permission") is not check.needs_permission:
         raise ValueError("disable_check.needs_permission disagrees with its counts")
     return check
+
+
+def _certificate_of(change: Mapping[str, Any]) -> Mapping[str, str] | None:
+    info = change.get("certificate")
+    if info is None:
+        return None
+    if not isinstance(info, Mapping) or set(info) != {"file", "subject", "not_after"} or not all(
+            isinstance(v, str) for v in info.values()):
+        raise ValueError("certificate must hold file, subject and not_after")
+    return MappingProxyType(dict(info))
 
 
 def _check_consistent(change: Change) -> None:

@@ -17,7 +17,6 @@ from hbsdeploy.plan import formats
 from hbsdeploy.plan.build import Progress, plan_environment
 from hbsdeploy.plan.formats import PLAN_FORMATS, FormatOptions, render_plan
 from hbsdeploy.plan.model import Plan, compute_plan
-from hbsdeploy.portal import portal_label
 from tests.plan.factories import have, settings, state_of, want
 
 
@@ -72,7 +71,7 @@ def test_plan_prints_what_the_registry_renders(name: str, repo_copy: Path, monke
     env = config.environment("sandbox")
     the_plan = plan_environment(config, env, parallelism=2, hooks=Quiet())
     assert the_plan.has_changes  # a fresh sandbox: every format has something to show
-    expected = render_plan(the_plan, name, FormatOptions(portal_label=portal_label(env)))
+    expected = render_plan(the_plan, name, FormatOptions.for_environment(env))
     result = CliRunner().invoke(cli, ["plan", "--format", name])
     assert result.exit_code == 0, result.output
     assert result.stdout == expected

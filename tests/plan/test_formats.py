@@ -197,11 +197,26 @@ def test_instructions_tick_online_request_before_typing_the_url(plan: Plan) -> N
     assert numbers == list(range(1, len(numbers) + 1))
 
 
-def test_instructions_clear_the_url_before_unticking_online_request(plan: Plan) -> None:
-    steps = planformat.change_steps(by_kind(plan, ChangeKind.DISABLE))
-    assert steps.index('Untick "Broadcast Request".') < steps.index('Clear "Service URL".') < steps.index(
-        'Untick "Online Request".') < len(steps) - 1
-    assert not any(s.startswith("Type") for s in steps)
+def test_switching_off_takes_only_the_online_request_click(plan: Plan) -> None:
+    """Issue 13, finding 7: Broadcast and the Service URL go with Online Request; no source asks to clear them."""
+    change = by_kind(plan, ChangeKind.DISABLE)
+    assert planformat.change_steps(change) == [
+        'Choose the service type "Authorization" and click Edit (top right).', 'Untick "Online Request".',
+        'Click "Update Service Type" (Cancel would discard the change).']
+
+
+def test_switching_off_keeps_the_portals_other_boxes_and_a_url_may_stay_in_the_file() -> None:
+    """Issue 13, finding 7: `online_request: false` with the URL kept and Client Certification left out changes
+    only Online Request; the plan shows what the portal will hold."""
+    current = state_of(have(payload=settings(client_certification=True)))
+    (change,) = compute_plan("qa", [want(online_request=False, broadcast_request=False,
+                                         service_url="https://oicp.example.com", client_certification=False)],
+                             current).changes
+    assert change.kind is ChangeKind.DISABLE
+    assert {f.field for f in change.fields} <= {"online_request", "broadcast_request", "service_url"}
+    assert change.after["client_certification"] is True and change.after["service_url"] is None
+    assert planformat.change_steps(change)[1:] == ['Untick "Online Request".',
+                                                   'Click "Update Service Type" (Cancel would discard the change).']
 
 
 def test_instructions_for_a_change_replace_the_url() -> None:

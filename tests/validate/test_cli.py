@@ -102,11 +102,18 @@ def test_strict_fails_on_warnings() -> None:
 
 
 def test_env_chooses_the_rules_of_one_environment() -> None:
-    path = "invalid/rule-client-certification-off-protected.yaml"
+    path = "invalid/rule-url-private-host-in-prod.yaml"
     assert run(["validate", "--env", "qa", path]).exit_code == 0
     result = run(["validate", "--env", "prod", path])
     assert result.exit_code == 1
-    assert "error[client-certification-off]" in result.stdout
+    assert "error[service-url-private-host]" in result.stdout
+
+
+def test_client_certification_off_is_a_warning_even_in_a_protected_environment() -> None:
+    """Issue 13, finding 2: no source makes it an error; the onboarding guidance recommends it for Authorization."""
+    result = run(["validate", "--env", "prod", "invalid/rule-client-certification-off-prod-warning.yaml"])
+    assert result.exit_code == 0
+    assert "warning[client-certification-off]" in result.stdout
 
 
 def test_quiet_prints_only_problems() -> None:

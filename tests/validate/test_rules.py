@@ -128,17 +128,36 @@ def test_duplicate_partner_ids_name_both_files_when_both_are_checked(repo: Path)
         assert validation_lines(config, [Path("partners/b-second.yaml")]) == expected
 
 
-def test_protected_environment_makes_client_certification_off_an_error() -> None:
-    path = Path("invalid/rule-client-certification-off-protected.yaml")
+def test_client_certification_off_is_the_same_warning_in_every_environment() -> None:
+    """Issue 13, finding 2: no source makes Client Certification mandatory anywhere, PROD included; the onboarding
+    guidance recommends it for a CPO's Authorization, so that is a warning, in every environment alike."""
+    path = Path("invalid/rule-client-certification-off-prod-warning.yaml")
     with working_directory(DATA):
         config = load_config(DATA / "hbsdeploy.yaml")
-        warning = (f"{path}:10:5: warning[client-certification-off]: Client Certification is off (recommended on); "
-                   "set client_certification: true")
-        assert validation_lines(config, [path], "qa") == [warning]
-        assert validation_lines(config, [path], "sandbox") == [warning]
-        assert validation_lines(config, [path], "prod") == [
-            f"{path}:10:5: error[client-certification-off]: Client Certification must be on in protected environment "
-            "'prod'; set client_certification: true"]
+        warning = (f"{path}:10:5: warning[client-certification-off]: Client Certification is not true in this CPO's "
+                   "Authorization (Hubject's onboarding guidance says \"Client Certification: yes\" for service-type "
+                   "Authorization); set client_certification: true")
+        for environment in ("sandbox", "qa", "prod"):
+            assert validation_lines(config, [path], environment) == [warning]
+
+
+def test_the_seeds_reservation_is_valid_in_prod() -> None:
+    """Issue 13, finding 2: "enable the Online Requests and then edit the Service URL", nothing else."""
+    path = Path("valid/cpo-seed-reservation.yaml")
+    with working_directory(DATA):
+        config = load_config(DATA / "hbsdeploy.yaml")
+        assert validation_lines(config, [path], "prod") == []
+
+
+def test_authorization_switched_off_is_a_warning_and_reservation_alone_is_managed() -> None:
+    """Issue 13, finding 6: the rule looks at Online Request, and a file may leave Authorization out."""
+    path = Path("invalid/rule-cpo-needs-authorization-warning.yaml")
+    with working_directory(DATA):
+        config = load_config(DATA / "hbsdeploy.yaml")
+        assert validation_lines(config, [path], "qa") == [
+            f"{path}:7:21: warning[cpo-needs-authorization]: Hubject marks Authorization mandatory for a CPO; with "
+            "Online Request off the platform forwards it no requests: set online_request: true unless you are "
+            "leaving the platform"]
 
 
 def test_private_hosts_allowed_only_in_the_sandbox() -> None:
@@ -160,3 +179,24 @@ def test_private_hosts_allowed_only_in_the_sandbox() -> None:
 def test_unknown_env_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--env staging: .* choose one of: prod, qa, sandbox"):
         validate(load_config(DATA / "hbsdeploy.yaml"), None, "staging")
+
+
+def test_two_user_certificates_in_one_account_are_a_warning(repo: Path) -> None:
+    """Issue 13, finding 3: Certificate Management reads as one User certificate per account (a judgement, so a
+    warning); one file for several service types is fine."""
+    for name in ("one", "two"):
+        write_certificate(repo / "certs" / f"{name}.pem", common_name="oicp.cert-operator.example.com",
+                          dns_names=["oicp.cert-operator.example.com"], not_after=NOW + dt.timedelta(days=365))
+    reservation = ("  reservation:\n    online_request: true\n    service_url: https://oicp.cert-operator.example.com/r\n"
+                   "    certificate: user\n    certificate_file: certs/{name}.pem\n")
+    partner = repo / "partners" / "operator.yaml"
+    partner.write_text(PARTNER.format(name="one") + reservation.format(name="one"))
+    with working_directory(repo):
+        assert validation_lines(load_config(repo / "hbsdeploy.yaml"), None) == []
+    partner.write_text(PARTNER.format(name="one") + reservation.format(name="two"))
+    with working_directory(repo):
+        assert validation_lines(load_config(repo / "hbsdeploy.yaml"), None) == [
+            "partners/operator.yaml:18:23: warning[certificate-per-account]: reservation names the User certificate "
+            "'certs/two.pem', authorization names 'certs/one.pem'; Hubject's Certificate Management describes one "
+            "User certificate per partner account: use one file unless Hubject confirmed a certificate per service "
+            "type"]
