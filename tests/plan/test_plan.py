@@ -21,6 +21,7 @@ from hbsdeploy.load.settings import normalize_settings, normalize_url
 from hbsdeploy.load.yamlload import parse_yaml
 from hbsdeploy.plan.build import desired_payloads
 from hbsdeploy.plan.model import (
+    KEPT_WHILE_OFF,
     PLAN_FORMAT_VERSION,
     ChangeKind,
     Desired,
@@ -87,11 +88,12 @@ def test_switching_online_request_off_is_a_disable_that_clears_url_and_broadcast
     assert plan.summary()["disable"] == 1
 
 
-def test_a_change_while_offline_is_a_change_not_an_enable() -> None:
-    (change,) = compute_plan("qa", [want_payload("DE*A36", "authorization", {"client_certification": True})],
-                             state_of(have())).changes
-    assert change.kind is ChangeKind.CHANGE
-    assert [f.field for f in change.fields] == ["client_certification"]
+def test_while_offline_the_portals_other_boxes_are_kept() -> None:
+    """Issue 13, finding 7: with Online Request off the file's other boxes wait for it; the plan keeps what the
+    portal holds, so switching off is one click and staying off is no change."""
+    plan = compute_plan("qa", [want_payload("DE*A36", "authorization", {"client_certification": True})],
+                        state_of(have()))
+    assert not plan.has_changes
 
 
 def test_user_certificate_fingerprint_is_compared_and_hubject_has_none() -> None:
@@ -315,7 +317,11 @@ def test_applying_a_plan_gives_the_desired_state_and_then_plans_nothing(
     plan = compute_plan("qa", desired, current)
     after = apply_payloads(plan, current)
     for item in desired:
-        assert after[(item.partner_id, item.service_type)].settings == normalize_settings(item.payload)
+        expected = dict(item.payload)
+        if not expected.get("online_request"):  # switched off: the portal keeps its other boxes (KEPT_WHILE_OFF)
+            held = normalize_settings(current[(item.partner_id, item.service_type)].settings)
+            expected.update((name, held[name]) for name in KEPT_WHILE_OFF)
+        assert after[(item.partner_id, item.service_type)].settings == normalize_settings(expected)
     # unmanaged service types are untouched
     managed = {(d.partner_id, d.service_type) for d in desired}
     assert {k: v for k, v in after.items() if k not in managed} == {k: v for k, v in current.items()
@@ -355,7 +361,11 @@ def test_applying_through_the_embedded_portal_gives_the_desired_state(
     assert [r.status for r in result.results] == [Status.APPLIED] * len(plan.changes)
     after = read_current(portal, {p for p, _ in start}, 4)
     for item in desired:
-        assert after[(item.partner_id, item.service_type)].settings == normalize_settings(item.payload)
+        expected = dict(item.payload)
+        if not expected.get("online_request"):  # switched off: the portal keeps its other boxes (KEPT_WHILE_OFF)
+            held = normalize_settings(current[(item.partner_id, item.service_type)].settings)
+            expected.update((name, held[name]) for name in KEPT_WHILE_OFF)
+        assert after[(item.partner_id, item.service_type)].settings == normalize_settings(expected)
     assert not compute_plan("qa", desired, after).has_changes
 
 
