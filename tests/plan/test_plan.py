@@ -319,8 +319,8 @@ def test_applying_a_plan_gives_the_desired_state_and_then_plans_nothing(
     for item in desired:
         expected = dict(item.payload)
         if not expected.get("online_request"):  # switched off: the portal keeps its other boxes (KEPT_WHILE_OFF)
-            held = normalize_settings(current[(item.partner_id, item.service_type)].settings)
-            expected.update((name, held[name]) for name in KEPT_WHILE_OFF)
+            kept = normalize_settings(current[(item.partner_id, item.service_type)].settings)
+            expected.update((name, kept[name]) for name in KEPT_WHILE_OFF)
         assert after[(item.partner_id, item.service_type)].settings == normalize_settings(expected)
     # unmanaged service types are untouched
     managed = {(d.partner_id, d.service_type) for d in desired}
@@ -363,8 +363,8 @@ def test_applying_through_the_embedded_portal_gives_the_desired_state(
     for item in desired:
         expected = dict(item.payload)
         if not expected.get("online_request"):  # switched off: the portal keeps its other boxes (KEPT_WHILE_OFF)
-            held = normalize_settings(current[(item.partner_id, item.service_type)].settings)
-            expected.update((name, held[name]) for name in KEPT_WHILE_OFF)
+            kept = normalize_settings(current[(item.partner_id, item.service_type)].settings)
+            expected.update((name, kept[name]) for name in KEPT_WHILE_OFF)
         assert after[(item.partner_id, item.service_type)].settings == normalize_settings(expected)
     assert not compute_plan("qa", desired, after).has_changes
 

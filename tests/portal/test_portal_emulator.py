@@ -162,13 +162,17 @@ def test_rules_are_enforced_server_side(emulator: Start) -> None:
     handle = emulator(partners=[PARTNER])
     portal = HttpPortal(make_env(handle.url))
     with pytest.raises(PayloadRejected) as caught:
-        portal.update_service_type(PARTNER, "authorization", payload(online_request=False), '"0"')
-    assert {d["rule"] for d in caught.value.details} == {"url-needs-online-request"}
+        portal.update_service_type(PARTNER, "authorization", payload(online_request=False, broadcast_request=True),
+                                   '"0"')
+    assert {d["rule"] for d in caught.value.details} == {"broadcast-needs-online-request"}
     with pytest.raises(PayloadRejected, match="loopback"):
         portal.update_service_type(PARTNER, "authorization", payload(service_url="https://127.0.0.1:9"), '"0"')
     private = emulator(partners=[PARTNER], allow_private_urls=True)
     HttpPortal(make_env(private.url)).update_service_type(PARTNER, "authorization",
                                                           payload(service_url="https://127.0.0.1:9"), '"0"')
+    # a Service URL sent with Online Request off is taken, and not held (issue 13, finding 7)
+    kept = portal.update_service_type(PARTNER, "authorization", payload(online_request=False), '"0"')
+    assert kept.settings["service_url"] is None
 
 
 def test_partners_unknown_unless_registered_or_auto_registered(emulator: Start) -> None:
