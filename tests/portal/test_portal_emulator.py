@@ -171,7 +171,8 @@ def test_rules_are_enforced_server_side(emulator: Start) -> None:
     HttpPortal(make_env(private.url)).update_service_type(PARTNER, "authorization",
                                                           payload(service_url="https://127.0.0.1:9"), '"0"')
     # a Service URL sent with Online Request off is taken, and not held (issue 13, finding 7)
-    kept = portal.update_service_type(PARTNER, "authorization", payload(online_request=False), '"0"')
+    version = portal.get_service_type(PARTNER, "authorization").version
+    kept = portal.update_service_type(PARTNER, "authorization", payload(online_request=False), version)
     assert kept.settings["service_url"] is None
 
 
