@@ -121,21 +121,20 @@ def _service_url_violations(url: str, allow_private_hosts: bool) -> list[Violati
     return found
 
 
-# OICP 2.3's service paths (/api/oicp/<service>/v<NN>/...) and the operation segments of the calls the platform
-# makes to a partner: a base URL holding them has the operation path in it twice once the platform appends its own.
-_OICP_SERVICES = frozenset({"charging", "reservation", "evsepull", "evsepush", "authdata", "cdrmgmt",
-                            "notificationmgmt", "dynamicpricing", "mobileauthorization"})
-_OICP_OPERATIONS = frozenset({"authorize-remote", "authorize-remote-reservation", "authorize",
-                              "charge-detail-record", "charging-notifications"})
+# OICP 2.3's paths are /api/oicp/<service>/v<NN>/... (charging/v21, evsepull/v23, cdrmgmt/v22...), and the calls the
+# platform makes to a partner end in authorize.../start or /stop: a base URL holding them would have the operation
+# path twice once the platform appends its own.
+_OICP_RECORDS = frozenset({"charge-detail-record", "charging-notifications"})
 
 
 def _oicp_operation(segments: list[str]) -> bool:
     for before, after in zip(segments, segments[1:], strict=False):
-        if before in _OICP_SERVICES and len(after) > 1 and after[0] == "v" and after[1:].isdigit():
+        if (before.isalpha() and before != "api" and len(after) == 3 and after[0] == "v"
+                and after[1:].isdigit()):
             return True
-        if before in _OICP_OPERATIONS and after in ("start", "stop"):
+        if before.startswith("authorize") and after in ("start", "stop"):
             return True
-    return any(segment in ("charge-detail-record", "charging-notifications") for segment in segments)
+    return any(segment in _OICP_RECORDS for segment in segments)
 
 
 def _check_host(host: str, allow_private_hosts: bool) -> list[Violation]:
