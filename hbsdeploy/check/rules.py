@@ -63,6 +63,7 @@ def check_partner(partner: Partner, config: Config, environments: Iterable[Envir
             # A service type left out is not managed; one this role must offer, switched off, is a warning.
             managed = resolved.get(spec.name)
             if (managed is not None and partner.role in spec.required_for
+                    and refused.service_type_intact(environment.name, spec.name)  # else the schema error says it
                     and managed.values.get("online_request") is not True):
                 where = managed.sources.get("online_request", managed.path)
                 problems.append(doc.problem(where, spec.missing_rule,

@@ -77,7 +77,8 @@ def test_json_output_shape() -> None:
     assert document["format_version"] == 1 and document["files"] == 2
     # the two files share one partner ID: a duplicate, found although one of them breaks the schema
     assert [e["rule"] for e in document["errors"]].count("duplicate-partner-id") == 1
-    assert len(document["errors"]) == 7 and len(document["warnings"]) == 1  # Client Certification off: recommended only for Authorization
+    # one warning: Client Certification off is recommended on only for Authorization
+    assert len(document["errors"]) == 7 and len(document["warnings"]) == 1
     first = next(e for e in document["errors"] if e["rule"] == "yaml11-boolean")
     assert first == {
         "path": "invalid/schema-yaml11-booleans.yaml", "line": 7, "column": 21, "severity": "error",
