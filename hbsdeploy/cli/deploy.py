@@ -152,17 +152,16 @@ def show(g: Globals, plan_file: Path, output_format: str, checksum: str | None, 
     from hbsdeploy.plan.build import check_service_types
     from hbsdeploy.plan.formats import FormatOptions, render_plan
     from hbsdeploy.plan.model import narrow_plan, parse_plan, read_plan_file
-    from hbsdeploy.portal import portal_label
     from hbsdeploy.text import plural
 
     data = read_input("plan file") if plan_file == Path("-") else None
     saved = parse_plan(data, "-", checksum) if data is not None else read_plan_file(plan_file, checksum)
     shown = narrow_plan(saved, partner_ids, check_service_types(service_types))
     try:
-        label = portal_label(g.load_config().environment(saved.environment))
+        options = FormatOptions.for_environment(g.load_config().environment(saved.environment),
+                                                colour=g.use_colour())
     except HbsError:  # no repository here, or not this environment: the plan still shows
-        label = FormatOptions().portal_label
-    options = FormatOptions(colour=g.use_colour(), portal_label=label)
+        options = FormatOptions(colour=g.use_colour())
     click.echo(render_plan(shown, output_format, options), nl=False, color=options.colour)
     if not g.quiet:
         click.echo(f"{plan_file}: a plan for {saved.environment}, checksum {saved.checksum} verified", err=True)
