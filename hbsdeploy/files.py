@@ -87,6 +87,19 @@ def refuse_link(path: Path) -> None:
         raise FileRefused("is not a regular file (a FIFO, socket, device or folder); remove it")
 
 
+def refuse_linked_folder(path: Path) -> None:
+    """FileRefused when the folder `path` is a symbolic link: state files are kept only in plain folders of the
+    repository, so that a planted link (a committed `.hbsdeploy/locks`) cannot lead their writes elsewhere."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise FileRefused(_why(exc)) from None
+    if stat.S_ISLNK(info.st_mode):
+        raise FileRefused("is a symbolic link; hbsdeploy keeps its state only in plain folders: remove the link")
+
+
 def open_append(path: Path, mode: int = 0o600) -> int:
     """A descriptor appending to `path` (created if missing), never through a symbolic link (O_NOFOLLOW)."""
     refuse_link(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hbsdeploy.errors import HbsError
-from hbsdeploy.files import open_append, refuse_link
+from hbsdeploy.files import open_append, refuse_link, refuse_linked_folder
 from hbsdeploy.who import current_user
 
 
@@ -31,6 +31,7 @@ class AuditLog:
     def check_writable(self) -> None:
         """AuditError now, before any write to the portal, when the log cannot be appended to."""
         try:
+            refuse_linked_folder(self.path.parent)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(open_append(self.path))
         except OSError as exc:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hbsdeploy.errors import HbsError
-from hbsdeploy.files import FileRefused, refuse_link
+from hbsdeploy.files import FileRefused, refuse_link, refuse_linked_folder
 
 MAX_RECORD_BYTES = 4096
 
@@ -60,13 +60,15 @@ def apply_lock(state_dir: Path, environment: str, holder: Holder) -> Iterator[Ho
     holds it. Yields the record of an earlier apply that ended without releasing the lock (killed), or None."""
     path = lock_path(state_dir, environment)
     try:
+        for folder in (state_dir, path.parent):
+            refuse_linked_folder(folder)
         path.parent.mkdir(parents=True, exist_ok=True)
         refuse_link(path)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         reason = str(exc) if isinstance(exc, FileRefused) else (exc.strerror or str(exc))
-        raise HbsError(f"cannot open the apply lock {path} ({reason}); nothing was written. Fix the file or its "
-                       "folder and run apply again") from None
+        raise HbsError(f"cannot open the apply lock {path}: a file or folder on its way {reason}; nothing was "
+                       "written. Fix it and run apply again") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -178,8 +178,9 @@ def apply_environment(config: Config, request: ApplyRequest, hooks: ApplyHooks) 
     audit = AuditLog(config.state_dir / "audit.jsonl")
     with apply_lock(config.state_dir, env.name, current_holder(audit.user)) as left_behind:
         if left_behind is not None:
-            hooks.note(f"the last apply to {env.name!r} ({left_behind.describe()}) ended without finishing; its "
-                       "report may be missing: the audit log has what it wrote")
+            hooks.note(f"the last apply to {env.name!r} ({left_behind.describe()}) ended without finishing: its "
+                       "report is missing, and the writes it had under way may be missing from the audit log; "
+                       "this plan reads what the portal holds now")
         return _apply_locked(config, env, saved, audit, request, hooks)
 
 
@@ -254,7 +255,7 @@ def record_environment(config: Config, request: RecordRequest, hooks: ApplyHooks
                                                      request.checksum))
     if env.kind != "manual":
         raise UsageError(f"{env.name!r} is not a manual environment: its portal is read, not recorded")
-    refuse_unattended(env, "record")
+    refuse_unattended(env, "state record")
     plan = saved or plan_environment(config, env, request.partner_ids, parallelism=1, hooks=hooks)
     if request.service_types:
         chosen = tuple(c for c in plan.changes if c.service_type in request.service_types)

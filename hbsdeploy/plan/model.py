@@ -369,6 +369,10 @@ def _check_consistent(change: Change) -> None:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HbsError(f"not a valid hbsdeploy plan ({type(exc).__name__} in {change.partner_id} "
                        f"{change.service_type}); re-run `hbsdeploy plan --out`") from None
+    extra = sorted(set(change.payload) - set(SETTING_FIELDS))
+    if extra:
+        raise HbsError(f"the payload of {change.partner_id} {change.service_type} carries {', '.join(extra)}, which "
+                       "no plan shows; apply sends only what was reviewed: re-run `hbsdeploy plan --out`")
     if sent != after or fields != shown:
         raise HbsError(f"the payload of {change.partner_id} {change.service_type} disagrees with the `after` values "
                        "the plan shows; apply sends only what was reviewed: re-run `hbsdeploy plan --out`")

@@ -53,10 +53,11 @@ def driver(kind: str) -> PortalDriver:
 
 def portal_identity(env: Environment, root: Path) -> str:
     """Which portal an environment reaches, as a plan file records it: a plan is applied only to the portal it was
-    made against. A URL keeps scheme, host, port and path (no credentials, query or fragment); the embedded store is
-    named by its path from the repository's `root`, so a plan moves between clones of one repository."""
+    made against. The API is its URL (scheme, host, port and path; no credentials, query or fragment), the web UI
+    `web <url>`; the embedded store is named by its path from the repository's `root`, so a plan moves between
+    clones of one repository."""
     if env.kind == "http":
-        return f"http {_address(env.portal)}"
+        return _address(env.portal)
     if env.kind == "web":
         return f"web {_address(env.url or '')}"
     if env.state_file is None:

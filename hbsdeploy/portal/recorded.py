@@ -19,6 +19,7 @@ import yaml
 
 from hbsdeploy.atomic import write_atomic
 from hbsdeploy.errors import InputError
+from hbsdeploy.files import FileRefused, refuse_link
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
 from hbsdeploy.load.yamlload import display_path
@@ -79,6 +80,10 @@ class RecordedPortal:
     # -- reading --------------------------------------------------------------------------------------------------
 
     def _load(self) -> dict[str, Any]:
+        try:
+            refuse_link(self.path)  # the recorded state is a plain file of the repository, never a link elsewhere
+        except FileRefused as exc:
+            raise PortalConfigError(f"{self.shown} {exc}") from None
         if not self.path.exists():
             return {"format_version": STATE_FORMAT_VERSION, "environment": self.environment, "updated_at": None,
                     "updated_by": None, "partners": {}}

@@ -67,6 +67,23 @@ def test_a_lock_file_that_is_a_link_is_refused(tmp_path: Path) -> None:
     assert not elsewhere.exists()
 
 
+@pytest.mark.parametrize("linked", ["locks", "state folder"])
+def test_a_lock_folder_that_is_a_link_is_refused(tmp_path: Path, linked: str) -> None:
+    """A committed `.hbsdeploy/locks` (or `.hbsdeploy`) link cannot lead the lock file outside the repository."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    state_dir = tmp_path / "repo" / ".hbsdeploy"
+    if linked == "locks":
+        state_dir.mkdir(parents=True)
+        (state_dir / "locks").symlink_to(elsewhere)
+    else:
+        state_dir.parent.mkdir()
+        state_dir.symlink_to(elsewhere)
+    with pytest.raises(HbsError, match="is a symbolic link"), apply_lock(state_dir, "qa", HOLDER):
+        pass
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_apply_through_the_cli_is_refused_while_another_holds_the_lock(repo: Path) -> None:
     with apply_lock(repo / ".hbsdeploy", "sandbox", HOLDER):
         refused = run_cli("apply", "--auto-approve")

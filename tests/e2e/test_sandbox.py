@@ -165,6 +165,20 @@ def test_a_plan_whose_payload_disagrees_with_its_after_is_refused(repo: Path) ->
     assert snapshot(state_file(repo)) == {}
 
 
+def test_a_plan_whose_payload_carries_a_key_no_plan_shows_is_refused(repo: Path) -> None:
+    """A key added to a payload, its checksum recomputed: apply refuses it rather than send what nobody reviewed."""
+    from hbsdeploy.plan.model import plan_checksum
+
+    assert run_cli("plan", "--out", "plan.json").code == 0
+    document = json.loads((repo / "plan.json").read_text(encoding="utf-8"))
+    document["changes"][0]["payload"]["extra"] = "x"
+    document["checksum"] = plan_checksum({key: value for key, value in document.items() if key != "checksum"})
+    (repo / "plan.json").write_text(json.dumps(document), encoding="utf-8")
+    refused = run_cli("apply", "plan.json", "--auto-approve")
+    assert refused.code == 1 and "carries extra, which no plan shows" in refused.stderr, refused.stderr
+    assert snapshot(state_file(repo)) == {}
+
+
 def test_a_plan_made_against_another_portal_is_refused(repo: Path) -> None:
     """`portal:` changed after the plan was reviewed (a pull request pointing it elsewhere): the plan file is bound to
     the portal it was read from, and apply refuses it, writing nothing (issue 14)."""

@@ -142,3 +142,41 @@ def test_hbsdeploy_comes_from_git_at_a_given_revision_never_from_a_package_name(
     assert not re.search(r"HBSDEPLOY_REV:[ \t]*[\"']?[\w.]+", text.replace("${{ vars.HBSDEPLOY_REV }}", "")), \
         "the example names a revision that may not exist"
     assert "--auto-approve" not in text  # a reviewed plan file needs no confirmation, a manual step is never faked
+
+
+def _jobs_that_run(event: str, inputs: dict[str, str]) -> set[str]:
+    """Which jobs of the GitHub example run for `event`, by GitHub's rules: a job whose `needs` did not all succeed is
+    skipped unless its `if:` calls a status function; then its `if:` decides (every job succeeding when it runs)."""
+    jobs = _github()["jobs"]
+    context = {"github.event_name": event, "github.ref": "refs/heads/main"}
+    context.update({f"inputs.{key}": value for key, value in inputs.items()})
+    results: dict[str, str] = {}
+    while len(results) < len(jobs):
+        for name, job in jobs.items():
+            needs = job.get("needs", [])
+            needs = [needs] if isinstance(needs, str) else needs
+            if name in results or any(n not in results for n in needs):
+                continue
+            condition = str(job.get("if", "true"))
+            python = re.sub(r"needs\.([\w-]+)\.result", lambda m: repr(results[m.group(1)]), condition)
+            python = re.sub(r"(github|inputs)\.[\w]+", lambda m: repr(context.get(m.group(0), "")), python)
+            python = python.replace("!cancelled()", "True").replace("always()", "True")
+            python = python.replace("&&", " and ").replace("||", " or ").replace("!=", " != ").replace("true", "True")
+            status_function = "cancelled()" in condition or "always()" in condition
+            runs = (status_function or all(results[n] == "success" for n in needs)) and eval(python)  # noqa: S307
+            results[name] = "success" if runs else "skipped"
+    return {name for name, result in results.items() if result == "success"}
+
+
+@pytest.mark.parametrize("event, inputs, expected", [
+    ("push", {}, {"validate", "apply-qa", "apply-prod"}),
+    ("workflow_dispatch", {"environment": "qa", "plan_run_id": "123"}, {"validate", "apply-qa"}),
+    ("workflow_dispatch", {"environment": "prod", "plan_run_id": "123"}, {"validate", "apply-prod"}),
+    ("workflow_dispatch", {"environment": "prod", "plan_run_id": ""}, {"validate"}),
+])
+def test_a_manual_run_applies_the_given_plan_to_the_environment_named(event: str, inputs: dict[str, str],
+                                                                      expected: set[str]) -> None:
+    """The recovery path docs/ci.md describes (apply a given run's plan) must reach its apply job: a job whose needs
+    were skipped is skipped too unless its `if:` says otherwise (a review found every job skipped on a manual run)."""
+    assert _jobs_that_run(event, inputs) >= expected
+    assert not ({"apply-qa", "apply-prod"} - expected) & _jobs_that_run(event, inputs)

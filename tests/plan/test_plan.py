@@ -271,7 +271,7 @@ def test_plan_json_round_trip_for_any_plan(case: tuple[list[Desired], dict[tuple
     pytest.param(lambda d: d["changes"].pop(), id="a change removed"),
     pytest.param(lambda d: d["observed"][0].update(version='"0"'), id="observed"),
     pytest.param(lambda d: d.update(environment="prod"), id="environment"),
-    pytest.param(lambda d: d.update(portal="http https://elsewhere.example.com"), id="portal"),
+    pytest.param(lambda d: d.update(portal="https://elsewhere.example.com"), id="portal"),
     pytest.param(lambda d: d.update(checksum="sha256:" + "0" * 64), id="checksum"),
 ])
 def test_an_altered_plan_file_is_refused(edit: Any) -> None:

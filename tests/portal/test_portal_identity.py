@@ -13,9 +13,9 @@ ROOT = Path("/repo")
 
 
 @pytest.mark.parametrize("env, identity", [
-    (Environment("qa", "https://Gateway.Example.com/qa/"), "http https://gateway.example.com/qa"),
-    (Environment("qa", "https://user:pw@gateway.example.com:8443/qa?x=1#f"), "http https://gateway.example.com:8443/qa"),
-    (Environment("qa", "https://[2001:db8::1]/qa"), "http https://[2001:db8::1]/qa"),
+    (Environment("qa", "https://Gateway.Example.com/qa/"), "https://gateway.example.com/qa"),
+    (Environment("qa", "https://user:pw@gateway.example.com:8443/qa?x=1#f"), "https://gateway.example.com:8443/qa"),
+    (Environment("qa", "https://[2001:db8::1]/qa"), "https://[2001:db8::1]/qa"),
     (Environment("qa", "web", url="https://portal-qa.hubject.com/"), "web https://portal-qa.hubject.com"),
     (Environment("sandbox", "local", state_file=ROOT / ".hbsdeploy/sandbox.sqlite3"),
      "local .hbsdeploy/sandbox.sqlite3"),

@@ -151,3 +151,15 @@ def test_state_kept_on_one_machine_by_an_older_hbsdeploy_is_migrated_not_ignored
     assert run_cli("plan", "--env", "prod", "--detailed-exitcode").code == 0
     again = run_cli("state", "migrate", "--env", "prod")
     assert again.code == 1 and "exists already; nothing was migrated" in again.stderr
+
+
+def test_a_recorded_state_file_that_is_a_link_is_refused(new_repo: Path, tmp_path: Path) -> None:
+    """state/prod.yaml linked to a file outside the repository is not read as the recorded state (issue 14)."""
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text("format_version: 1\n", encoding="utf-8")
+    (new_repo / "state").mkdir(exist_ok=True)
+    (new_repo / "state" / "prod.yaml").unlink(missing_ok=True)
+    (new_repo / "state" / "prod.yaml").symlink_to(elsewhere)
+    refused = run_cli("plan", "--env", "prod")
+    assert refused.code == 1 and "Traceback" not in refused.stderr
+    assert "prod.yaml is a symbolic link" in refused.stderr, refused.stderr
