@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -122,19 +123,25 @@ class Config:
         a file named explicitly), `misplaced` (in a subfolder of the partner folder), `config`, `template` or
         `schema` (a change to these can break every partner)."""
         try:  # the folders resolved, not the file: a link named like a partner file is one (its target is checked)
-            resolved = Path(os.path.realpath(path.parent)) / path.name
+            resolved = _real_folder(str(path.parent)) / path.name
         except (OSError, ValueError):
             return "partner"  # reported when the file is read
-        if resolved == self.path.resolve():
+        if resolved == _real_folder(str(self.path.parent)) / self.path.name:
             return "config"
-        if within(self.templates_dir.resolve(), resolved):
+        if within(_real_folder(str(self.templates_dir)), resolved):
             return "template"
         if resolved.parent == self.root / "schemas" and resolved.name.endswith(".json"):
             return "schema"
-        partners_dir = self.partners_dir.resolve()
+        partners_dir = _real_folder(str(self.partners_dir))
         if resolved.parent != partners_dir and partners_dir in resolved.parents:
             return "misplaced"
         return "partner"
+
+
+@functools.lru_cache(maxsize=64)
+def _real_folder(folder: str) -> Path:
+    # One realpath per folder, not four per file: a pre-commit run names hundreds of files in a few folders.
+    return Path(os.path.realpath(folder))
 
 
 def is_yaml_name(name: str) -> bool:
