@@ -74,30 +74,29 @@ def read_bytes(path: Path, limit: int, *, what: str = "file") -> bytes:
 def refuse_link(path: Path) -> None:
     """FileRefused when `path` is a symbolic link or exists and is not a regular file: a store, the audit log or a
     lock is only ever a plain file inside the state folder, so that a planted link cannot send writes elsewhere."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise FileRefused(_why(exc)) from None
-    if stat.S_ISLNK(info.st_mode):
+    info = _lstat(path)
+    if info is not None and stat.S_ISLNK(info.st_mode):
         raise FileRefused("is a symbolic link; hbsdeploy writes its state only to plain files in the state folder: "
                           "remove the link")
-    if not stat.S_ISREG(info.st_mode):
+    if info is not None and not stat.S_ISREG(info.st_mode):
         raise FileRefused("is not a regular file (a FIFO, socket, device or folder); remove it")
 
 
 def refuse_linked_folder(path: Path) -> None:
     """FileRefused when the folder `path` is a symbolic link: state files are kept only in plain folders of the
     repository, so that a planted link (a committed `.hbsdeploy/locks`) cannot lead their writes elsewhere."""
+    info = _lstat(path)
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        raise FileRefused("is a symbolic link; hbsdeploy keeps its state only in plain folders: remove the link")
+
+
+def _lstat(path: Path) -> os.stat_result | None:
     try:
-        info = os.lstat(path)
+        return os.lstat(path)
     except FileNotFoundError:
-        return
+        return None
     except OSError as exc:
         raise FileRefused(_why(exc)) from None
-    if stat.S_ISLNK(info.st_mode):
-        raise FileRefused("is a symbolic link; hbsdeploy keeps its state only in plain folders: remove the link")
 
 
 def open_append(path: Path, mode: int = 0o600) -> int:
