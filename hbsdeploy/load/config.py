@@ -138,9 +138,14 @@ class Config:
         return "partner"
 
 
-@functools.lru_cache(maxsize=64)
 def _real_folder(folder: str) -> Path:
-    # One realpath per folder, not four per file: a pre-commit run names hundreds of files in a few folders.
+    # One realpath per folder, not four per file: a pre-commit run names hundreds of files in a few folders. The
+    # cache is keyed by the absolute path: a relative one means another folder after a change of directory.
+    return _realpath(os.path.abspath(folder))
+
+
+@functools.lru_cache(maxsize=64)
+def _realpath(folder: str) -> Path:
     return Path(os.path.realpath(folder))
 
 
