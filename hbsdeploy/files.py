@@ -58,8 +58,7 @@ def read_bytes(path: Path, limit: int, *, what: str = "file") -> bytes:
         if info.st_size > limit:
             raise FileRefused(f"is larger than {_size(limit)}; a {what} is far smaller", "file-too-large")
         os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)
+        data = _read_upto(fd, limit + 1, info.st_size)
     except OSError as exc:
         if isinstance(exc, FileRefused):
             raise
@@ -69,6 +68,22 @@ def read_bytes(path: Path, limit: int, *, what: str = "file") -> bytes:
     if len(data) > limit:  # grew while being read
         raise FileRefused(f"is larger than {_size(limit)}; a {what} is far smaller", "file-too-large")
     return data
+
+
+def _read_upto(fd: int, most: int, expected: int) -> bytes:
+    # os.read rather than a buffered file: asking for exactly the size fstat gave (and one byte more, to see the end)
+    # costs a fraction of a file object's read(limit), which sets up a buffer the size of the limit.
+    chunks: list[bytes] = []
+    size = 0
+    want = min(most, expected + 1)
+    while size < most:
+        chunk = os.read(fd, want)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        want = min(most - size, 1 << 16)
+    return b"".join(chunks)
 
 
 def refuse_link(path: Path) -> None:

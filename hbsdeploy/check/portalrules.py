@@ -7,6 +7,7 @@ answers 422 with them, as the portal does when a setting cannot be saved.
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,15 +70,52 @@ def check_service_url(url: str, *, allow_private_hosts: bool = False) -> list[Vi
 
 @functools.lru_cache(maxsize=4096)  # a partner's URL is checked once per environment, often the same one
 def _check_service_url(url: str, allow_private_hosts: bool) -> tuple[Violation, ...]:
-    return tuple(_service_url_violations(url, allow_private_hosts))
+    found, host = _url_shape(url)
+    if host is None:
+        return found
+    return found + _check_host(host, allow_private_hosts)
 
 
-def _service_url_violations(url: str, allow_private_hosts: bool) -> list[Violation]:
-    def bad(rule: str, message: str) -> list[Violation]:
-        return [Violation("service_url", rule, message)]
-
+@functools.lru_cache(maxsize=4096)
+def _url_shape(url: str) -> tuple[tuple[Violation, ...], str | None]:
+    """The violations of the URL apart from its host's, and the host to check next (None: the URL is too broken to
+    say more). Kept apart from the host, which a partner's URLs share and a sandbox judges by other rules."""
     # Printable ASCII without a blank holds nothing invisible: only other URLs need the character by character look.
     clean = url.isascii() and url.isprintable() and " " not in url
+    plain = _PLAIN_HTTPS_URL.fullmatch(url) if clean else None
+    if plain:  # what urlsplit would say of it, at a third of the cost: a listing or a repository holds thousands
+        found: list[Violation] = []
+        host, path = plain.group(1).lower(), plain.group(2) or ""
+    else:
+        parsed = _parse_url(url, clean)
+        if isinstance(parsed, Violation):
+            return (parsed,), None
+        host, path, found = parsed
+    segments = path.split("/")
+    lowered = [segment.lower() for segment in segments]
+    oicp = next((i for i in range(len(lowered) - 1) if lowered[i:i + 2] == ["api", "oicp"]), None)
+    if oicp is not None:
+        base = url[: url.find(path)] + "/".join(segments[:oicp])
+        found.append(Violation("service_url", "service-url-oicp-path",
+                               "Service URL must not contain the OICP path (the platform appends /api/oicp/...); "
+                               f"use {base!r}"))
+    elif _oicp_operation(lowered):
+        found.append(Violation("service_url", "service-url-oicp-operation",
+                               f"Service URL path {path!r} looks like an OICP operation path; the platform "
+                               "appends /api/oicp/<service>/<version>/... to the base URL, so give only the base",
+                               "warning"))
+    return tuple(found), host
+
+
+# https://, a host of letters, digits, dots and hyphens without a port, and a path: no user, query or fragment.
+_PLAIN_HTTPS_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]://([A-Za-z0-9.-]+)(/[^?#]*)?")
+
+
+def _parse_url(url: str, clean: bool) -> Violation | tuple[str, str, list[Violation]]:
+    """Host, path and the violations found on the way, or the one violation that ends the look at the URL."""
+    def bad(rule: str, message: str) -> Violation:
+        return Violation("service_url", rule, message)
+
     for index, char in enumerate(() if clean else url):
         if char.isspace() or unicodedata.category(char) in _INVISIBLE_CATEGORIES:
             name = unicodedata.name(char, "control character")
@@ -101,24 +139,11 @@ def _service_url_violations(url: str, allow_private_hosts: bool) -> list[Violati
         return bad("service-url-port", "Service URL has port 0; use a number from 1 to 65535 or none")
     found: list[Violation] = []
     if parts.fragment or url.endswith("#"):
-        found += bad("service-url-fragment", "Service URL must not have a #fragment; remove it")
+        found.append(bad("service-url-fragment", "Service URL must not have a #fragment; remove it"))
     if parts.query or "?" in url:
-        found += bad("service-url-query",
-                     "Service URL must not have a ?query; the platform appends the OICP path after it")
-    segments = parts.path.split("/")
-    lowered = [segment.lower() for segment in segments]
-    oicp = next((i for i in range(len(lowered) - 1) if lowered[i:i + 2] == ["api", "oicp"]), None)
-    if oicp is not None:
-        base = url[: url.find(parts.path)] + "/".join(segments[:oicp])
-        found += bad("service-url-oicp-path",
-                     f"Service URL must not contain the OICP path (the platform appends /api/oicp/...); use {base!r}")
-    elif _oicp_operation(lowered):
-        found.append(Violation("service_url", "service-url-oicp-operation",
-                               f"Service URL path {parts.path!r} looks like an OICP operation path; the platform "
-                               "appends /api/oicp/<service>/<version>/... to the base URL, so give only the base",
-                               "warning"))
-    found += _check_host(parts.hostname or "", allow_private_hosts)
-    return found
+        found.append(bad("service-url-query",
+                         "Service URL must not have a ?query; the platform appends the OICP path after it"))
+    return parts.hostname or "", parts.path, found
 
 
 # OICP 2.3's paths are /api/oicp/<service>/v<NN>/... (charging/v21, evsepull/v23, cdrmgmt/v22...), and the calls the
@@ -137,7 +162,12 @@ def _oicp_operation(segments: list[str]) -> bool:
     return any(segment in _OICP_RECORDS for segment in segments)
 
 
-def _check_host(host: str, allow_private_hosts: bool) -> list[Violation]:
+@functools.lru_cache(maxsize=4096)  # a partner's service types usually share one host
+def _check_host(host: str, allow_private_hosts: bool) -> tuple[Violation, ...]:
+    return tuple(_host_violations(host, allow_private_hosts))
+
+
+def _host_violations(host: str, allow_private_hosts: bool) -> list[Violation]:
     if not host:
         return [Violation("service_url", "service-url-https", "Service URL has no host")]
     if not host.isascii():

@@ -14,7 +14,7 @@ from hbsdeploy.hosts import HostError, parse_portal_url
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.yamlload import Document, JsonPath, display_path, load_yaml
-from hbsdeploy.paths import leaves, unresolvable, within
+from hbsdeploy.paths import leaves, unresolvable
 
 CONFIG_FILE_NAME = "hbsdeploy.yaml"
 CONFIG_ENV_VAR = "HBSDEPLOY_CONFIG"
@@ -123,30 +123,35 @@ class Config:
         a file named explicitly), `misplaced` (in a subfolder of the partner folder), `config`, `template` or
         `schema` (a change to these can break every partner)."""
         try:  # the folders resolved, not the file: a link named like a partner file is one (its target is checked)
-            resolved = _real_folder(str(path.parent)) / path.name
+            folder = _real_folder(os.path.dirname(path) or ".")
         except (OSError, ValueError):
             return "partner"  # reported when the file is read
-        if resolved == _real_folder(str(self.path.parent)) / self.path.name:
+        if os.path.join(folder, path.name) == os.path.join(_real_folder(str(self.path.parent)), self.path.name):
             return "config"
-        if within(_real_folder(str(self.templates_dir)), resolved):
+        if _inside(folder, _real_folder(str(self.templates_dir))):
             return "template"
-        if resolved.parent == self.root / "schemas" and resolved.name.endswith(".json"):
+        if folder == str(self.root / "schemas") and path.name.endswith(".json"):
             return "schema"
         partners_dir = _real_folder(str(self.partners_dir))
-        if resolved.parent != partners_dir and partners_dir in resolved.parents:
+        if folder != partners_dir and _inside(folder, partners_dir):
             return "misplaced"
         return "partner"
 
 
-def _real_folder(folder: str) -> Path:
+def _inside(folder: str, ancestor: str) -> bool:
+    return folder == ancestor or folder.startswith(ancestor.rstrip(os.sep) + os.sep)
+
+
+def _real_folder(folder: str) -> str:
     # One realpath per folder, not four per file: a pre-commit run names hundreds of files in a few folders. The
-    # cache is keyed by the absolute path: a relative one means another folder after a change of directory.
+    # cache is keyed by the absolute path: a relative one means another folder after a change of directory. Strings,
+    # not Paths: this runs for every file a pre-commit run names, and pathlib costs tens of microseconds a call.
     return _realpath(os.path.abspath(folder))
 
 
 @functools.lru_cache(maxsize=64)
-def _realpath(folder: str) -> Path:
-    return Path(os.path.realpath(folder))
+def _realpath(folder: str) -> str:
+    return os.path.realpath(folder)
 
 
 def is_yaml_name(name: str) -> bool:
