@@ -13,7 +13,7 @@ from hbsdeploy.check.rules import check_partner
 from hbsdeploy.errors import InputError, Problem, Severity, UsageError
 from hbsdeploy.files import read_bytes
 from hbsdeploy.load import schemacheck
-from hbsdeploy.load.config import Config, Environment
+from hbsdeploy.load.config import Config, Environment, real_file_path
 from hbsdeploy.load.partner import ID_KEYS, Partner, canonical_id, partner_from_document, roles_of_id
 from hbsdeploy.load.yamlload import MAX_FILE_BYTES, display_path, load_yaml
 from hbsdeploy.paths import within
@@ -136,8 +136,8 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
         misplaced = [path for path, place in places.items() if place == "misplaced"]
         partner_paths = named
         if everything:
-            given = {os.path.realpath(path) for path in named}
-            scanned = {p for p in config.partner_files() if os.path.realpath(p) not in given}
+            given = {real_file_path(path) for path in named}
+            scanned = {p for p in config.partner_files() if real_file_path(p) not in given}
             partner_paths = [*named, *sorted(scanned)]
             misplaced = sorted({*misplaced, *config.misplaced_partner_files()}, key=str)
         report.files = len(paths) + len(partner_paths) - len(named)
@@ -216,13 +216,12 @@ def _duplicates_in_unchecked_files(ids: dict[tuple[str, str], Partner], config: 
     checked_files = set()
     for path in checked:
         try:
-            checked_files.add(os.path.realpath(path))
+            checked_files.add(real_file_path(path))
         except (OSError, ValueError):
             continue
-    partners_dir = os.path.realpath(config.partners_dir)
     problems = []
     for path in config.partner_files():
-        if os.path.join(partners_dir, path.name) in checked_files:
+        if real_file_path(path) in checked_files:
             continue
         try:
             raw = read_bytes(path, MAX_FILE_BYTES)

@@ -104,7 +104,10 @@ class Config:
         if not self.partners_dir.is_dir():
             return []
         # Anything but a folder: a link to /dev/zero or a FIFO named *.yaml is reported when read, never skipped.
-        return sorted(p for p in self.partners_dir.iterdir() if is_yaml_name(p.name) and not p.is_dir())
+        # scandir, not iterdir: the kind of most entries comes with the listing, without a stat each.
+        with os.scandir(self.partners_dir) as entries:
+            names = sorted(entry.name for entry in entries if is_yaml_name(entry.name) and not entry.is_dir())
+        return [self.partners_dir / name for name in names]
 
     def misplaced_partner_files(self) -> list[Path]:
         """YAML files in subfolders of the partner folder: hbsdeploy never reads them, so validate reports each one
@@ -123,10 +126,11 @@ class Config:
         a file named explicitly), `misplaced` (in a subfolder of the partner folder), `config`, `template` or
         `schema` (a change to these can break every partner)."""
         try:  # the folders resolved, not the file: a link named like a partner file is one (its target is checked)
-            folder = _real_folder(os.path.dirname(path) or ".")
+            resolved = real_file_path(path)
         except (OSError, ValueError):
             return "partner"  # reported when the file is read
-        if os.path.join(folder, path.name) == os.path.join(_real_folder(str(self.path.parent)), self.path.name):
+        folder = os.path.dirname(resolved)
+        if resolved == real_file_path(self.path):
             return "config"
         if _inside(folder, _real_folder(str(self.templates_dir))):
             return "template"
@@ -136,6 +140,12 @@ class Config:
         if folder != partners_dir and _inside(folder, partners_dir):
             return "misplaced"
         return "partner"
+
+
+def real_file_path(path: Path) -> str:
+    """The path with its folders resolved (one cached realpath per folder), not the file itself: a link named like a
+    partner file stands for that partner file. OSError or ValueError when the folder cannot be resolved."""
+    return os.path.join(_real_folder(os.path.dirname(path) or "."), path.name)
 
 
 def _inside(folder: str, ancestor: str) -> bool:
