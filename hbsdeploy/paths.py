@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import functools
+import os
 from pathlib import Path
 
 
@@ -45,3 +47,22 @@ def unresolvable(root: Path, value: str | Path) -> str | None:
     except OSError as exc:
         return "is a symbolic link loop" if exc.errno == errno.ELOOP else f"cannot be resolved ({exc.strerror})"
     return None
+
+
+def real_file_path(path: str | Path) -> str:
+    """The absolute path with its folders resolved (one cached realpath per folder), not the file itself: a link named
+    like a partner file stands for that partner file. OSError or ValueError when the folder cannot be resolved.
+    Strings, not Paths: this runs for every file of a run, and pathlib's resolve costs tens of microseconds a call."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(real_folder(folder), name)
+
+
+def real_folder(folder: str) -> str:
+    """The folder resolved; cached by its absolute path (a relative one means another folder after a change of
+    directory), since a run names thousands of files in a few folders."""
+    return _realpath(os.path.abspath(folder))
+
+
+@functools.lru_cache(maxsize=64)
+def _realpath(folder: str) -> str:
+    return os.path.realpath(folder)

@@ -13,10 +13,10 @@ from hbsdeploy.check.rules import check_partner
 from hbsdeploy.errors import InputError, Problem, Severity, UsageError
 from hbsdeploy.files import read_bytes
 from hbsdeploy.load import schemacheck
-from hbsdeploy.load.config import Config, Environment, real_file_path
+from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import ID_KEYS, Partner, canonical_id, partner_from_document, roles_of_id
 from hbsdeploy.load.yamlload import MAX_FILE_BYTES, display_path, load_yaml
-from hbsdeploy.paths import within
+from hbsdeploy.paths import real_file_path, within
 from hbsdeploy.text import escape
 
 # Good enough to spot a partner ID in a file that is not being validated this run (pre-commit passes changed files).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from hbsdeploy.hosts import HostError, parse_portal_url
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.yamlload import Document, JsonPath, display_path, load_yaml
-from hbsdeploy.paths import leaves, unresolvable
+from hbsdeploy.paths import leaves, real_file_path, real_folder, unresolvable
 
 CONFIG_FILE_NAME = "hbsdeploy.yaml"
 CONFIG_ENV_VAR = "HBSDEPLOY_CONFIG"
@@ -132,36 +131,18 @@ class Config:
         folder = os.path.dirname(resolved)
         if resolved == real_file_path(self.path):
             return "config"
-        if _inside(folder, _real_folder(str(self.templates_dir))):
+        if _inside(folder, real_folder(str(self.templates_dir))):
             return "template"
         if folder == str(self.root / "schemas") and path.name.endswith(".json"):
             return "schema"
-        partners_dir = _real_folder(str(self.partners_dir))
+        partners_dir = real_folder(str(self.partners_dir))
         if folder != partners_dir and _inside(folder, partners_dir):
             return "misplaced"
         return "partner"
 
 
-def real_file_path(path: Path) -> str:
-    """The path with its folders resolved (one cached realpath per folder), not the file itself: a link named like a
-    partner file stands for that partner file. OSError or ValueError when the folder cannot be resolved."""
-    return os.path.join(_real_folder(os.path.dirname(path) or "."), path.name)
-
-
 def _inside(folder: str, ancestor: str) -> bool:
     return folder == ancestor or folder.startswith(ancestor.rstrip(os.sep) + os.sep)
-
-
-def _real_folder(folder: str) -> str:
-    # One realpath per folder, not four per file: a pre-commit run names hundreds of files in a few folders. The
-    # cache is keyed by the absolute path: a relative one means another folder after a change of directory. Strings,
-    # not Paths: this runs for every file a pre-commit run names, and pathlib costs tens of microseconds a call.
-    return _realpath(os.path.abspath(folder))
-
-
-@functools.lru_cache(maxsize=64)
-def _realpath(folder: str) -> str:
-    return os.path.realpath(folder)
 
 
 def is_yaml_name(name: str) -> bool:

@@ -9,6 +9,7 @@ duplicate keys, non-string keys, runaway aliases and runaway nesting are errors 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 
 from hbsdeploy.errors import InputError, Problem, Severity
 from hbsdeploy.files import FileRefused, read_bytes
+from hbsdeploy.paths import real_file_path, real_folder
 from hbsdeploy.text import escape
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -94,9 +96,12 @@ def display_path(path: Path) -> str:
     if not path.is_absolute() and ".." not in path.parts:
         return escape(str(path))  # already relative to the working directory, as typed
     try:
-        return escape(str(path.resolve().relative_to(Path.cwd().resolve())))
-    except (ValueError, OSError, RuntimeError):  # not below the working directory, gone, or a link loop
+        resolved, here = real_file_path(path), real_folder(os.getcwd())
+    except (ValueError, OSError):  # a path too long or holding a NUL; the working directory gone
         return escape(str(path))
+    if not resolved.startswith(here.rstrip(os.sep) + os.sep):
+        return escape(str(path))  # not below the working directory
+    return escape(resolved[len(here.rstrip(os.sep)) + 1:])
 
 
 def read_text(path: Path, shown: str) -> str:

@@ -74,13 +74,15 @@ class Renderer:
             keep_trailing_newline=True,
         )
         self._payload_validator = payload_validator()
-        self._templates: dict[str, jinja2.Template] = {}
+        self._templates: dict[str, tuple[jinja2.Template, str]] = {}  # service type -> template, its name shown
 
-    def _template(self, service_type: str) -> jinja2.Template:
+    def _template(self, service_type: str) -> tuple[jinja2.Template, str]:
         if service_type not in self._templates:
             name = service_type + TEMPLATE_SUFFIX
             try:
-                self._templates[service_type] = self._jinja.get_template(name)
+                template = self._jinja.get_template(name)
+                # once per template, not per payload: display_path resolves the path (a realpath each time)
+                self._templates[service_type] = (template, _shown(template.filename, name))
             except jinja2.TemplateNotFound as exc:
                 shown = _shown(str(self.templates_dir / name), name)
                 if exc.name != name:  # a template it imports or includes is missing
@@ -118,9 +120,8 @@ class Renderer:
             "service_type": {"name": spec.name, "label": spec.label},
             "settings": settings,
         }
-        template = self._template(service_type.name)
+        template, shown = self._template(service_type.name)
         where = f"(partner {partner.path}, environment {environment.name})"
-        shown = _shown(template.filename, service_type.name + TEMPLATE_SUFFIX)
         try:
             text = template.render(context)
         except Exception as exc:  # template code can raise anything: TypeError, ZeroDivisionError, SecurityError...
