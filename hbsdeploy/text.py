@@ -20,6 +20,14 @@ def escape(text: str) -> str:
     return "".join(_escape_char(char) for char in text)
 
 
+def escape_controls(text: str) -> str:
+    """Like `escape`, but a backslash stays one: for text that carries escapes of its own, such as a certificate
+    subject in RFC 4514 form (`O=ACME\\, Inc.`), which a person compares with what a portal shows."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
 def _escape_char(char: str) -> str:
     if char == "\\":
         return "\\\\"

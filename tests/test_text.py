@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from hbsdeploy.text import escape, escape_line, one_line, plural, redact_headers, redact_url, redact_urls
+from hbsdeploy.text import (
+    escape,
+    escape_controls,
+    escape_line,
+    one_line,
+    plural,
+    redact_headers,
+    redact_url,
+    redact_urls,
+)
 
 
 def test_escape_shows_each_invisible_character_one_unambiguous_way() -> None:
@@ -51,3 +60,8 @@ def test_plural_agrees_with_the_count(count: int, expected: str) -> None:
 def test_plural_takes_an_irregular_form() -> None:
     assert plural(1, "UI map entry", "UI map entries") == "1 UI map entry"
     assert plural(3, "UI map entry", "UI map entries") == "3 UI map entries"
+
+
+def test_escape_controls_keeps_a_subjects_own_escapes_and_shows_control_characters() -> None:
+    assert escape_controls("O=ACME\\, Inc.") == "O=ACME\\, Inc."  # RFC 4514's escape of the comma, once
+    assert escape_controls("CN=a\x1b[31m\u202eb") == "CN=a\\x1b[31m\\u202eb"

@@ -16,7 +16,7 @@ from hbsdeploy.load.config import Environment
 from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS
 from hbsdeploy.plan.model import NO_PARTNER_FILE, Change, ChangeKind, Plan, Unmanaged
-from hbsdeploy.text import escape, plural
+from hbsdeploy.text import escape, escape_controls, plural
 
 MARKDOWN_LIMIT = 60_000
 MARKDOWN_MARKER = "<!-- hbsdeploy-plan -->"
@@ -312,8 +312,8 @@ def _certificate(change: Change) -> str:
     sha256 = change.after["certificate_sha256"]
     if not info:
         return f"the certificate with SHA-256 fingerprint {sha256}"
-    return (f"{escape(str(info['file']))} (subject {escape(str(info['subject']))}, expires {info['not_after']}, "
-            f"SHA-256 {sha256})")
+    subject = escape_controls(str(info["subject"]))  # RFC 4514 escapes its own commas: one backslash, not two
+    return f"{escape(str(info['file']))} (subject {subject}, expires {info['not_after']}, SHA-256 {sha256})"
 
 
 @dataclass(frozen=True)

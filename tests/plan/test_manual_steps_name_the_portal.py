@@ -39,6 +39,9 @@ def test_steps_open_the_environments_portal_and_show_its_description(repo_copy: 
     certificate = next(line for line in lines if "User certificate" in line)
     assert "certs/example-energy-oicp.pem (subject " in certificate and "CN=oicp.example-energy.com" in certificate
     assert ", expires 2046-10-27, SHA-256 " in certificate
+    # the subject as RFC 4514 writes it (a comma in a value escaped once), as Certificate Management shows it
+    assert "O=Example Energy (hbsdeploy example\\, not a real certificate)" in certificate
+    assert "\\\\" not in certificate
 
 
 def test_a_manual_portal_without_url_names_both_hubject_portals(repo_copy: Path,
