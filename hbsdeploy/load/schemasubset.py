@@ -166,10 +166,10 @@ class SubsetValidator:
     def reference(self, ref: str) -> _Check:
         """The check of the schema that a local `$ref` names, looked up when it runs (it may still be compiling)."""
         target = self._resolve(ref)
-        self.compile(target)
-        if isinstance(target, bool):
-            return self.compile(target)
-        compiled, key = self._compiled, id(target)
+        check = self.compile(target)
+        if isinstance(target, bool) or check is not _always:
+            return check  # compiled already: called directly
+        compiled, key = self._compiled, id(target)  # still compiling (a cycle): looked up when it runs
         return lambda instance, report: compiled[key](instance, report)
 
     def _resolve(self, ref: str) -> Any:
@@ -222,13 +222,27 @@ def _assertion(keyword: str, fails: Callable[[Any, Any], bool], message: Callabl
     return compile_keyword
 
 
+# The types one isinstance tells (bool is no int here: "boolean" is bool, and "integer" and "number" need more).
+_PYTHON_TYPES: dict[str, type] = {"string": str, "object": dict, "array": list, "boolean": bool, "null": type(None)}
+
+
 def _type(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
     names = value if isinstance(value, list) else [value]
     if any(name not in _TYPES for name in names):
         raise Unsupported(f"type {value!r}")
+    shown = ", ".join(repr(name) for name in names)
+    if all(name in _PYTHON_TYPES for name in names):  # the usual case, checked in one call: it runs for every value
+        python_types = tuple(_PYTHON_TYPES[name] for name in names)
+
+        def check(instance: Any, report: _Report | None) -> bool:
+            if isinstance(instance, python_types):
+                return True
+            if report is not None:
+                report.fail(f"{instance!r} is not of type {shown}", "type", value, instance, schema)
+            return False
+        return check
     tests = [_TYPES[name] for name in names]
     test = tests[0] if len(tests) == 1 else lambda i: any(test(i) for test in tests)
-    shown = ", ".join(repr(name) for name in names)
     return _assertion("type", lambda i, _: not test(i), lambda i, _: f"{i!r} is not of type {shown}")(v, value, schema)
 
 
@@ -334,7 +348,7 @@ def _required(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
 def _ref(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
     # Like jsonschema, the schema path does not name `$ref`: it continues inside the referenced schema.
     target = v.reference(value)
-    return lambda instance, report: target(instance, report and report.into(()))
+    return lambda instance, report: target(instance, None if report is None else report.into(()))
 
 
 def _all_of(v: SubsetValidator, value: Any, schema: dict[str, Any]) -> _Check:
