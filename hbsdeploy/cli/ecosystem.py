@@ -84,7 +84,12 @@ def init(g: Globals, directory: Path, hook_repo: str | None, hook_rev: str | Non
               help="The environment to check (default: $HBSDEPLOY_ENV, else default_environment).")
 @click.option("--probe", is_flag=True,
               help="Also reach every Service URL of the environment's partners as the platform does: DNS, TCP, "
-                   "TLS handshake, certificate valid for the host and not expiring within 30 days.")
+                   "TLS handshake trusting what the platform trusts (the uploaded User certificate, else public "
+                   "CAs), certificate valid for the host and not expiring within 30 days, then one HTTP GET.")
+@click.option("--probe-http/--no-probe-http", default=True, show_default=True,
+              help="With --probe: send one GET of the Service URL plus an OICP operation path that starts nothing "
+                   "(e.g. .../authorize-remote/stop), to tell a wrong base path (404) from a right one (405, 400, "
+                   "401, 403).")
 @click.option("--probe-ca-bundle", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               envvar="HBSDEPLOY_PROBE_CA_BUNDLE", metavar="FILE",
               help="Trust this PEM CA bundle when probing instead of the system's public CAs (a private or test "
@@ -92,7 +97,8 @@ def init(g: Globals, directory: Path, hook_repo: str | None, hook_rev: str | Non
 @click.option("--timeout", type=click.FloatRange(min=0.1, max=120.0), default=5.0, show_default=True,
               metavar="SECONDS", help="Timeout of each network step.")
 @click.pass_obj
-def doctor(g: Globals, environment: str | None, probe: bool, probe_ca_bundle: Path | None, timeout: float) -> int:
+def doctor(g: Globals, environment: str | None, probe: bool, probe_http: bool, probe_ca_bundle: Path | None,
+           timeout: float) -> int:
     """Check that this machine can plan and apply: one line per check, `ok`, `warn` or `FAIL`.
 
     Checks the config, the partner files, the environment's client certificate and key (readable, matching,
@@ -105,7 +111,8 @@ def doctor(g: Globals, environment: str | None, probe: bool, probe_ca_bundle: Pa
     """
     from hbsdeploy.tools.doctor import CheckStatus, DoctorOptions, run_checks
 
-    options = DoctorOptions(environment=environment, probe=probe, probe_ca_bundle=probe_ca_bundle, timeout=timeout)
+    options = DoctorOptions(environment=environment, probe=probe, probe_http=probe_http,
+                            probe_ca_bundle=probe_ca_bundle, timeout=timeout)
     failures = 0
     for check in run_checks(g.config_path, options):
         failures += check.status is CheckStatus.FAIL

@@ -38,6 +38,7 @@ class Environment:
     client_key: Path | None = None
     ca_bundle: Path | None = None
     verify_tls: bool = True
+    probe_private_hosts: bool = False  # doctor --probe may reach loopback and private hosts (never when protected)
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     total_timeout: float = 120.0  # one request attempt, from sending to the last byte of the answer
@@ -320,6 +321,7 @@ def _environment(name: str, settings: dict[str, Any], root: Path, state_dir: Pat
         client_key=path_of("client_key"),
         ca_bundle=path_of("ca_bundle"),
         verify_tls=bool(settings.get("verify_tls", True)),
+        probe_private_hosts=bool(settings.get("probe_private_hosts", False)),
         connect_timeout=float(timeouts.get("connect", 5.0)),
         read_timeout=float(timeouts.get("read", 30.0)),
         total_timeout=float(timeouts.get("total", 120.0)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hbsdeploy.load.resources import load_schema
 
@@ -21,6 +21,8 @@ class ServiceTypeSpec:
     missing_rule: str  # the rule id when a role in required_for switches it off
     recommended: dict[str, dict[str, object]]  # role -> field -> the value a public source recommends
     recommended_source: str  # that source, quoted in the warning
+    # role -> the OICP operation path `doctor --probe` sends a GET to, one that cannot start anything
+    probe_path: dict[str, str] = field(default_factory=dict)
 
 
 @functools.cache
@@ -40,6 +42,7 @@ def service_types() -> dict[str, ServiceTypeSpec]:
             missing_rule=str(meta.get("missing_rule", "service-type-required")),
             recommended={str(role): dict(fields) for role, fields in (meta.get("recommended") or {}).items()},
             recommended_source=str(meta.get("recommended_source", "")),
+            probe_path={str(role): str(path) for role, path in (meta.get("probe_path") or {}).items()},
         ))
     specs.sort(key=lambda spec: (spec.order, spec.name))
     return {spec.name: spec for spec in specs}

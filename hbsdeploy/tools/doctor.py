@@ -19,50 +19,36 @@ trusts the system's CAs (the platform trusts public CAs) unless given a CA bundl
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
-import enum
-import ipaddress
 import os
 import re
-import socket
-import ssl
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from hbsdeploy.check.certs import expires_soon
 from hbsdeploy.errors import HbsError, InputError
 from hbsdeploy.files import FileRefused, read_bytes
-from hbsdeploy.hosts import is_public
 from hbsdeploy.load.config import Config, Environment, find_config, load_config
 from hbsdeploy.load.yamlload import display_path
+from hbsdeploy.paths import resolve_within
 from hbsdeploy.text import escape, plural
+from hbsdeploy.tools.checks import Check, CheckStatus
+from hbsdeploy.tools.checks import expiry as _expiry
+from hbsdeploy.tools.probe import (
+    DEFAULT_TIMEOUT,
+    PROBE_CA_ENV_VAR,
+    PROBE_PRIVATE_VAR,
+    ProbeResult,
+    Trust,
+    operation_path,
+    probe_url,
+)
 
-DEFAULT_TIMEOUT = 5.0
-PROBE_CA_ENV_VAR = "HBSDEPLOY_PROBE_CA_BUNDLE"
-
-
-class CheckStatus(str, enum.Enum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "FAIL"
-
-
-@dataclass(frozen=True)
-class Check:
-    """The result of one check: `ok`, `warn` or `FAIL`, and one line saying what was found."""
-
-    name: str
-    status: CheckStatus
-    detail: str
-
-    def format(self) -> str:
-        return f"{self.status.value:<4} {self.name}: {self.detail}"
+__all__ = ["PROBE_CA_ENV_VAR", "Check", "CheckStatus", "DoctorOptions", "ProbeResult", "ProbeTarget", "Trust",
+           "probe_targets", "probe_url", "run_checks"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +58,7 @@ class DoctorOptions:
     environment: str | None = None
     probe: bool = False
     probe_ca_bundle: Path | None = None
+    probe_http: bool = True  # with probe: one GET of each Service URL plus an operation path that starts nothing
     timeout: float = DEFAULT_TIMEOUT
     now: dt.datetime | None = None
 
@@ -119,7 +106,7 @@ def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Ch
     if env.kind == "web":
         yield from _web_ui_checks(env)
     if options.probe:
-        yield from _probe_checks(config, env, options.probe_ca_bundle, options.timeout, now)
+        yield from _probe_checks(config, env, options, now)
 
 
 def _partners_check(config: Config, env: Environment) -> Check:
@@ -139,16 +126,6 @@ def _partners_check(config: Config, env: Environment) -> Check:
 
 
 # --- certificates ---------------------------------------------------------------------------------------------------
-
-def _expiry(not_after: dt.datetime, now: dt.datetime) -> tuple[CheckStatus, str]:
-    days = (not_after - now).total_seconds() / 86400
-    when = not_after.strftime("%Y-%m-%d")
-    if not_after <= now:
-        return CheckStatus.FAIL, f"expired on {when}"
-    if expires_soon(not_after, now):
-        return CheckStatus.WARN, f"expires on {when}, in {plural(int(days), 'day')}: renew it"
-    return CheckStatus.OK, f"valid until {when} ({int(days)} days)"
-
 
 MAX_TLS_FILE_BYTES = 1024 * 1024  # a PEM certificate with its chain, or a key: a few KiB
 
@@ -394,11 +371,14 @@ def _web_ui_checks(env: Environment) -> Iterator[Check]:
 
 @dataclass(frozen=True)
 class ProbeTarget:
-    """A Service URL the platform calls, and who set it."""
+    """A Service URL the platform calls, who set it, and the User certificate it trusts there (as the file writes
+    it), if any."""
 
     partner_id: str
+    role: str
     service_type: str
     url: str
+    user_certificate: str | None = None
 
 
 def probe_targets(config: Config, env: Environment) -> list[ProbeTarget]:
@@ -410,101 +390,67 @@ def probe_targets(config: Config, env: Environment) -> list[ProbeTarget]:
         if env.name not in partner.environments:
             continue
         for name, service_type in sorted(partner.resolve(env.name).items()):
-            url = service_type.values.get("service_url")
-            if service_type.values.get("online_request") is True and isinstance(url, str) and url:
-                targets.append(ProbeTarget(partner.partner_id, name, url))
+            values = service_type.values
+            url = values.get("service_url")
+            if values.get("online_request") is True and isinstance(url, str) and url:
+                certificate = values.get("certificate_file") if values.get("certificate") == "user" else None
+                targets.append(ProbeTarget(partner.partner_id, partner.role, name, url,
+                                           certificate if isinstance(certificate, str) else None))
     return targets
 
 
-def _probe_checks(config: Config, env: Environment, ca_bundle: Path | None, timeout: float,
-                  now: dt.datetime) -> Iterator[Check]:
+PROBE_LIMITS = ("cannot test whether the partner's firewall admits the platform's source addresses, nor present "
+                "Hubject's client certificate: ask Hubject for its outgoing addresses and send a test request from "
+                "the QA portal (docs/config.md, `hbsdeploy doctor`)")
+
+
+def _probe_checks(config: Config, env: Environment, options: DoctorOptions, now: dt.datetime) -> Iterator[Check]:
     targets = probe_targets(config, env)
     if not targets:
         yield Check("probe", CheckStatus.WARN, f"no partner in {env.name} has a Service URL with Online Request on")
         return
+    allow_private = env.probe_private_hosts and os.environ.get(PROBE_PRIVATE_VAR) == "1"
     for target in targets:
-        status, detail = probe_url(target.url, ca_bundle=ca_bundle, timeout=timeout, now=now,
-                                   allow_private=os.environ.get(PROBE_PRIVATE_VAR) == "1")
-        yield Check(f"probe {target.partner_id} {target.service_type}", status, f"{escape(target.url)}: {detail}")
+        name = f"probe {target.partner_id} {target.service_type}"
+        trust = _trust(config, target, options.probe_ca_bundle)
+        if isinstance(trust, str):
+            yield Check(name, CheckStatus.FAIL, f"{escape(target.url)}: {trust}")
+            continue
+        http_path = _http_path(target) if options.probe_http else None
+        if isinstance(http_path, Check):
+            yield http_path
+            continue
+        result = probe_url(target.url, trust=trust, timeout=options.timeout, now=now, allow_private=allow_private,
+                           http_path=http_path)
+        yield Check(name, result.tls[0], f"{escape(target.url)}: {result.tls[1]}")
+        if result.http is not None:
+            yield Check(f"{name} http", *result.http)
+    yield Check("probe limits", CheckStatus.NOTE, PROBE_LIMITS)
 
 
-# Set to 1 by the person running doctor, never by a file a pull request can change: only then may --probe connect to
-# loopback, private, link-local (169.254.169.254, cloud metadata) or other non-public addresses.
-PROBE_PRIVATE_VAR = "HBSDEPLOY_PROBE_PRIVATE_HOSTS"
+def _trust(config: Config, target: ProbeTarget, ca_bundle: Path | None) -> Trust | str:
+    """What the platform trusts for this URL: the uploaded User certificate, else public CAs (or `ca_bundle`)."""
+    if target.user_certificate is None:
+        return Trust(ca_bundle=ca_bundle, shown=display_path(ca_bundle) if ca_bundle else "")
+    path = resolve_within(config.root, target.user_certificate)
+    if path is None:
+        return (f"certificate_file {escape(target.user_certificate)!r} is outside the repository or cannot be "
+                "resolved; run `hbsdeploy validate`")
+    return Trust(user_certificate=path, shown=target.user_certificate)
 
 
-def probe_url(url: str, *, ca_bundle: Path | None = None, timeout: float = DEFAULT_TIMEOUT,
-              now: dt.datetime | None = None, allow_private: bool = False) -> tuple[CheckStatus, str]:
-    """Reach `url` as the platform does: DNS, TCP, TLS 1.2+ handshake verifying the certificate for the host."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    try:
-        parts = urlsplit(url)
-        port = parts.port or 443
-    except ValueError as exc:
-        return CheckStatus.FAIL, f"does not parse ({exc})"
-    host = parts.hostname
-    if parts.scheme.lower() != "https" or not host:
-        return CheckStatus.FAIL, "not an https:// URL; the platform only calls HTTPS"
+def _http_path(target: ProbeTarget) -> str | None | Check:
+    """The operation path to GET for this service type and role (None: the service type declares none), or a
+    FAIL when the schema's probe_path is not one that is safe to send."""
+    from hbsdeploy.load.servicetypes import service_types
 
-    addresses = _resolve(host, port, timeout)
-    if isinstance(addresses, str):
-        return CheckStatus.FAIL, f"DNS: {addresses}"
-    if not allow_private:
-        private = [a for a in addresses if not is_public(ipaddress.ip_address(a.split("%")[0]))]
-        if private:
-            return CheckStatus.FAIL, (f"DNS: {host} resolves to {', '.join(private)}, which the platform cannot reach "
-                                      f"from the internet; not probed (set {PROBE_PRIVATE_VAR}=1 to probe it)")
-
-    sock: socket.socket | None = None
-    errors = []
-    for address in addresses:
-        try:
-            sock = socket.create_connection((address, port), timeout=timeout)
-            break
-        except TimeoutError:
-            errors.append(f"{address}: no answer within {timeout:g} s")
-        except OSError as exc:
-            errors.append(f"{address}: {exc.strerror or exc}")
-    if sock is None:
-        return CheckStatus.FAIL, f"TCP: cannot connect to port {port} ({'; '.join(errors)})"
-
-    context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        sock.settimeout(timeout)
-        with context.wrap_socket(sock, server_hostname=host) as tls:
-            peer: dict[str, Any] = tls.getpeercert() or {}
-            version = tls.version() or "TLS"
-    except ssl.SSLCertVerificationError as exc:
-        hint = ""
-        if exc.verify_code in (18, 19, 20, 21):  # self-signed or unknown issuer
-            hint = ("; the platform trusts public CAs (for a private or test CA: --probe-ca-bundle or "
-                    f"${PROBE_CA_ENV_VAR})")
-        return CheckStatus.FAIL, f"TLS: certificate not accepted: {exc.verify_message}{hint}"
-    except ssl.SSLError as exc:
-        return CheckStatus.FAIL, f"TLS: handshake failed ({exc.reason or exc})"
-    except TimeoutError:
-        return CheckStatus.FAIL, f"TLS: no handshake within {timeout:g} s"
-    except OSError as exc:
-        return CheckStatus.FAIL, f"TLS: connection lost during the handshake ({exc.strerror or exc})"
-    finally:
-        sock.close()
-
-    not_after = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(peer["notAfter"]), dt.timezone.utc)
-    status, when = _expiry(not_after, now)
-    return status, f"{addresses[0]} port {port}, {version}, certificate for {host} {when}"
-
-
-def _resolve(host: str, port: int, timeout: float) -> list[str] | str:
-    """The host's addresses, or why there are none. getaddrinfo has no timeout: it runs in a thread."""
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hbsdeploy-dns")
-    try:
-        future = pool.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-        infos = future.result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
-        return f"no answer for {host} within {timeout:g} s"
-    except socket.gaierror as exc:
-        return f"{host} does not resolve ({exc.strerror})"
-    finally:
-        pool.shutdown(wait=False)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+    spec = service_types().get(target.service_type)
+    template = spec.probe_path.get(target.role) if spec else None
+    if template is None:
+        return None
+    path = operation_path(template)
+    if path is None:
+        return Check(f"probe {target.partner_id} {target.service_type}", CheckStatus.FAIL,
+                     f"probe_path {escape(template)!r} of {target.service_type} (x-hbsdeploy in the partner schema) is "
+                     "not an OICP path under /api/oicp/ without a start operation; not probed")
+    return path

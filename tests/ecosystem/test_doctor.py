@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import trustme
 
-from hbsdeploy.tools.doctor import CheckStatus, probe_url
+from hbsdeploy.tools.doctor import CheckStatus, Trust, probe_url
 from tests.ecosystem.helpers import RunHbs
 from tests.fixtures.tls import TlsFiles
 
@@ -29,7 +29,8 @@ TOKEN = "s3cr3t-token-value"
 # --- servers on 127.0.0.1 --------------------------------------------------------------------------------------------
 
 class TlsServer:
-    """Accepts connections on 127.0.0.1 and completes (or fails) a TLS handshake with the given certificate."""
+    """Accepts connections on 127.0.0.1 and completes (or fails) a TLS handshake with the given certificate, then
+    answers a request with 405 (an OICP server's answer to a GET on a POST operation)."""
 
     def __init__(self, leaf: trustme.LeafCert) -> None:
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -53,7 +54,8 @@ class TlsServer:
             conn.settimeout(2)
             try:
                 with self.context.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(1)
+                    tls.recv(4096)  # the probe's GET, in one piece on loopback
+                    tls.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             except (ssl.SSLError, OSError):
                 pass
             finally:
@@ -334,7 +336,7 @@ def test_quiet_doctor_prints_only_what_is_not_ok(api_repo: Path, hbs: RunHbs,
 
 def test_probe_accepts_a_good_certificate(tls_server: Any, tls: TlsFiles) -> None:
     server = tls_server()
-    status, detail = probe_url(server.url, ca_bundle=tls.ca, timeout=2, allow_private=True)
+    status, detail = probe_url(server.url, trust=Trust(ca_bundle=tls.ca), timeout=2, allow_private=True).tls
     assert status is CheckStatus.OK, detail
     assert detail.startswith(f"127.0.0.1 port {server.port}, TLSv1.")
     assert "certificate for 127.0.0.1 valid until" in detail
@@ -342,7 +344,7 @@ def test_probe_accepts_a_good_certificate(tls_server: Any, tls: TlsFiles) -> Non
 
 def test_probe_refuses_a_certificate_for_another_host(tls_server: Any, tls: TlsFiles) -> None:
     server = tls_server("wrong.example.com")
-    status, detail = probe_url(server.url, ca_bundle=tls.ca, timeout=2, allow_private=True)
+    status, detail = probe_url(server.url, trust=Trust(ca_bundle=tls.ca), timeout=2, allow_private=True).tls
     assert status is CheckStatus.FAIL
     assert detail.startswith("TLS: certificate not accepted: ")
     assert detail.endswith("mismatch, certificate is not valid for '127.0.0.1'.")
@@ -350,35 +352,36 @@ def test_probe_refuses_a_certificate_for_another_host(tls_server: Any, tls: TlsF
 
 def test_probe_refuses_an_expired_certificate(tls_server: Any, tls: TlsFiles) -> None:
     server = tls_server(not_after=NOW - dt.timedelta(days=2))
-    status, detail = probe_url(server.url, ca_bundle=tls.ca, timeout=2, allow_private=True)
+    status, detail = probe_url(server.url, trust=Trust(ca_bundle=tls.ca), timeout=2, allow_private=True).tls
     assert (status, detail) == (CheckStatus.FAIL, "TLS: certificate not accepted: certificate has expired")
 
 
 def test_probe_warns_about_a_certificate_expiring_within_30_days(tls_server: Any, tls: TlsFiles) -> None:
     server = tls_server(not_after=NOW + dt.timedelta(days=5))
-    status, detail = probe_url(server.url, ca_bundle=tls.ca, timeout=2, allow_private=True)
+    status, detail = probe_url(server.url, trust=Trust(ca_bundle=tls.ca), timeout=2, allow_private=True).tls
     assert status is CheckStatus.WARN
     assert "renew it" in detail
 
 
 def test_probe_refuses_a_certificate_from_a_ca_the_platform_does_not_trust(tls_server: Any) -> None:
-    status, detail = probe_url(tls_server().url, timeout=2, allow_private=True)
+    status, detail = probe_url(tls_server().url, timeout=2, allow_private=True).tls
     assert status is CheckStatus.FAIL
     assert "unable to get local issuer certificate" in detail and "--probe-ca-bundle" in detail
 
 
 def test_probe_fails_on_a_closed_port() -> None:
     port = closed_port()
-    status, detail = probe_url(f"https://127.0.0.1:{port}/oicp", timeout=2, allow_private=True)
+    status, detail = probe_url(f"https://127.0.0.1:{port}/oicp", timeout=2, allow_private=True).tls
     assert status is CheckStatus.FAIL
     assert detail.startswith(f"TCP: cannot connect to port {port} (127.0.0.1: ")
 
 
 def test_probe_refuses_a_private_address_outside_a_sandbox(tls_server: Any, tls: TlsFiles) -> None:
-    status, detail = probe_url(tls_server().url, ca_bundle=tls.ca, timeout=2, allow_private=False)
+    status, detail = probe_url(tls_server().url, trust=Trust(ca_bundle=tls.ca), timeout=2, allow_private=False).tls
     assert status is CheckStatus.FAIL
     assert detail == ("DNS: 127.0.0.1 resolves to 127.0.0.1, which the platform cannot reach from the internet; not "
-                      "probed (set HBSDEPLOY_PROBE_PRIVATE_HOSTS=1 to probe it)")
+                      "probed (loopback and private addresses need probe_private_hosts: true for the environment in "
+                      "hbsdeploy.yaml and HBSDEPLOY_PROBE_PRIVATE_HOSTS=1 set by the person running doctor)")
 
 
 def test_probe_fails_on_a_name_that_does_not_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -386,7 +389,7 @@ def test_probe_fails_on_a_name_that_does_not_resolve(monkeypatch: pytest.MonkeyP
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
-    status, detail = probe_url("https://oicp.example.com", timeout=2)
+    status, detail = probe_url("https://oicp.example.com", timeout=2).tls
     assert (status, detail) == (CheckStatus.FAIL, "DNS: oicp.example.com does not resolve (Name or service not known)")
 
 
@@ -401,7 +404,7 @@ def test_probe_gives_up_on_a_slow_dns_answer(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(socket, "getaddrinfo", slow)
     try:
-        status, detail = probe_url("https://oicp.example.com", timeout=0.2)
+        status, detail = probe_url("https://oicp.example.com", timeout=0.2).tls
         assert not answered.is_set()
     finally:
         release.set()
@@ -412,7 +415,8 @@ def test_probe_gives_up_on_a_server_that_never_answers_the_handshake() -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)  # the kernel completes TCP; nobody speaks TLS
-        status, detail = probe_url(f"https://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3, allow_private=True)
+        status, detail = probe_url(f"https://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3,
+                                   allow_private=True).tls
     assert (status, detail) == (CheckStatus.FAIL, "TLS: no handshake within 0.3 s")
 
 
@@ -421,14 +425,18 @@ def test_doctor_probe_reports_every_service_url(tmp_path: Path, tls_server: Any,
     good, wrong_host, expired = tls_server(), tls_server("wrong.example.com"), tls_server(
         not_after=NOW - dt.timedelta(days=1))
     closed = f"https://127.0.0.1:{closed_port()}"
-    root = write_repo(tmp_path, "  sandbox:\n    portal: local\n", {
+    root = write_repo(tmp_path, "  sandbox:\n    portal: local\n    probe_private_hosts: true\n", {
         "DE*A01": good.url, "DE*A02": wrong_host.url, "DE*A03": expired.url, "DE*A04": closed})
     monkeypatch.setenv("HBSDEPLOY_PROBE_CA_BUNDLE", str(tls.ca))
-    monkeypatch.setenv("HBSDEPLOY_PROBE_PRIVATE_HOSTS", "1")  # the person running doctor allows loopback
+    monkeypatch.setenv("HBSDEPLOY_PROBE_PRIVATE_HOSTS", "1")  # the person running doctor allows loopback too
     code, out, _ = hbs("doctor", "--probe", "--timeout", "2", cwd=root)
     checks = lines_by_check(out)
     assert code == 1
     assert checks["probe DE*A01 authorization"].startswith(f"ok {good.url}: 127.0.0.1 port")
+    assert checks["probe DE*A01 authorization"].endswith(f"trusting the CA bundle {tls.ca}")
+    assert checks["probe DE*A01 authorization http"] == (
+        "ok GET /api/oicp/charging/v21/providers/XX-HBS/authorize-remote/stop answered 405: the OICP path exists "
+        "(answers GET with 405)")
     assert checks["probe DE*A02 authorization"].startswith(f"FAIL {wrong_host.url}: TLS: certificate not accepted")
     assert "certificate has expired" in checks["probe DE*A03 authorization"]
     assert checks["probe DE*A04 authorization"].startswith(f"FAIL {closed}: TCP: cannot connect")
@@ -439,7 +447,8 @@ def test_doctor_probe_ca_bundle_option_and_without_it(tmp_path: Path, tls_server
                                                       hbs: RunHbs, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HBSDEPLOY_PROBE_CA_BUNDLE", raising=False)
     monkeypatch.setenv("HBSDEPLOY_PROBE_PRIVATE_HOSTS", "1")
-    root = write_repo(tmp_path, "  sandbox:\n    portal: local\n", {"DE*A01": tls_server().url})
+    root = write_repo(tmp_path, "  sandbox:\n    portal: local\n    probe_private_hosts: true\n",
+                      {"DE*A01": tls_server().url})
     code, out, _ = hbs("doctor", "--probe", "--probe-ca-bundle", str(tls.ca), cwd=root)
     assert code == 0, out
     code, out, _ = hbs("doctor", "--probe", cwd=root)
@@ -492,23 +501,32 @@ def test_doctor_sends_no_credentials_not_even_from_netrc(tmp_path: Path, hbs: Ru
     assert seen == [None]
 
 
-def test_doctor_probe_on_sandbox_never_connects_to_a_private_host_unless_allowed(tmp_path: Path, hbs: RunHbs,
-                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """A pull request naming 127.0.0.1:22 (or 169.254.169.254, 10.x) as a Service URL gets no port scan from CI."""
+@pytest.mark.parametrize(("key", "variable"), [(False, None), (True, None), (False, "1"), (True, "0")],
+                         ids=["neither", "key-only", "variable-only", "key-and-variable-0"])
+def test_doctor_probe_on_sandbox_never_connects_to_a_private_host_unless_allowed(
+        tmp_path: Path, hbs: RunHbs, monkeypatch: pytest.MonkeyPatch, key: bool, variable: str | None) -> None:
+    """A pull request naming 127.0.0.1:22 (or 10.x) as a Service URL gets no port scan from CI: loopback and private
+    hosts need the environment's probe_private_hosts: true AND HBSDEPLOY_PROBE_PRIVATE_HOSTS=1 from the person
+    running doctor (a pull request can change hbsdeploy.yaml, not the CI job's variables)."""
     import socket
 
-    monkeypatch.delenv("HBSDEPLOY_PROBE_PRIVATE_HOSTS", raising=False)
+    if variable is None:
+        monkeypatch.delenv("HBSDEPLOY_PROBE_PRIVATE_HOSTS", raising=False)
+    else:
+        monkeypatch.setenv("HBSDEPLOY_PROBE_PRIVATE_HOSTS", variable)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)
     listener.setblocking(False)
     port = listener.getsockname()[1]
     try:
-        root = write_repo(tmp_path, "  sandbox:\n    portal: local\n", {"DE*A01": f"https://127.0.0.1:{port}"})
+        environment = "  sandbox:\n    portal: local\n" + ("    probe_private_hosts: true\n" if key else "")
+        root = write_repo(tmp_path, environment, {"DE*A01": f"https://127.0.0.1:{port}"})
         code, out, _ = hbs("doctor", "--probe", cwd=root)
         assert code == 1
-        assert "not probed (set HBSDEPLOY_PROBE_PRIVATE_HOSTS=1 to probe it)" in lines_by_check(out)[
-            "probe DE*A01 authorization"]
+        assert lines_by_check(out)["probe DE*A01 authorization"].endswith(
+            "not probed (loopback and private addresses need probe_private_hosts: true for the environment in "
+            "hbsdeploy.yaml and HBSDEPLOY_PROBE_PRIVATE_HOSTS=1 set by the person running doctor)")
         with pytest.raises(BlockingIOError):
             listener.accept()  # nothing ever connected
     finally:

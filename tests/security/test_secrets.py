@@ -93,6 +93,7 @@ default_environment: sandbox
 environments:
   sandbox:
     portal: local
+    probe_private_hosts: true
   qa:
     portal: {url}
     token_env: {TOKEN_ENV}
@@ -128,7 +129,7 @@ class Ran:
 
 def run(cwd: Path, *args: str, token: str | None = TOKEN) -> Ran:
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "HBSDEPLOY_PROBE_CA_BUNDLE": "",
-           "HBSDEPLOY_PROBE_PRIVATE_HOSTS": "1"}  # doctor --probe reaches the loopback emulator
+           "HBSDEPLOY_PROBE_PRIVATE_HOSTS": "1"}  # with probe_private_hosts, doctor --probe reaches the emulator
     env.pop("HBSDEPLOY_CONFIG", None)
     env.pop(TOKEN_ENV, None)
     if token is not None:
