@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from hbsdeploy.check.certs import EXPIRY_WARNING_DAYS, expires_soon
-from hbsdeploy.tools.doctor import CheckStatus, _expiry
+from hbsdeploy.tools.checks import CheckStatus
+from hbsdeploy.tools.checks import expiry as _expiry
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 

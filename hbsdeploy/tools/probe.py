@@ -51,7 +51,7 @@ _PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.1
 _CERTIFICATE_REQUEST = 13  # TLS HandshakeType certificate_request (RFC 5246, RFC 8446)
 _HANDSHAKE = 22  # TLS ContentType handshake
 _STATUS_LINE = re.compile(r"HTTP/\d(?:\.\d)? (\d{3})(?: .*)?")
-_HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+_HOST_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 _UNTRUSTED_CODES = (18, 19, 20, 21)  # self-signed, self-signed in chain, unknown issuer (local, leaf)
 
 Outcome = tuple[CheckStatus, str]
@@ -209,7 +209,8 @@ def _worse(line: Outcome, extra: Outcome) -> Outcome:
 def _not_accepted(exc: ssl.SSLCertVerificationError, trust: Trust, host: str) -> str:
     detail = f"TLS: certificate not accepted: {exc.verify_message}"
     if trust.user_certificate is not None:
-        if exc.verify_code == _HOSTNAME_MISMATCH:
+        detail = detail.rstrip(".")
+        if exc.verify_code in _HOST_MISMATCH:
             return (f"{detail}; the uploaded User certificate {escape(trust.shown)} was trusted, but the server's "
                     f"certificate does not name {host}: Hubject's Certificate Management article says its CN should "
                     "match the Service URL's host")
