@@ -7,14 +7,18 @@ then an authenticated read of a partner's service types with the token and clien
 naming the variable, never its value; the state folder writable for `local`, `manual` and `web`). For `web`, it
 logs in (the saved session or the *_env credentials) and looks, read-only, for every entry of the UI map on the
 portal's pages (portal/web/uicheck.py).
-With `probe`, every Service URL of the environment's partners is reached the way the platform reaches it: DNS,
-TCP, TLS handshake, certificate valid for the host.
+With `probe`, every Service URL of the environment's partners is reached the way the platform reaches it
+(tools/probe.py): DNS (public addresses; loopback and private ones only with the environment's
+`probe_private_hosts` and HBSDEPLOY_PROBE_PRIVATE_HOSTS=1; link-local and metadata never), TCP, a TLS handshake
+trusting what the platform trusts (the uploaded User certificate with `certificate: user`, else public CAs or
+--probe-ca-bundle) and naming that trust, a warning that explains a server refusing the probe for want of a client
+certificate, then one GET of the Service URL plus the service type's OICP stop path (`probe_path`), and last a note
+of what the probe cannot test (the partner's firewall, Hubject's client certificate).
 
 Decisions: a certificate that expires within 30 days is a warning (it still works today), an expired one a
 failure. Any HTTP answer from the portal, even 401 or 404, proves it reachable; 5xx is a warning. Reachable is not
 usable: the authenticated read is what proves the token (a 404 for a partner the portal does not know yet still
-proves it was accepted). The probe
-trusts the system's CAs (the platform trusts public CAs) unless given a CA bundle, e.g. a private or test CA.
+proves it was accepted). The probe's decisions and their sources: docs/decisions.md, "`doctor --probe`".
 """
 
 from __future__ import annotations
