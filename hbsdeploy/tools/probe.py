@@ -126,6 +126,8 @@ def probe_url(url: str, *, trust: Trust | None = None, timeout: float = DEFAULT_
     `trust`, then, with `http_path` (an operation path, see operation_path), one GET of the base path plus it."""
     trust = trust or Trust()
     now = now or dt.datetime.now(dt.timezone.utc)
+    if not url.isprintable() or any(char.isspace() for char in url):
+        return ProbeResult((CheckStatus.FAIL, "holds a blank or control character; run `hbsdeploy validate`"))
     try:
         parts = urlsplit(url)
         port = parts.port or 443

@@ -506,3 +506,20 @@ def test_doctor_probe_without_the_http_check_sends_no_request(serve: Any, tmp_pa
     assert "probe DE*A01 authorization http" not in checks
     assert server.requests == []
     assert checks["probe limits"] == LIMITS
+
+
+@pytest.mark.parametrize("url", ["https://oicp.example.com/a\r\nX-Injected: 1", "https://oicp.example.com/a\tb",
+                                 "https://oicp.example.com/a b", "https://oicp.example.com/\u202e"])
+def test_a_url_that_could_inject_into_the_request_is_not_probed(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    resolved: list[Any] = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: resolved.append(a))
+    assert probe_url(url, timeout=1).tls == (CheckStatus.FAIL, "holds a blank or control character; run `hbsdeploy "
+                                                               "validate`")
+    assert resolved == []
+
+
+def test_a_non_ascii_base_path_is_sent_percent_encoded(serve: Any, tmp_path: Path) -> None:
+    cert, key = self_signed("127.0.0.1")
+    server = serve(cert, key)
+    probe(f"{server.url}/größe", pinned(tmp_path, cert))
+    assert server.requests == [f"GET /gr%C3%B6%C3%9Fe{STOP_PATH} HTTP/1.1"]
