@@ -274,9 +274,12 @@ def main(argv: list[str] | None = None) -> None:
         _stop_on_first_interrupt()
     code = _run(argv)
     if as_program:
-        # The outcome is settled and reported: a signal from here to the exit (Python's shutdown puts the default
-        # handlers back) must not turn it into a death by signal.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        # The outcome is settled and reported: a signal from here to the exit must not turn it into a death by
+        # signal. Ignored, not blocked: a mask holds for the main thread only, and Python's shutdown puts the default
+        # action back for a signal it handled, which then struck through any other thread still running (a pool or
+        # watchdog thread); it leaves an ignored signal ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     sys.exit(code)
 
 

@@ -267,3 +267,23 @@ def test_a_short_write_stops_apply_instead_of_leaving_a_silent_torn_line(tmp_pat
     monkeypatch.setattr(os, "write", real_write)
     record(log, "DE*R01")
     assert [e["partner_id"] for e in read_audit(path)] == ["DE*R01"]
+
+
+def test_signals_until_the_exit_never_turn_the_reported_outcome_into_a_death_by_signal(
+        work: Path, emulator: Start) -> None:
+    """Ctrl-C held down: after the first SIGINT stops the apply, more keep coming through the report and the
+    interpreter's shutdown. The exit stays 130 with the whole report: a signal after the outcome is ignored by the
+    whole process (a mask held only for the main thread, and Python's shutdown restores the default action, which
+    then killed the process through a pool or watchdog thread still running)."""
+    slow = emulator(auto_register=True, latency_ms=LATENCY_MS)
+    make_repo(work, PARTNERS, url=slow.url, parallelism=1)
+    for _ in range(3):
+        before = audit_count(work)
+        process = start_cli(work, "apply", "--auto-approve")
+        wait_for(lambda: audit_count(work) > before, "a change applied", process)  # noqa: B023 (called at once)
+        while process.poll() is None:
+            process.process.send_signal(signal.SIGINT)
+            time.sleep(0.001)
+        code, out, err = process.finish()
+        assert code == 130, (out, err[-2000:])
+        assert "Traceback" not in err and " not attempted." in out
