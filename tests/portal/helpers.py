@@ -7,6 +7,7 @@ from typing import Any
 from hbsdeploy.load.config import Environment
 from tests.helpers import online_payload
 
+BASE = "https://gateway.example/hbs"  # the portal API the HTTP client tests talk to (through `responses`)
 TOKEN = "s3cr3t-token-value-never-logged"
 TOKEN_ENV = "HBSDEPLOY_TEST_PORTAL_TOKEN"
 

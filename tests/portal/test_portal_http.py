@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,30 +28,11 @@ from hbsdeploy.portal import (
     open_portal,
 )
 from hbsdeploy.portal.http import HttpPortal
-from tests.portal.helpers import TOKEN, TOKEN_ENV, Sleeps, make_env, payload
+from tests.portal.helpers import BASE, TOKEN, TOKEN_ENV, Sleeps, make_env, payload
 
-BASE = "https://gateway.example/hbs"
 PARTNER = "DE*A36"
 ITEM = f"{BASE}/v1/partners/DE%2AA36/service-types/authorization"
 LIST = f"{BASE}/v1/partners/DE%2AA36/service-types"
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-@pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps) -> Callable[..., HttpPortal]:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-
-    def make(**overrides: Any) -> HttpPortal:
-        options: dict[str, Any] = {"token_env": TOKEN_ENV}
-        options.update(overrides)
-        return HttpPortal(make_env(BASE, **options), sleep=sleeps, rng=random.Random(1))
-
-    return make
 
 
 def state_body(settings: dict[str, Any] | None = None, version: str = '"3"', partner: str = PARTNER,

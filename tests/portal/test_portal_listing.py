@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +16,9 @@ from hbsdeploy.portal.contract import MAX_PAGE_SIZE, decode_page_token, encode_p
 from hbsdeploy.portal.http import HttpPortal
 from hbsdeploy.portal.local import LocalPortal
 from hbsdeploy.portal.store import Store
-from tests.portal.helpers import TOKEN, TOKEN_ENV, Sleeps, make_env, payload
+from tests.portal.helpers import BASE, Sleeps, payload
 
-BASE = "https://gateway.example/hbs"
 PARTNERS = f"{BASE}/v1/partners"
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-@pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps) -> Callable[..., HttpPortal]:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-
-    def make(**overrides: Any) -> HttpPortal:
-        options: dict[str, Any] = {"token_env": TOKEN_ENV}
-        options.update(overrides)
-        return HttpPortal(make_env(BASE, **options), sleep=sleeps, rng=random.Random(1))
-
-    return make
 
 
 def entry(partner_id: str, version: str = '"1"') -> dict[str, Any]:
