@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.schemaset import package_schemas
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hbsdeploy"
 
@@ -147,7 +147,7 @@ def service_type_names_in_code(names: set[str]) -> list[str]:
 
 def test_no_module_names_a_service_type() -> None:
     """Service types are data (schemas/partner.schema.json): roles, required_for and rule ids come from there."""
-    names = set(service_types())
+    names = set(package_schemas().service_types)
     assert {"authorization", "reservation"} <= names
     assert service_type_names_in_code(names) == []
 

@@ -1,83 +1,240 @@
-"""Adding a service type is a schema entry and a template: no module of hbsdeploy changes."""
+"""Service types are data in the project: its schemas/partner.schema.json and templates/ take effect, no module of
+hbsdeploy changes, and a type declares its own fields (x-hbsdeploy.fields)."""
 
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from hbsdeploy import __version__
 from hbsdeploy.cli.main import cli
-from hbsdeploy.load import resources, schemacheck, servicetypes
+from hbsdeploy.load.config import load_config
+from hbsdeploy.load.schemaset import package_schemas, schema_differences
+from hbsdeploy.load.servicetypes import SpecError, specs_from_schema
+from hbsdeploy.portal import PayloadRejected
+from hbsdeploy.portal.local import LocalPortal
+from tests.fixtures.emulator import Emulators
 
-NEW_TYPE = "pull_authentication_data"
+NEW_TYPE = "charging_notifications"
+NEW_ENTRY: dict[str, Any] = {
+    "$ref": "#/$defs/service_type",
+    "title": "Charging Notifications",
+    "description": "Where eRoamingChargingNotifications arrive.",
+    "x-hbsdeploy": {"label": "Charging Notifications", "roles": ["emp"], "order": 3,
+                    "fields": ["online_request", "service_url"]},
+}
+EMP_FILE = """\
+name: Example Mobility
+role: emp
+provider_id: "DE-8EO"
+environments:
+  sandbox:
+  qa:
+service_types:
+  charging_notifications:
+    online_request: true
+    service_url: https://oicp.example-mobility.com/notifications
+"""
+TEMPLATE = """{%- import "_payload.j2" as payload -%}
+{{ payload.service_type_payload(settings) }}
+"""
 
 
-def _clear_caches() -> None:
-    for cached in (resources.load_schema, servicetypes.service_types, schemacheck.partner_validator,
-                   schemacheck.config_validator):
-        cached.cache_clear()
+def run(project: Path, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["--config", str(project / "hbsdeploy.yaml"), *args])
+
+
+def edit_schema(project: Path, change: Any) -> None:
+    path = project / "schemas" / "partner.schema.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    change(schema)
+    path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+
+
+def add_new_type(schema: dict[str, Any]) -> None:
+    schema["$defs"]["service_types"]["properties"][NEW_TYPE] = NEW_ENTRY
 
 
 @pytest.fixture
-def extended_schemas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The shipped schemas with one more service type, as a maintainer would add it."""
-    folder = tmp_path / "schemas"
-    shutil.copytree(resources.schemas_dir(), folder)
-    partner_schema = folder / "partner.schema.json"
-    schema = json.loads(partner_schema.read_text())
-    schema["$defs"]["service_types"]["properties"][NEW_TYPE] = {
-        "$ref": "#/$defs/service_type",
-        "title": "Pull Authentication Data",
-        "description": "CPO: where the platform fetches authentication data.",
-        "x-hbsdeploy": {"label": "Pull Authentication Data", "roles": ["cpo"], "required_for": [],
-                        "broadcast": False, "order": 3},
-    }
-    partner_schema.write_text(json.dumps(schema))
-    monkeypatch.setattr(resources, "schemas_dir", lambda: folder)
-    _clear_caches()
-    yield folder
-    _clear_caches()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project as `hbsdeploy init` makes it, with one more service type in its own schema and a template."""
+    monkeypatch.chdir(tmp_path)
+    made = CliRunner().invoke(cli, ["init", "project"])
+    assert made.exit_code == 0, made.output
+    folder = tmp_path / "project"
+    edit_schema(folder, add_new_type)
+    (folder / "templates" / f"{NEW_TYPE}.json.j2").write_text(TEMPLATE, encoding="utf-8")
+    (folder / "partners" / "example-emp.yaml").write_text(EMP_FILE, encoding="utf-8")
+    return folder
 
 
-def test_a_new_service_type_validates_renders_and_plans(extended_schemas: Path, repo_copy: Path) -> None:
-    shutil.copy(repo_copy / "templates" / "reservation.json.j2", repo_copy / "templates" / f"{NEW_TYPE}.json.j2")
-    partner = repo_copy / "partners" / "example-cpo.yaml"
-    partner.write_text(partner.read_text() + (
-        f"  {NEW_TYPE}:\n"
-        "    online_request: true\n"
-        "    service_url: https://oicp.example-charging.com/pull\n"
-        "    client_certification: true\n"
-    ))
-    config = ["--config", str(repo_copy / "hbsdeploy.yaml")]
-    runner = CliRunner()
-
-    validated = runner.invoke(cli, [*config, "validate"])
+def test_a_new_service_type_with_two_fields_validates_plans_applies_and_settles(project: Path) -> None:
+    validated = run(project, "validate")
     assert validated.exit_code == 0, validated.output
 
-    rendered = runner.invoke(cli, [*config, "render", "--env", "prod", "--partner", "DE*A36"])
+    rendered = run(project, "render", "--env", "sandbox", "--partner", "DE-8EO")
     assert rendered.exit_code == 0, rendered.output
-    payload = json.loads(rendered.stdout)["prod"]["DE*A36"][NEW_TYPE]
-    assert payload["service_url"] == "https://oicp.example-charging.com/pull"
+    payload = json.loads(rendered.stdout)["sandbox"]["DE-8EO"][NEW_TYPE]
+    assert payload == {"online_request": True, "service_url": "https://oicp.example-mobility.com/notifications"}
 
-    planned = runner.invoke(cli, [*config, "plan", "--partner", "DE*A36", "--format", "json"])
+    planned = run(project, "plan", "--partner", "DE-8EO", "--format", "json")
     assert planned.exit_code == 0, planned.output
-    changes = {c["service_type"]: c["kind"] for c in json.loads(planned.stdout)["changes"]}
-    assert changes[NEW_TYPE] == "enable"
+    change = json.loads(planned.stdout)["changes"][0]
+    assert (change["service_type"], change["kind"]) == (NEW_TYPE, "enable")
+    assert set(change["before"]) == set(change["after"]) == {"online_request", "service_url"}
+    assert [f["field"] for f in change["fields"]] == ["online_request", "service_url"]
 
-    applied = runner.invoke(cli, [*config, "apply", "--auto-approve", "--partner", "DE*A36"])
+    steps = run(project, "plan", "--partner", "DE-8EO", "--format", "instructions").stdout
+    assert 'Choose the service type "Charging Notifications"' in steps
+    assert "Client Certification" not in steps and "Server certification" not in steps
+    markdown = run(project, "plan", "--partner", "DE-8EO", "--format", "markdown").stdout
+    assert "/ Charging Notifications: enable" in markdown and "client_certification" not in markdown
+
+    applied = run(project, "apply", "--auto-approve", "--partner", "DE-8EO")
     assert applied.exit_code == 0, applied.output
-    again = runner.invoke(cli, [*config, "plan", "--partner", "DE*A36", "--detailed-exitcode"])
+    again = run(project, "plan", "--partner", "DE-8EO", "--detailed-exitcode")
     assert again.exit_code == 0, again.output
+    stored = LocalPortal(project / ".hbsdeploy" / "sandbox.sqlite3",
+                         service_types=load_config(project / "hbsdeploy.yaml").schemas.service_types)
+    assert dict(stored.get_service_type("DE-8EO", NEW_TYPE).settings) == payload
 
 
-def test_the_new_service_type_follows_its_annotation(extended_schemas: Path, repo_copy: Path) -> None:
-    shutil.copy(repo_copy / "templates" / "reservation.json.j2", repo_copy / "templates" / f"{NEW_TYPE}.json.j2")
-    partner = repo_copy / "partners" / "example-emp.yaml"
-    partner.write_text(partner.read_text() + f"  {NEW_TYPE}:\n    online_request: false\n")
-    result = CliRunner().invoke(cli, ["--config", str(repo_copy / "hbsdeploy.yaml"), "validate"])
+def test_the_emulator_serves_the_projects_service_types(project: Path, emulator: Emulators) -> None:
+    config = load_config(project / "hbsdeploy.yaml")
+    handle = emulator(partners=["DE-8EO"], service_types=config.schemas.service_types)
+    text = (project / "hbsdeploy.yaml").read_text(encoding="utf-8")
+    qa = "  qa:\n    portal: manual\n"
+    assert qa in text
+    (project / "hbsdeploy.yaml").write_text(text.replace(qa, f"  qa:\n    portal: {handle.url}\n"), encoding="utf-8")
+
+    planned = run(project, "plan", "--env", "qa", "--partner", "DE-8EO", "--format", "json")
+    assert planned.exit_code == 0, planned.output
+    assert [c["service_type"] for c in json.loads(planned.stdout)["changes"]] == [NEW_TYPE]
+    applied = run(project, "apply", "--env", "qa", "--auto-approve", "--partner", "DE-8EO")
+    assert applied.exit_code == 0, applied.output
+    assert run(project, "plan", "--env", "qa", "--partner", "DE-8EO", "--detailed-exitcode").exit_code == 0
+
+
+def test_the_emulator_refuses_a_field_the_type_does_not_have(project: Path) -> None:
+    specs = load_config(project / "hbsdeploy.yaml").schemas.service_types
+    portal = LocalPortal(project / "emulated.sqlite3", service_types=specs)
+    with pytest.raises(PayloadRejected, match="unknown field 'client_certification'"):
+        portal.update_service_type("DE-8EO", NEW_TYPE, {"online_request": False, "service_url": None,
+                                                        "client_certification": True}, '"0"')
+
+
+def test_a_field_the_type_does_not_have_is_an_error_in_the_partner_file(project: Path) -> None:
+    path = project / "partners" / "example-emp.yaml"
+    path.write_text(EMP_FILE + "    client_certification: true\n", encoding="utf-8")
+    result = run(project, "validate")
     assert result.exit_code == 1
-    assert "service-type-not-for-role" in result.stdout and "Pull Authentication Data" in result.stdout
+    assert "example-emp.yaml:11:27: error[field-not-for-service-type]: Charging Notifications has no Client " \
+           "Certification in the portal" in result.stdout
+
+
+def test_the_service_type_follows_its_roles(project: Path) -> None:
+    path = project / "partners" / "example-cpo.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + f"  {NEW_TYPE}:\n    online_request: false\n",
+                    encoding="utf-8")
+    result = run(project, "validate")
+    assert result.exit_code == 1
+    assert "service-type-not-for-role" in result.stdout and "Charging Notifications" in result.stdout
+
+
+def test_an_edit_to_an_existing_rule_in_the_project_schema_takes_effect(project: Path) -> None:
+    assert run(project, "validate").exit_code == 0
+
+    def shorter_urls(schema: dict[str, Any]) -> None:
+        schema["$defs"]["service_type"]["properties"]["service_url"]["maxLength"] = 30
+
+    edit_schema(project, shorter_urls)
+    result = run(project, "validate")
+    assert result.exit_code == 1
+    assert "error[value-too-long]: service_url is longer than 30 characters" in result.stdout
+
+    def authorization_optional(schema: dict[str, Any]) -> None:
+        schema["$defs"]["service_type"]["properties"]["service_url"]["maxLength"] = 2048
+        annotation = schema["$defs"]["service_types"]["properties"]["authorization"]["x-hbsdeploy"]
+        annotation["recommended"] = {}
+
+    edit_schema(project, authorization_optional)
+    path = project / "partners" / "example-cpo.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("client_certification: true",
+                                                             "client_certification: false"), encoding="utf-8")
+    result = run(project, "validate")
+    assert result.exit_code == 0 and "client-certification-off" not in result.output, result.output
+
+
+def test_the_schema_folder_is_a_config_setting(project: Path) -> None:
+    (project / "schemas").rename(project / "json-schemas")
+    without = run(project, "validate")
+    assert without.exit_code == 1 and "unknown-key" in without.stdout  # hbsdeploy's copy has no such type
+    config = project / "hbsdeploy.yaml"
+    config.write_text("schemas: json-schemas\n" + config.read_text(encoding="utf-8"), encoding="utf-8")
+    assert run(project, "validate").exit_code == 0
+
+
+@pytest.mark.parametrize(("breakage", "expected"), [
+    ("{\n  \"title\": \"x\",\n  oops\n}\n",
+     r"project/schemas/partner\.schema\.json:3: not valid JSON \(Expecting property name enclosed in double quotes, "
+     r"column 3\); fix it, or delete it"),
+    ("[1, 2]\n", r"project/schemas/partner\.schema\.json:1: not a JSON Schema \(the file must hold one JSON object\)"),
+])
+def test_a_broken_project_schema_is_one_line_naming_the_file(project: Path, breakage: str, expected: str) -> None:
+    (project / "schemas" / "partner.schema.json").write_text(breakage, encoding="utf-8")
+    for command in (["validate"], ["plan"]):
+        result = run(project, *command)
+        assert result.exit_code == 1
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.output, result.output
+        assert re.match(f"error: {expected}", lines[0]), lines[0]
+
+
+def test_a_project_schema_without_x_hbsdeploy_or_with_an_unknown_control(project: Path) -> None:
+    def no_annotation(schema: dict[str, Any]) -> None:
+        del schema["$defs"]["service_types"]["properties"][NEW_TYPE]["x-hbsdeploy"]
+
+    edit_schema(project, no_annotation)
+    result = run(project, "validate")
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert line.startswith("error: project/schemas/partner.schema.json:") and "\n" not in line
+    assert "service type 'charging_notifications' has no x-hbsdeploy object" in line
+
+    def unknown_control(schema: dict[str, Any]) -> None:
+        entry = schema["$defs"]["service_types"]["properties"][NEW_TYPE]
+        entry["x-hbsdeploy"] = {"label": "Charging Notifications", "roles": ["emp"], "fields": ["online_request",
+                                                                                              "evse_filter"]}
+
+    edit_schema(project, unknown_control)
+    result = run(project, "validate")
+    assert result.exit_code == 1
+    assert "'evse_filter', not a portal control hbsdeploy knows" in result.output
+    assert "a new kind of control needs code (the web driver must know how to set it)" in result.output
+
+
+def test_doctor_names_the_differences_from_hbsdeploys_copy(project: Path) -> None:
+    config = load_config(project / "hbsdeploy.yaml")
+    assert schema_differences(config.schemas) == [f"service types added: {NEW_TYPE}"]
+
+    def drop_reservation(schema: dict[str, Any]) -> None:
+        del schema["$defs"]["service_types"]["properties"]["reservation"]
+        schema["properties"]["name"]["maxLength"] = 100
+
+    edit_schema(project, drop_reservation)
+    result = run(project, "doctor")
+    assert (f"project/schemas/partner.schema.json differs from hbsdeploy {__version__}'s copy: service types added: "
+            f"{NEW_TYPE}; removed: reservation; other changes (field rules, IDs or descriptions)") in result.output
+
+
+def test_the_package_copy_declares_every_field_for_the_existing_types() -> None:
+    specs = package_schemas().service_types
+    assert all(len(spec.fields) == 6 for spec in specs.values())
+    with pytest.raises(SpecError, match="must include online_request"):
+        specs_from_schema({"$defs": {"service_types": {"properties": {"x": {"x-hbsdeploy": {
+            "label": "X", "roles": ["cpo"], "fields": ["service_url"]}}}}}})

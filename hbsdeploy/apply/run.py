@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from hbsdeploy.apply.audit import AuditError, AuditLog
 from hbsdeploy.errors import HbsError
-from hbsdeploy.load.settings import normalize_settings
+from hbsdeploy.load.settings import holds
 from hbsdeploy.plan.build import Progress, read_current
 from hbsdeploy.plan.model import Change, ChangeKind, Plan, needs_disable_permission
 from hbsdeploy.portal import (
@@ -219,7 +219,7 @@ def _read_back(portal: Portal, applied: list[ChangeResult], parallelism: int) ->
         now = current.get(result.change.key)
         if now is None:
             problem = "the portal no longer lists it"
-        elif now.version == result.written.version and normalize_settings(now.settings) != dict(result.change.after):
+        elif now.version == result.written.version and not holds(now.settings, result.change.after):
             problem = f"it reads back different settings under the version the write answered ({now.version})"
         else:  # as written, or written over since by someone else (the write's answer stands; plan shows the rest)
             continue
@@ -260,7 +260,7 @@ def _apply_change(portal: Portal, change: Change) -> ChangeResult:
         return _after_unclear_write(portal, change, f"unexpected error while writing ({type(exc).__name__}: "
                                                     f"{one_line(str(exc), 300)}); check the portal")
     # The contract's answer to a write is the stored settings and their new version: it proves the write, no GET.
-    if normalize_settings(written.settings) != dict(change.after):
+    if not holds(written.settings, change.after):
         return ChangeResult(change, Status.FAILED, "the portal accepted the update but answered with different "
                                                    "settings; check the portal", written.evidence)
     if written.version == change.version:
@@ -276,7 +276,7 @@ def _after_unclear_write(portal: Portal, change: Change, reason: str) -> ChangeR
         stored = portal.get_service_type(change.partner_id, change.service_type)
     except Exception:
         return ChangeResult(change, Status.FAILED, f"{reason}; {UNKNOWN_OUTCOME}")
-    if stored.version != change.version and normalize_settings(stored.settings) == dict(change.after):
+    if stored.version != change.version and holds(stored.settings, change.after):
         return ChangeResult(change, Status.APPLIED, f"the answer to the update was lost or unusable ({reason}); "
                                                     "reading it back shows the update was made")
     return ChangeResult(change, Status.FAILED, f"{reason}; the portal does not hold the update: run plan to see "

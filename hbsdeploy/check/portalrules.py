@@ -42,14 +42,14 @@ def check_settings(spec: ServiceTypeSpec, settings: Mapping[str, Any], *,
     online = bool(settings.get("online_request", False))
     broadcast = bool(settings.get("broadcast_request", False))
     url = settings.get("service_url")
-    found: list[Violation] = []
-    if broadcast and not spec.broadcast:
+    found = _foreign_fields(spec, settings)
+    if broadcast and not spec.broadcast and "broadcast_request" in spec.fields:
         found.append(Violation("broadcast_request", "broadcast-not-supported",
                                f"{spec.label} has no Broadcast Request in the portal; remove broadcast_request"))
     elif broadcast and not online:
         found.append(Violation("broadcast_request", "broadcast-needs-online-request",
                                "Broadcast Request needs Online Request; set online_request: true or untick broadcast"))
-    if online and not url:
+    if online and not url and "service_url" in spec.fields:
         found.append(Violation("online_request", "online-request-needs-url",
                                "Online Request needs a Service URL; add service_url (the base https:// URL of your "
                                "OICP endpoint)"))
@@ -60,6 +60,22 @@ def check_settings(spec: ServiceTypeSpec, settings: Mapping[str, Any], *,
         found.append(Violation("certificate", "certificate-file-required",
                                "certificate: user needs the uploaded certificate; add certificate_file"))
     return found
+
+
+_FIELD_LABELS = {"online_request": "Online Request", "broadcast_request": "Broadcast Request",
+                 "service_url": "Service URL", "client_certification": "Client Certification",
+                 "certificate": "Server certification", "certificate_sha256": "Server certification",
+                 "certificate_file": "Server certification"}
+
+
+def _foreign_fields(spec: ServiceTypeSpec, settings: Mapping[str, Any]) -> list[Violation]:
+    """A field the service type does not have (its schema entry's `x-hbsdeploy.fields`): the portal shows no such
+    control for it."""
+    allowed = {*spec.fields, *spec.file_keys}
+    return [Violation(name, "field-not-for-service-type",
+                      f"{spec.label} has no {_FIELD_LABELS[name]} in the portal (its fields: "
+                      f"{', '.join(spec.file_keys)}); remove {name}")
+            for name in _FIELD_LABELS if name in settings and name not in allowed]
 
 
 def check_service_url(url: str, *, allow_private_hosts: bool = False) -> list[Violation]:

@@ -30,7 +30,7 @@ from hbsdeploy.errors import Problem, Severity
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import Partner, ResolvedServiceType
 from hbsdeploy.load.schemacheck import show
-from hbsdeploy.load.servicetypes import ServiceTypeSpec, service_types
+from hbsdeploy.load.servicetypes import ServiceTypeSpec
 from hbsdeploy.paths import resolve_within, unresolvable
 
 
@@ -54,7 +54,7 @@ def check_partner(partner: Partner, config: Config, environments: Iterable[Envir
                                     f"{partner.id_key} {partner.written_id!r} is in lower case; OICP IDs are upper "
                                     f"case and plans and the portal show {partner.partner_id!r}: write "
                                     f"{partner.id_key}: \"{partner.partner_id}\"", Severity.WARNING))
-    specs = service_types()
+    specs = config.schemas.service_types
     for environment in environments:
         if environment.name not in partner.environments:
             continue

@@ -15,6 +15,7 @@ from hbsdeploy.files import read_bytes
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import ID_KEYS, Partner, canonical_id, partner_from_document, roles_of_id
+from hbsdeploy.load.schemaset import SchemaSet
 from hbsdeploy.load.yamlload import MAX_FILE_BYTES, display_path, load_yaml
 from hbsdeploy.paths import real_file_path, within
 from hbsdeploy.text import escape
@@ -60,14 +61,14 @@ class ValidationReport:
         return [p for p in self.problems if p.severity is Severity.WARNING]
 
 
-def load_partner(path: Path) -> Partner:
-    """Load one partner file and check it against the schema; InputError lists its problems."""
+def load_partner(path: Path, schemas: SchemaSet) -> Partner:
+    """Load one partner file and check it against the partner schema in effect; InputError lists its problems."""
     document = load_yaml(path)
     if not isinstance(document.data, dict):
         raise InputError([document.problem((), "not-a-mapping",
                                            "must be a YAML mapping with name, role, environments and service_types "
                                            "(see partners/ for examples)")])
-    problems = schemacheck.check(document, schemacheck.partner_validator())
+    problems = schemacheck.check(document, schemas.validator)
     if problems:
         raise InputError(problems)
     return partner_from_document(document)
@@ -92,7 +93,7 @@ def check_partner_file(path: Path, config: Config, environments: list[Environmen
         return CheckedFile([document.problem((), "not-a-mapping",
                                              "must be a YAML mapping with name, role, environments and service_types "
                                              "(see partners/ for examples)")])
-    found = schemacheck.findings(document, schemacheck.partner_validator())
+    found = schemacheck.findings(document, config.schemas.validator)
     partner: Partner | None = None
     if not any(not finding.deferred for finding in found):
         partner = partial = partner_from_document(document)
@@ -120,6 +121,7 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
     if environment is not None and environment not in config.environments:
         known = ", ".join(sorted(config.environments))
         raise UsageError(f"--env {environment}: {config.shown} has no such environment; choose one of: {known}")
+    config.schemas.check()  # a project schema hbsdeploy cannot use: one line naming its file and line
     report = ValidationReport()
     misplaced: list[Path] = []
     scanned: set[Path] = set()  # the files found in the partner folder (not named): links out of it are refused

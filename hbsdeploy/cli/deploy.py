@@ -156,12 +156,14 @@ def show(g: Globals, plan_file: Path, output_format: str, checksum: str | None, 
 
     data = read_input("plan file") if plan_file == Path("-") else None
     saved = parse_plan(data, "-", checksum) if data is not None else read_plan_file(plan_file, checksum)
-    shown = narrow_plan(saved, partner_ids, check_service_types(service_types))
     try:
-        options = FormatOptions.for_environment(g.load_config().environment(saved.environment),
-                                                colour=g.use_colour())
+        config = g.load_config()
+        known = [*config.schemas.service_types, *(o.service_type for o in saved.observed)]
+        options = FormatOptions.for_environment(config.environment(saved.environment), colour=g.use_colour())
     except HbsError:  # no repository here, or not this environment: the plan still shows
+        known = [o.service_type for o in saved.observed]
         options = FormatOptions(colour=g.use_colour())
+    shown = narrow_plan(saved, partner_ids, check_service_types(service_types, dict.fromkeys(known)))
     click.echo(render_plan(shown, output_format, options), nl=False, color=options.colour)
     if not g.quiet:
         click.echo(f"{plan_file}: a plan for {saved.environment}, checksum {saved.checksum} verified", err=True)

@@ -167,14 +167,10 @@ partner_option = click.option("--partner", "partner_ids", metavar="ID", multiple
                               help="Only this partner (OperatorID or ProviderID); repeatable.")
 
 
-def _service_type_names() -> list[str]:
-    from hbsdeploy.load.servicetypes import service_types
-
-    return list(service_types())
-
-
 def _complete_service_types(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    return [name for name in _service_type_names() if name.startswith(incomplete)]
+    from hbsdeploy.tools.completion import service_type_names
+
+    return [name for name in service_type_names(config_path_of(ctx)) if name.startswith(incomplete)]
 
 
 service_type_option = click.option(

@@ -13,7 +13,9 @@ from types import FrameType
 
 import click
 
+from hbsdeploy.cli.options import Globals
 from hbsdeploy.errors import HbsError
+from hbsdeploy.load.schemaset import SchemaSet
 from hbsdeploy.portal.emulator import serve as start_emulator
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -58,10 +60,15 @@ def portal() -> None:
               "and uploaded certificates (YAML; see docs/replica.md).")
 @click.option("--ui-session-minutes", type=click.FloatRange(0, 10_080, min_open=True), default=30, show_default=True,
               help="A web UI session ends after this many idle minutes.")
-def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_key: Path | None,
+@click.option("--schemas", "schemas_folder", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="The folder whose partner.schema.json defines the service types the emulator knows (default: "
+                   "`schemas:` of the hbsdeploy.yaml in use, if any; else hbsdeploy's own copy).")
+@click.pass_obj
+def serve_command(g: Globals, host: str, port: int, state: Path, tls_cert: Path | None, tls_key: Path | None,
                   client_ca: Path | None, token_env: str | None, latency_ms: float, fail_rate: float,
                   seed: int | None, auto_register: bool, partners: tuple[str, ...], allow_private_urls: bool,
-                  allow_remote: bool, ui: bool, ui_users: Path | None, ui_session_minutes: float) -> None:
+                  allow_remote: bool, ui: bool, ui_users: Path | None, ui_session_minutes: float,
+                  schemas_folder: Path | None) -> None:
     """Serve the portal API (schemas/portal-api.openapi.yaml) until SIGINT or SIGTERM.
 
     \b
@@ -82,13 +89,20 @@ def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_
         if not token:
             raise click.ClickException(f"--token-env {token_env}: the environment variable is not set or empty; "
                                        "export the token the clients must send")
+    try:
+        schemas = _schemas(g, schemas_folder)
+        service_types = schemas.service_types
+    except HbsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"service types: {', '.join(service_types)} (from {schemas.shown})", err=True)
     with _stop_on_signals() as stop:
         try:
             handle = start_emulator(state, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key,
                                     client_ca=client_ca, token=token, latency_ms=latency_ms, fail_rate=fail_rate,
                                     seed=seed, allow_private_urls=allow_private_urls, auto_register=auto_register,
                                     partners=partners, allow_remote=allow_remote, log_stream=sys.stderr,
-                                    ui=ui, ui_users=ui_users, ui_session_minutes=ui_session_minutes)
+                                    ui=ui, ui_users=ui_users, ui_session_minutes=ui_session_minutes,
+                                    service_types=service_types)
         except HbsError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"serving on {handle.url}")
@@ -103,6 +117,23 @@ def serve_command(host: str, port: int, state: Path, tls_cert: Path | None, tls_
             stats = handle.stats
             click.echo(f"stopped after {stats.requests} requests, {sum(stats.faults.values())} faults injected",
                        err=True)
+
+
+def _schemas(g: Globals, folder: Path | None) -> SchemaSet:
+    """The partner schema the emulator takes its service types from: --schemas, else the project's, else
+    hbsdeploy's own copy (no hbsdeploy.yaml here)."""
+    from hbsdeploy.load.config import find_config, load_config
+    from hbsdeploy.load.schemaset import package_schemas, project_schemas
+
+    if folder is not None:
+        if not folder.is_dir():
+            raise HbsError(f"--schemas {folder}: no such folder")
+        return project_schemas(folder)
+    try:
+        path = find_config(g.config_path if g is not None else None)
+    except HbsError:
+        return package_schemas()
+    return load_config(path).schemas
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from hbsdeploy.errors import HbsError, InputError, Problem, UsageError
 from hbsdeploy.hosts import HostError, parse_portal_url
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.schemacheck import show
+from hbsdeploy.load.schemaset import DEFAULT_SCHEMAS_FOLDER, SchemaSet, package_schemas, project_schemas
 from hbsdeploy.load.yamlload import Document, JsonPath, display_path, load_yaml
 from hbsdeploy.paths import leaves, real_file_path, real_folder, unresolvable
 
@@ -53,6 +54,7 @@ class Environment:
     password_env: str | None = None
     totp_env: str | None = None
     ui: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # overrides of the UI map's names
+    schemas: SchemaSet = field(default_factory=package_schemas)  # the project's partner schema (its service types)
 
     @property
     def kind(self) -> str:
@@ -86,6 +88,8 @@ class Config:
     parallelism: int
     disable_check_min_scope: int = 10
     document: Document | None = None
+    schemas_dir: Path | None = None  # `schemas:`, the folder of the project's schemas
+    schemas: SchemaSet = field(default_factory=package_schemas)  # the partner schema in effect
 
     def environment(self, name: str | None) -> Environment:
         """The environment called `name` (from --env: an unknown one is a UsageError naming the choices), or the
@@ -134,7 +138,8 @@ class Config:
             return "config"
         if _inside(folder, real_folder(str(self.templates_dir))):
             return "template"
-        if folder == str(self.root / "schemas") and path.name.endswith(".json"):
+        if folder == _real_folder(str(self.schemas_dir or self.root / DEFAULT_SCHEMAS_FOLDER)) and \
+                path.name.endswith(".json"):
             return "schema"
         partners_dir = real_folder(str(self.partners_dir))
         if folder != partners_dir and _inside(folder, partners_dir):
@@ -181,7 +186,7 @@ def load_config(path: Path) -> Config:
 # Folders and files hbsdeploy reads partners and templates from, or writes state to: they must stay inside the folder
 # of hbsdeploy.yaml (the repository), so that a reviewed change to the config cannot make validate read or apply write
 # elsewhere. The TLS files (client_cert, client_key, ca_bundle) are secrets kept out of the repository: anywhere.
-_CONTAINED = ("partners", "templates", "state_dir")
+_CONTAINED = ("partners", "templates", "schemas", "state_dir")
 _CONTAINED_PER_ENVIRONMENT = ("state",)
 
 
@@ -271,8 +276,10 @@ def _build(path: Path, document: Document) -> Config:
     if escapes:
         raise InputError(escapes)
     state_dir = root / data.get("state_dir", ".hbsdeploy")
+    schemas_folder = root / data.get("schemas", DEFAULT_SCHEMAS_FOLDER)
+    schemas = project_schemas(schemas_folder)
     environments = {
-        name: _environment(name, settings or {}, root, state_dir)
+        name: _environment(name, settings or {}, root, state_dir, schemas)
         for name, settings in data["environments"].items()
     }
     default = data.get("default_environment", "sandbox")
@@ -296,10 +303,13 @@ def _build(path: Path, document: Document) -> Config:
         parallelism=int(apply_settings.get("parallelism", 8)),
         disable_check_min_scope=int(apply_settings.get("disable_check_min_scope", 10)),
         document=document,
+        schemas_dir=schemas_folder,
+        schemas=schemas,
     )
 
 
-def _environment(name: str, settings: dict[str, Any], root: Path, state_dir: Path) -> Environment:
+def _environment(name: str, settings: dict[str, Any], root: Path, state_dir: Path,
+                 schemas: SchemaSet) -> Environment:
     def path_of(key: str) -> Path | None:
         value = settings.get(key)
         return root / value if value else None
@@ -336,4 +346,5 @@ def _environment(name: str, settings: dict[str, Any], root: Path, state_dir: Pat
         password_env=settings.get("password_env"),
         totp_env=settings.get("totp_env"),
         ui={group: dict(names) for group, names in (settings.get("ui") or {}).items()},
+        schemas=schemas,
     )

@@ -94,12 +94,6 @@ def _shipped_validator(name: str) -> SchemaValidator:
 
 
 @functools.cache
-def partner_validator() -> SchemaValidator:
-    """The compiled validator of schemas/partner.schema.json."""
-    return _shipped_validator("partner")
-
-
-@functools.cache
 def config_validator() -> SchemaValidator:
     """The compiled validator of schemas/config.schema.json."""
     return _shipped_validator("config")

@@ -18,7 +18,6 @@ from hbsdeploy.check.project import Project, load_project
 from hbsdeploy.errors import Problem, UsageError
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import Partner
-from hbsdeploy.load.servicetypes import service_types as known_service_types
 from hbsdeploy.paths import resolve_within
 from hbsdeploy.plan.model import ChangeKind, Desired, DisableCheck, Plan, compute_plan, find_unmanaged
 from hbsdeploy.portal import Portal, ServiceTypeState, open_portal, portal_identity
@@ -37,9 +36,9 @@ class PlanHooks(Protocol):
         """A progress counter for `what` (`reading qa`), open while the work runs."""
 
 
-def check_service_types(names: Sequence[str]) -> tuple[str, ...]:
-    """The service types named by --service-type, once each; UsageError naming the known ones for any other."""
-    known = known_service_types()
+def check_service_types(names: Sequence[str], known: Iterable[str]) -> tuple[str, ...]:
+    """The service types named by --service-type, once each; UsageError naming the `known` ones for any other."""
+    known = list(known)
     unknown = [name for name in names if name not in known]
     if unknown:
         raise UsageError(f"--service-type {', '.join(map(repr, unknown))}: no such service type; choose from "
@@ -59,8 +58,10 @@ def desired_payloads(project: Project, environment: Environment, renderer: Rende
         rendered = [renderer.render(partner, environment, resolved) for partner in partners
                     for resolved in partner.resolve(environment.name).values() if resolved.name in service_types]
     by_id = {p.partner_id: p for p in partners}
+    specs = project.config.schemas.service_types
     return [Desired(r.partner_id, names[r.partner_id], r.service_type, r.payload,
-                    _user_certificate(project.config, by_id[r.partner_id], environment, r.service_type, r.payload))
+                    _user_certificate(project.config, by_id[r.partner_id], environment, r.service_type, r.payload),
+                    specs[r.service_type].fields)
             for r in rendered]
 
 
@@ -205,7 +206,7 @@ def plan_environment(config: Config, environment: Environment, partner_ids: Sequ
     """Validate the partner files (refusing on errors), render, read the environment's portal, diff: `plan`'s job
     (narrowed to `partner_ids` and `service_types` when given). `allow_disables` records in the plan (under its
     checksum) that its disables were allowed when it was made."""
-    service_types = check_service_types(service_types)
+    service_types = check_service_types(service_types, config.schemas.service_types)
     project = load_project(config, environment, partner_ids)
     hooks.warn(project.warnings)
     portal = open_portal(environment, parallelism=parallelism)

@@ -13,7 +13,6 @@ from types import MappingProxyType
 from typing import Any
 
 from hbsdeploy.load.config import Environment
-from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS
 from hbsdeploy.plan.model import NO_PARTNER_FILE, Change, ChangeKind, Plan, Unmanaged
 from hbsdeploy.text import escape, escape_controls, plural
@@ -48,9 +47,18 @@ def summary_line(plan: Plan) -> str:
     return f"Plan: {s['enable']} to enable, {s['change']} to change, {s['disable']} to disable."
 
 
-def _label(service_type: str) -> str:
-    spec = service_types().get(service_type)
-    return spec.label if spec else service_type
+Labels = Mapping[str, str]  # service type -> the label the portal shows (the project's partner schema)
+
+
+def package_labels() -> Labels:
+    """The labels of hbsdeploy's own partner schema: for a plan shown outside any repository."""
+    from hbsdeploy.load.schemaset import package_schemas
+
+    return package_schemas().labels()
+
+
+def _label(service_type: str, labels: Labels | None) -> str:
+    return (package_labels() if labels is None else labels).get(service_type, service_type)
 
 
 def plan_notes(plan: Plan) -> list[str]:
@@ -98,8 +106,8 @@ def _unmanaged_why(item: Unmanaged, plan: Plan) -> str:
 
 def _kept(settings: Mapping[str, Any]) -> str:
     """The settings that differ from the portal's defaults, as `online_request true, service_url "..."`."""
-    shown = [f"{name} {_value(settings.get(name))}" for name in SETTING_FIELDS
-             if settings.get(name) != DEFAULT_SETTINGS[name]]
+    shown = [f"{name} {_value(settings[name])}" for name in SETTING_FIELDS
+             if name in settings and settings[name] != DEFAULT_SETTINGS[name]]
     return ", ".join(shown) or "its defaults"
 
 
@@ -133,7 +141,7 @@ def _md_code(value: Any) -> str:
     return "`" + _value(value).replace("`", "'").replace("|", "\\|") + "`"
 
 
-def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
+def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT, labels: Labels | None = None) -> str:
     """A pull-request comment: a summary table, then details, cut to stay under `limit` characters."""
     s = plan.summary()
     head = [
@@ -157,7 +165,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     body: list[str] = []
     shown = 0
     for change in plan.changes:
-        block = _markdown_change(change)
+        block = _markdown_change(change, labels)
         if len(block) > budget:
             break
         body.append(block)
@@ -172,10 +180,10 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     return "\n".join(head + body + tail)
 
 
-def _markdown_change(change: Change) -> str:
+def _markdown_change(change: Change, labels: Labels | None) -> str:
     lines = [
         f"<details><summary><code>{_SYMBOL[change.kind]}</code> <b>{_html(change.partner_id)}</b> "
-        f"({_html(escape(change.partner_name))}) / {_html(_label(change.service_type))}: "
+        f"({_html(escape(change.partner_name))}) / {_html(_label(change.service_type, labels))}: "
         f"{change.kind.value}</summary>",
         "",
         "| field | before | after |",
@@ -223,7 +231,7 @@ HUBJECT_PORTALS = {"QA": "https://portal-qa.hubject.com", "PROD": "https://porta
 
 def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, during_apply: bool = False,
                         portal_address: str | None = None, description: str | None = None,
-                        hubject_portal: bool = False) -> str:
+                        hubject_portal: bool = False, labels: Labels | None = None) -> str:
     """Numbered steps for a person making the plan's changes in the portal's web interface (`during_apply`: apply
     asks for each service type next, so the closing hint to run apply is left out)."""
     notes = [f"Note: {note}" for note in plan_notes(plan)]
@@ -262,7 +270,7 @@ def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, dur
             add(f"Make sure you are working on partner {change.partner_id} "
                 "(switch the partner account if you manage several).")
             add("Open Administration > Service Type Settings.")
-        for text in change_steps(change):
+        for text in change_steps(change, labels):
             add(text)
     lines.append("")
     if during_apply:
@@ -276,9 +284,10 @@ def render_instructions(plan: Plan, portal_label: str = "the HBS portal", *, dur
     return "\n".join(lines) + "\n"
 
 
-def change_steps(change: Change) -> list[str]:
-    """The clicks for one service type, in the order the portal allows them (Online Request first on, last off)."""
-    label = _label(change.service_type)
+def change_steps(change: Change, labels: Labels | None = None) -> list[str]:
+    """The clicks for one service type, in the order the portal allows them (Online Request first on, last off); a
+    field the service type does not have is in neither `before` nor `after`, and gets no step."""
+    label = _label(change.service_type, labels)
     after, before = change.after, change.before
     steps = [f"Choose the service type \"{label}\" and click Edit (top right)."]
     if before["online_request"] and not after["online_request"]:
@@ -286,14 +295,15 @@ def change_steps(change: Change) -> list[str]:
         return [*steps, "Untick \"Online Request\".", _UPDATE]
     if after["online_request"] and not before["online_request"]:
         steps.append("Tick \"Online Request\".")
-    if before["broadcast_request"] != after["broadcast_request"]:
+    if before.get("broadcast_request") != after.get("broadcast_request"):
         steps.append(("Tick" if after["broadcast_request"] else "Untick") + " \"Broadcast Request\".")
-    if before["service_url"] != after["service_url"] and after["service_url"]:
+    if before.get("service_url") != after.get("service_url") and after.get("service_url"):
         clear = "Clear \"Service URL\" and type" if before["service_url"] else "Type into \"Service URL\":"
         steps.append(f"{clear} {after['service_url']} (no blank spaces).")
-    if before["client_certification"] != after["client_certification"]:
+    if before.get("client_certification") != after.get("client_certification"):
         steps.append(("Tick" if after["client_certification"] else "Untick") + " \"Client Certification\".")
-    if (before["certificate"], before["certificate_sha256"]) != (after["certificate"], after["certificate_sha256"]):
+    if ((before.get("certificate"), before.get("certificate_sha256"))
+            != (after.get("certificate"), after.get("certificate_sha256"))):
         if after["certificate"] == "user":
             steps.append(f"Under \"Server certification\", choose \"User certificate\": {_certificate(change)} "
                          "(upload it in Certificate Management first if it is not listed).")
@@ -327,6 +337,7 @@ class FormatOptions:
     portal_address: str | None = None  # the portal's web address, named in instructions
     description: str | None = None  # the environment's description
     hubject_portal: bool = False  # the environment is Hubject's own portal (manual, web): name its addresses
+    labels: Labels | None = None  # the project's service-type labels (None: hbsdeploy's own schema's)
 
     @classmethod
     def for_environment(cls, environment: Environment, *, colour: bool = False,
@@ -336,7 +347,7 @@ class FormatOptions:
 
         return cls(colour=colour, portal_label=portal_label(environment), during_apply=during_apply,
                    portal_address=environment.portal_address, description=environment.description,
-                   hubject_portal=environment.kind in ("manual", "web"))
+                   hubject_portal=environment.kind in ("manual", "web"), labels=environment.schemas.labels())
 
 
 PlanRenderer = Callable[[Plan, FormatOptions], str]
@@ -358,14 +369,14 @@ def _json(plan: Plan, _options: FormatOptions) -> str:
     return render_json(plan)
 
 
-def _markdown(plan: Plan, _options: FormatOptions) -> str:
-    return render_markdown(plan)
+def _markdown(plan: Plan, options: FormatOptions) -> str:
+    return render_markdown(plan, labels=options.labels)
 
 
 def _instructions(plan: Plan, options: FormatOptions) -> str:
     return render_instructions(plan, options.portal_label, during_apply=options.during_apply,
                                portal_address=options.portal_address, description=options.description,
-                               hubject_portal=options.hubject_portal)
+                               hubject_portal=options.hubject_portal, labels=options.labels)
 
 
 PLAN_FORMATS: Mapping[str, PlanFormat] = MappingProxyType({

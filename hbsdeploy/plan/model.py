@@ -19,7 +19,7 @@ from typing import Any
 
 from hbsdeploy.errors import HbsError
 from hbsdeploy.files import FileRefused, read_bytes
-from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS, normalize_settings
+from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS, fields_in, normalize_settings
 from hbsdeploy.portal.interface import RecordedSource, ServiceTypeState
 from hbsdeploy.text import one_line
 
@@ -47,6 +47,7 @@ class Desired:
     service_type: str
     payload: Mapping[str, Any]
     certificate: Mapping[str, str] | None = None  # a User certificate: file, subject, not_after (for people)
+    fields: tuple[str, ...] = SETTING_FIELDS  # the service type's fields (ServiceTypeSpec.fields): no other is shown
 
 
 @dataclass(frozen=True)
@@ -125,12 +126,12 @@ def find_unmanaged(managed: Iterable[tuple[str, str]], listing: Mapping[str, Map
     scope deploys."""
     managed = set(managed)
     in_scope = set(partners_in_scope)
-    defaults = normalize_settings(DEFAULT_SETTINGS)
     found = []
     for partner_id, states in listing.items():
         for name, state in states.items():
-            settings = normalize_settings(state.settings)
-            if (partner_id, name) in managed or settings == defaults:
+            fields = fields_in(state.settings)  # the portal holds a service type's own fields only
+            settings = normalize_settings(state.settings, fields)
+            if (partner_id, name) in managed or settings == normalize_settings(DEFAULT_SETTINGS, fields):
                 continue
             reason = NOT_IN_PARTNER_FILE if partner_id in in_scope else NO_PARTNER_FILE
             found.append(Unmanaged(partner_id, name, reason, MappingProxyType(settings)))
@@ -266,14 +267,14 @@ KEPT_WHILE_OFF = ("client_certification", "certificate", "certificate_sha256")
 
 def diff_service_type(want: Desired, have: ServiceTypeState) -> Change | None:
     """The change from `have` to `want`, or None when they agree in the portal's canonical form."""
-    before = normalize_settings(have.settings)
+    before = normalize_settings(have.settings, want.fields)
     payload = dict(want.payload)
     if not payload.get("online_request"):
         # Switching off takes one click, on Online Request: the portal keeps its other boxes as they are, so the
         # plan shows what it will hold and asks for no other click (Broadcast and the URL go with Online Request).
-        payload.update((name, before[name]) for name in KEPT_WHILE_OFF)
-    after = normalize_settings(payload)
-    fields = tuple(FieldChange(name, before[name], after[name]) for name in SETTING_FIELDS
+        payload.update((name, before[name]) for name in KEPT_WHILE_OFF if name in before)
+    after = normalize_settings(payload, want.fields)
+    fields = tuple(FieldChange(name, before[name], after[name]) for name in want.fields
                    if before[name] != after[name])
     if not fields:
         return None
@@ -283,7 +284,8 @@ def diff_service_type(want: Desired, have: ServiceTypeState) -> Change | None:
         kind = ChangeKind.DISABLE
     else:
         kind = ChangeKind.CHANGE
-    chosen = after["certificate"] == "user" and want.payload.get("certificate_sha256") == after["certificate_sha256"]
+    chosen = after.get("certificate") == "user" and want.payload.get("certificate_sha256") == after[
+        "certificate_sha256"]
     certificate = want.certificate if chosen else None
     return Change(want.partner_id, want.partner_name, want.service_type, kind, have.version,
                   MappingProxyType(before), MappingProxyType(after), MappingProxyType(payload), fields,
@@ -361,15 +363,18 @@ def _check_consistent(change: Change) -> None:
     """What apply sends (`payload`) is what reviewers saw (`after`, `fields`): a plan whose parts disagree was not
     written by `hbsdeploy plan`, even when its checksum was recomputed."""
     try:
-        sent = normalize_settings(change.payload)
         after = dict(change.after)
+        kept = fields_in(after)  # the service type's fields, as the plan shows them
+        sent = normalize_settings(change.payload, kept)
         fields = {f.field: (f.before, f.after) for f in change.fields}
-        shown = {name: (change.before[name], after[name]) for name in SETTING_FIELDS
-                 if change.before[name] != after[name]}
+        shown = {name: (change.before[name], after[name]) for name in kept if change.before[name] != after[name]}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HbsError(f"not a valid hbsdeploy plan ({type(exc).__name__} in {change.partner_id} "
                        f"{change.service_type}); re-run `hbsdeploy plan --out`") from None
-    extra = sorted(set(change.payload) - set(SETTING_FIELDS))
+    extra = sorted(set(change.payload) - set(kept))
+    if len(kept) != len(after) or set(change.before) != set(after) or "online_request" not in after:
+        raise HbsError(f"not a valid hbsdeploy plan (the fields of {change.partner_id} {change.service_type} "
+                       "disagree); re-run `hbsdeploy plan --out`")
     if extra:
         raise HbsError(f"the payload of {change.partner_id} {change.service_type} carries {', '.join(extra)}, which "
                        "no plan shows; apply sends only what was reviewed: re-run `hbsdeploy plan --out`")

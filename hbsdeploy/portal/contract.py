@@ -13,8 +13,7 @@ from urllib.parse import quote, urlencode
 
 from hbsdeploy.check.portalrules import check_settings
 from hbsdeploy.load.resources import load_schema
-from hbsdeploy.load.servicetypes import service_types
-from hbsdeploy.load.settings import SETTING_FIELDS
+from hbsdeploy.load.servicetypes import ServiceTypeSpec
 from hbsdeploy.text import one_line
 
 API_PREFIX = "/v1"
@@ -120,28 +119,21 @@ def payload_validator() -> Any:
     return compile_schema(load_schema("portal-payload"))
 
 
-def check_payload(service_type: str, payload: Any, *, allow_private_hosts: bool) -> list[Detail]:
-    """Why the portal refuses this payload for this service type (empty when it accepts it): the payload schema,
-    then the portal's rules (errors only)."""
+def check_payload(spec: ServiceTypeSpec, payload: Any, *, allow_private_hosts: bool) -> list[Detail]:
+    """Why the portal refuses this payload for this service type (empty when it accepts it): exactly the service
+    type's fields, the payload schema, then the portal's rules (errors only)."""
     if not isinstance(payload, Mapping):
-        return [Detail("$", "payload-type", "the request body must be a JSON object of the six settings")]
-    found: list[Detail] = []
+        return [Detail("$", "payload-type", "the request body must be a JSON object of the service type's "
+                                            f"settings ({', '.join(spec.fields)})")]
+    found = [Detail(name, "unknown-field", f"unknown field {name!r}; {spec.name} has: {', '.join(spec.fields)}")
+             for name in sorted(set(payload) - set(spec.fields))]
+    found += [Detail(name, "required", f"field {name!r} is required") for name in spec.fields if name not in payload]
     for error in sorted(payload_validator().iter_errors(payload), key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(part) for part in error.absolute_path) or "$"
-        if error.validator == "additionalProperties":
-            extra = sorted(set(payload) - set(SETTING_FIELDS))
-            found.extend(Detail(name, "unknown-field", f"unknown field {name!r}; allowed: {', '.join(SETTING_FIELDS)}")
-                         for name in extra)
-        elif error.validator == "required":
-            missing = [name for name in SETTING_FIELDS if name not in payload]
-            found.extend(Detail(name, "required", f"field {name!r} is required") for name in missing)
-        else:
+        if error.validator not in ("additionalProperties", "required"):  # reported above, by the service type
             found.append(Detail(where, f"schema-{error.validator}", one_line(error.message, 300)))
     if found:
         return found
-    spec = service_types().get(service_type)
-    if spec is None:
-        return [Detail("$", "unknown-service-type", f"unknown service type {service_type!r}")]
     found.extend(Detail(v.field, v.rule, v.message)
                  for v in check_settings(spec, payload, allow_private_hosts=allow_private_hosts)
                  if v.severity == "error")

@@ -12,7 +12,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +30,7 @@ from hbsdeploy.portal.local import LocalPortal
 from hbsdeploy.text import escape_line
 
 if TYPE_CHECKING:
+    from hbsdeploy.load.servicetypes import ServiceTypeSpec
     from hbsdeploy.portal.replica import Replica
 
 MAX_BODY_BYTES = 64 * 1024
@@ -463,9 +464,11 @@ def serve(state_file: Path, *, host: str = "127.0.0.1", port: int = 0, tls_cert:
           latency_ms: float = 0, fail_rate: float = 0.0, seed: int | None = None, allow_private_urls: bool = False,
           auto_register: bool = False, partners: Iterable[str] = (), allow_remote: bool = False,
           log_stream: TextIO | None = sys.stderr, ui: bool = False, ui_users: Path | None = None,
-          ui_session_minutes: float = 30) -> ServerHandle:
+          ui_session_minutes: float = 30, service_types: Mapping[str, ServiceTypeSpec] | None = None
+          ) -> ServerHandle:
     """Start the emulator in a background thread; the handle tells the bound port (pass port 0 for a free one).
-    With `ui`, the web UI replica is served next to /v1 (users from `ui_users`, or added through `handle.ui`)."""
+    With `ui`, the web UI replica is served next to /v1 (users from `ui_users`, or added through `handle.ui`).
+    `service_types`: those of a project's partner schema (None: hbsdeploy's own copy's)."""
     if not allow_remote and not _is_loopback(host):
         raise EmulatorError(f"--host {host} is not a loopback address; the emulator is for tests and demos "
                             "(pass --allow-remote to serve other hosts anyway)")
@@ -477,7 +480,7 @@ def serve(state_file: Path, *, host: str = "127.0.0.1", port: int = 0, tls_cert:
         raise EmulatorError("the bearer token is empty; set the variable named by --token-env")
     context = _ssl_context(tls_cert, tls_key, client_ca)
     portal = LocalPortal(Path(state_file), name="emulator", allow_private_hosts=allow_private_urls,
-                         auto_register=auto_register, label="emulator")
+                         auto_register=auto_register, label="emulator", service_types=service_types)
     for partner_id in partners:
         if not is_partner_id(partner_id):
             raise EmulatorError(f"--partner {partner_id!r} is {_not_canonical(partner_id)} "

@@ -26,7 +26,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from hbsdeploy import __version__
 from hbsdeploy.hosts import HostError, parse_portal_url
-from hbsdeploy.load.settings import normalize_settings
+from hbsdeploy.load.settings import fields_in, normalize_settings
 from hbsdeploy.portal.contract import (
     MAX_PAGE_SIZE,
     PARTNERS_PATH,
@@ -411,7 +411,7 @@ class HttpPortal:
             # An earlier attempt may have been applied and only its answer lost: if the portal now holds
             # exactly this payload, the update did happen.
             current = self.get_service_type(partner_id, service_type)
-            if dict(current.settings) == normalize_settings(payload):
+            if dict(current.settings) == normalize_settings(payload, fields_in(payload)):
                 log.debug("%s: PUT retried after a lost answer; the portal holds the payload (version %s)",
                           self.label, current.version)
                 return current
@@ -656,7 +656,9 @@ class HttpPortal:
         version = entry.get("version")
         if not isinstance(version, str) or not version or len(version) > 200:
             raise self._shape(f"version of {service_type}", "a non-empty string")
-        return ServiceTypeState(partner_id, service_type, normalize_settings(settings), version)
+        spec = self.env.schemas.service_types.get(service_type)  # its fields: the project's partner schema
+        fields = spec.fields if spec is not None else fields_in(settings)
+        return ServiceTypeState(partner_id, service_type, normalize_settings(settings, fields), version)
 
 
 _DELTA_SECONDS = re.compile(r"[0-9]{1,12}")

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.servicetypes import ServiceTypeSpec
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
 from hbsdeploy.portal.contract import (
     MAX_PAGE_SIZE,
@@ -37,8 +37,15 @@ class LocalPortal:
     """A portal held in a SQLite file: versions, If-Match and the portal's rules behave as over HTTP."""
 
     def __init__(self, state_file: Path, *, name: str = "local", allow_private_hosts: bool = True,
-                 auto_register: bool = True, label: str | None = None) -> None:
+                 auto_register: bool = True, label: str | None = None,
+                 service_types: Mapping[str, ServiceTypeSpec] | None = None) -> None:
+        """`service_types`: those of the project's partner schema (None: hbsdeploy's own copy's)."""
         self.label = label or f"portal {name!r} (state {state_file})"
+        if service_types is None:
+            from hbsdeploy.load.schemaset import package_schemas
+
+            service_types = package_schemas().service_types
+        self.service_types = service_types
         self.allow_private_hosts = allow_private_hosts
         self.auto_register = auto_register
         with self._errors():
@@ -51,7 +58,8 @@ class LocalPortal:
         if env.state_file is None:
             raise PortalConfigError(f"{portal_label(env)}: no state file configured; set `state:` for this "
                                     "environment")
-        return cls(env.state_file, name=env.name, allow_private_hosts=env.is_sandbox, auto_register=True)
+        return cls(env.state_file, name=env.name, allow_private_hosts=env.is_sandbox, auto_register=True,
+                   service_types=env.schemas.service_types)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -75,11 +83,12 @@ class LocalPortal:
             raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}; register it in the portal first")
         return True
 
-    def _spec_name(self, service_type: str) -> str:
-        if service_type not in service_types():
-            known = ", ".join(service_types())
+    def _spec(self, service_type: str) -> ServiceTypeSpec:
+        spec = self.service_types.get(service_type)
+        if spec is None:
+            known = ", ".join(self.service_types)
             raise PartnerNotFound(f"{self.label}: unknown service type {service_type!r}; the portal knows: {known}")
-        return service_type
+        return spec
 
     def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
         """Every service type the portal knows for the partner, defaults for those never written."""
@@ -88,7 +97,7 @@ class LocalPortal:
                 stored = self.store.read_all(partner_id) if self._known_partner(partner_id) else {}
             except UnknownPartner:
                 raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}") from None
-        return _states(partner_id, stored)
+        return _states(partner_id, stored, self.service_types)
 
     def list_page(self, page_token: str | None, page_size: int) -> tuple[dict[str, dict[str, ServiceTypeState]],
                                                                           str | None]:
@@ -98,7 +107,7 @@ class LocalPortal:
         limit = max(1, min(page_size, MAX_PAGE_SIZE))
         with self._errors():
             rows, more = self.store.read_page(after, limit)
-        page = {partner_id: _states(partner_id, stored) for partner_id, stored in rows}
+        page = {partner_id: _states(partner_id, stored, self.service_types) for partner_id, stored in rows}
         return page, (encode_page_token(rows[-1][0]) if more else None)
 
     def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
@@ -114,32 +123,36 @@ class LocalPortal:
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         """One service type with its version."""
-        name = self._spec_name(service_type)
+        spec = self._spec(service_type)
+        name = spec.name
         with self._errors():
             if not self._known_partner(partner_id):
-                return ServiceTypeState(partner_id, name, normalize_settings(DEFAULT_SETTINGS), format_etag(0))
+                return ServiceTypeState(partner_id, name, normalize_settings(DEFAULT_SETTINGS, spec.fields),
+                                        format_etag(0))
             try:
                 stored = self.store.read(partner_id, name)
             except UnknownPartner:
                 raise PartnerNotFound(f"{self.label}: unknown partner {partner_id!r}") from None
         settings = stored.settings if stored.settings is not None else dict(DEFAULT_SETTINGS)
-        return ServiceTypeState(partner_id, name, normalize_settings(settings), format_etag(stored.version))
+        return ServiceTypeState(partner_id, name, normalize_settings(settings, spec.fields),
+                                format_etag(stored.version))
 
     def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
                             if_match: str) -> ServiceTypeState:
         """Store the payload (normalised) if `if_match` is the current version: one transaction, which also registers
         a new partner under auto_register (only an accepted write does)."""
-        name = self._spec_name(service_type)
+        spec = self._spec(service_type)
+        name = spec.name
         if not self.auto_register:
             with self._errors():
                 self._known_partner(partner_id)  # an unknown partner is 404 before its payload is judged
-        details = check_payload(name, payload, allow_private_hosts=self.allow_private_hosts)
+        details = check_payload(spec, payload, allow_private_hosts=self.allow_private_hosts)
         if details:
             summary = "; ".join(f"{d.field}: {d.message}" for d in details)
             raise PayloadRejected(f"{self.label} refused {name} of {partner_id}: {summary}",
                                   [d.as_json() for d in details])
         expected = parse_etag(if_match)
-        settings = normalize_settings(payload)
+        settings = normalize_settings(payload, spec.fields)
         with self._errors():
             try:
                 if expected is None:
@@ -162,12 +175,14 @@ class LocalPortal:
         self.store.close()
 
 
-def _states(partner_id: str, stored: Mapping[str, Stored]) -> dict[str, ServiceTypeState]:
-    """Every service type of a partner: what the store holds, the defaults at version 0 for the rest."""
+def _states(partner_id: str, stored: Mapping[str, Stored],
+            specs: Mapping[str, ServiceTypeSpec]) -> dict[str, ServiceTypeState]:
+    """Every service type of a partner: what the store holds, the defaults at version 0 for the rest (each with its
+    own fields only)."""
     states = {}
-    for name in service_types():
+    for name, spec in specs.items():
         entry = stored.get(name)
         settings = entry.settings if entry and entry.settings is not None else dict(DEFAULT_SETTINGS)
-        states[name] = ServiceTypeState(partner_id, name, normalize_settings(settings),
+        states[name] = ServiceTypeState(partner_id, name, normalize_settings(settings, spec.fields),
                                         format_etag(entry.version if entry else 0))
     return states

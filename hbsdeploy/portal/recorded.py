@@ -20,8 +20,8 @@ import yaml
 from hbsdeploy.atomic import write_atomic
 from hbsdeploy.errors import InputError
 from hbsdeploy.files import FileRefused, refuse_link
-from hbsdeploy.load.servicetypes import service_types
-from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
+from hbsdeploy.load.servicetypes import ServiceTypeSpec
+from hbsdeploy.load.settings import DEFAULT_SETTINGS, fields_in, normalize_settings
 from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.portal.contract import check_payload, format_etag, parse_etag
 from hbsdeploy.portal.errors import (
@@ -50,7 +50,14 @@ def now_utc() -> str:
 class RecordedPortal:
     """A manual environment's recorded state, read and written as a portal."""
 
-    def __init__(self, path: Path, environment: str, *, label: str | None = None) -> None:
+    def __init__(self, path: Path, environment: str, *, label: str | None = None,
+                 service_types: Mapping[str, ServiceTypeSpec] | None = None) -> None:
+        """`service_types`: those of the project's partner schema (None: hbsdeploy's own copy's)."""
+        if service_types is None:
+            from hbsdeploy.load.schemaset import package_schemas
+
+            service_types = package_schemas().service_types
+        self.service_types = service_types
         self.path = path
         self.environment = environment
         self.label = label or f"manual environment {environment!r}"
@@ -75,7 +82,7 @@ class RecordedPortal:
             raise PortalStateError(f"{portal_label(env)}: what was recorded is still in {display_path(legacy)}, on "
                                    f"this machine only; run `hbsdeploy state migrate --env {env.name}` to move it "
                                    f"to {display_path(env.state_file)}, then commit that file")
-        return cls(env.state_file, env.name, label=portal_label(env))
+        return cls(env.state_file, env.name, label=portal_label(env), service_types=env.schemas.service_types)
 
     # -- reading --------------------------------------------------------------------------------------------------
 
@@ -111,7 +118,7 @@ class RecordedPortal:
 
     def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
         """Every service type, as recorded, or the portal's defaults (version 0) where nothing is."""
-        return {name: self._state(partner_id, name) for name in service_types()}
+        return {name: self._state(partner_id, name) for name in self.service_types}
 
     def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
         """Every partner something is recorded for, with its service types: the listing of a manual environment."""
@@ -119,16 +126,23 @@ class RecordedPortal:
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         """One service type as recorded."""
-        if service_type not in service_types():
-            raise PartnerNotFound(f"{self.label}: unknown service type {service_type!r}; known: "
-                                  f"{', '.join(service_types())}")
+        self._spec(service_type)
         return self._state(partner_id, service_type)
 
+    def _spec(self, service_type: str) -> ServiceTypeSpec:
+        spec = self.service_types.get(service_type)
+        if spec is None:
+            raise PartnerNotFound(f"{self.label}: unknown service type {service_type!r}; known: "
+                                  f"{', '.join(self.service_types)}")
+        return spec
+
     def _state(self, partner_id: str, service_type: str) -> ServiceTypeState:
+        fields = self.service_types[service_type].fields
         entry = self._data["partners"].get(partner_id, {}).get(service_type)
         if entry is None:
-            return ServiceTypeState(partner_id, service_type, normalize_settings(DEFAULT_SETTINGS), format_etag(0))
-        return ServiceTypeState(partner_id, service_type, normalize_settings(entry["settings"]),
+            return ServiceTypeState(partner_id, service_type, normalize_settings(DEFAULT_SETTINGS, fields),
+                                    format_etag(0))
+        return ServiceTypeState(partner_id, service_type, normalize_settings(entry["settings"], fields),
                                 format_etag(entry["version"]))
 
     # -- writing --------------------------------------------------------------------------------------------------
@@ -137,7 +151,8 @@ class RecordedPortal:
                             if_match: str) -> ServiceTypeState:
         """Record the settings if the recorded version is still `if_match`; writes the whole file atomically."""
         current = self.get_service_type(partner_id, service_type)
-        details = check_payload(service_type, payload, allow_private_hosts=False)
+        spec = self._spec(service_type)
+        details = check_payload(spec, payload, allow_private_hosts=False)
         if details:
             summary = "; ".join(f"{d.field}: {d.message}" for d in details)
             raise PayloadRejected(f"{self.label} would refuse {service_type} of {partner_id}: {summary}",
@@ -149,7 +164,7 @@ class RecordedPortal:
                 raise VersionConflict(f"{self.label}: {service_type} of {partner_id} was recorded again since the "
                                       f"plan (plan saw version {if_match[:64]}, {self.shown} has "
                                       f"{current.version}); pull the latest {self.shown} and plan again")
-            settings = normalize_settings(payload)
+            settings = normalize_settings(payload, spec.fields)
             when, who = now_utc(), current_user()
             self._data["partners"].setdefault(partner_id, {})[service_type] = {
                 "version": version + 1, "recorded_at": when, "recorded_by": who, "how": self.how,
@@ -212,7 +227,8 @@ def migrate_legacy(env: Environment) -> tuple[Path, int]:
                     continue
                 portal._data["partners"].setdefault(partner_id, {})[name] = {
                     "version": max(1, stored.version), "recorded_at": now_utc(), "recorded_by": current_user(),
-                    "how": portal.how, "settings": dict(normalize_settings(stored.settings))}
+                    "how": portal.how,
+                    "settings": dict(normalize_settings(stored.settings, fields_in(stored.settings)))}
                 count += 1
     except StoreError as exc:
         raise PortalStateError(f"{display_path(legacy)} cannot be read ({exc}); nothing was migrated") from None

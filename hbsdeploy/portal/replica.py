@@ -15,7 +15,6 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.portal.errors import PartnerNotFound, PayloadRejected, PortalError, VersionConflict
 from hbsdeploy.portal.local import LocalPortal
 from hbsdeploy.portal.replica_html import DEFAULT_LABELS, FormState, Html, Pages, SettingsView
@@ -257,7 +256,7 @@ class Replica:
         if not user.accounts:
             return self._page(200, pages.settings(_nonce(), None, status=status))
         account = request.query.get("account") or user.accounts[0]
-        service_type = request.query.get("service_type") or next(iter(service_types()))
+        service_type = request.query.get("service_type") or next(iter(self.portal.service_types))
         refusal = self._refusal(pages, user, account, service_type)
         if refusal is not None:
             return refusal
@@ -304,6 +303,8 @@ class Replica:
             "certificate": shown.certificate,
             "certificate_sha256": (shown.certificate_sha256 or None) if shown.certificate == "user" else None,
         }
+        fields = self.portal.service_types[service_type].fields  # the page shows this service type's only
+        payload = {name: value for name, value in payload.items() if name in fields}
         messages = self._certificate_problems(pages, account, service_type, payload)
         if not messages:
             try:
@@ -337,7 +338,7 @@ class Replica:
         if account not in user.accounts:
             return self._page(403, pages.message(_nonce(), pages.labels["service_type_settings"],
                                                  [pages.labels["not_allowed"]], logged_in=True))
-        if service_type not in service_types():
+        if service_type not in self.portal.service_types:
             return self._page(404, pages.message(_nonce(), pages.labels["service_type_settings"],
                                                  [pages.labels["not_found"]], logged_in=True))
         return None
@@ -345,10 +346,10 @@ class Replica:
     def _view(self, session: Session, user: User, account: str, service_type: str, *, editing: bool,
               shown: FormState | None = None, version: str | None = None) -> SettingsView:
         state = self.portal.get_service_type(account, service_type)
-        specs = list(service_types().values())
+        specs = list(self.portal.service_types.values())
         return SettingsView(
             accounts=[(account_id, self.directory.account(account_id).title) for account_id in user.accounts],
-            account=account, service_types=specs, spec=service_types()[service_type],
+            account=account, service_types=specs, spec=self.portal.service_types[service_type],
             version=state.version if version is None else version,
             form=shown or FormState.of(state.settings),
             certificates=self.directory.account(account).certificates,

@@ -269,12 +269,29 @@ class Pages:
                   + _checkbox("online_request", label("online_request"), form.online_request, off))
         if view.spec.broadcast:
             fields += _checkbox("broadcast_request", label("broadcast_request"), form.broadcast_request, follows)
-        fields += (f'<div class="field"><label for="service_url">{label("service_url")}</label>'
-                   f'<input type="text" id="service_url" name="service_url" value="{esc(form.service_url)}" '
-                   f'inputmode="url" size="60"{follows}></div>'
-                   + _checkbox("client_certification", label("client_certification"), form.client_certification, off))
+        if "service_url" in view.spec.fields:
+            fields += (f'<div class="field"><label for="service_url">{label("service_url")}</label>'
+                       f'<input type="text" id="service_url" name="service_url" value="{esc(form.service_url)}" '
+                       f'inputmode="url" size="60"{follows}></div>')
+        if "client_certification" in view.spec.fields:
+            fields += _checkbox("client_certification", label("client_certification"), form.client_certification, off)
+        if "certificate" in view.spec.fields:
+            fields += self._certificate_fields(view, off)
+        if view.editing:
+            fields += ('<div class="actions">'
+                       f'<button type="submit" name="action" value="update">{label("update")}</button>'
+                       f'<button type="submit" name="action" value="cancel" formnovalidate>{label("cancel")}</button>'
+                       "</div>")
+        return (f'<section aria-labelledby="settings-heading">{head}'
+                '<form id="settings-form" method="post" action="/administration/service-type-settings">'
+                f"{fields}</form></section>")
+
+    def _certificate_fields(self, view: SettingsView, off: str) -> str:
+        """Server certification (Hubject or User certificate) and the list of uploaded certificates."""
+        label = self.label
+        form = view.form
         hubject = form.certificate != "user"
-        fields += (f'<fieldset role="radiogroup"{off}><legend>{label("server_certification")}</legend>'
+        fields = (f'<fieldset role="radiogroup"{off}><legend>{label("server_certification")}</legend>'
                    + _radio("certificate_hubject", "hubject", label("hubject_certificate"), hubject)
                    + _radio("certificate_user", "user", label("user_certificate_choice"), not hubject)
                    + "</fieldset>")
@@ -286,14 +303,7 @@ class Pages:
             for f in fingerprints)
         fields += (f'<div class="field"><label for="certificate_sha256">{label("user_certificate")}</label>'
                    f'<select id="certificate_sha256" name="certificate_sha256"{off}>{options}</select></div>')
-        if view.editing:
-            fields += ('<div class="actions">'
-                       f'<button type="submit" name="action" value="update">{label("update")}</button>'
-                       f'<button type="submit" name="action" value="cancel" formnovalidate>{label("cancel")}</button>'
-                       "</div>")
-        return (f'<section aria-labelledby="settings-heading">{head}'
-                '<form id="settings-form" method="post" action="/administration/service-type-settings">'
-                f"{fields}</form></section>")
+        return fields
 
 
 def _selected(flag: bool) -> str:

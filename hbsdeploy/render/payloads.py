@@ -22,8 +22,8 @@ from hbsdeploy.check.project import load_project
 from hbsdeploy.errors import HbsError, Problem
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import Partner, ResolvedServiceType
-from hbsdeploy.load.servicetypes import service_types
-from hbsdeploy.load.settings import DEFAULT_SETTINGS, SETTING_FIELDS
+from hbsdeploy.load.servicetypes import ServiceTypeSpec
+from hbsdeploy.load.settings import DEFAULT_SETTINGS
 from hbsdeploy.paths import resolve_within
 from hbsdeploy.portal.contract import payload_validator
 
@@ -111,9 +111,10 @@ class Renderer:
     def render(self, partner: Partner, environment: Environment,
                service_type: ResolvedServiceType) -> RenderedPayload:
         """Render one payload; TemplateError when the template fails or breaks the payload schema."""
-        spec = service_types()[service_type.name]
-        settings = {name: service_type.values.get(name, DEFAULT_SETTINGS[name]) for name in SETTING_FIELDS}
-        settings["certificate_sha256"] = self._certificate_sha256(partner, service_type)
+        spec = self.config.schemas.service_types[service_type.name]
+        settings = {name: service_type.values.get(name, DEFAULT_SETTINGS[name]) for name in spec.fields}
+        if "certificate_sha256" in settings:
+            settings["certificate_sha256"] = self._certificate_sha256(partner, service_type)
         context = {
             "partner": {"id": partner.partner_id, "name": partner.name, "role": partner.role},
             "environment": {"name": environment.name, "protected": environment.protected},
@@ -145,6 +146,9 @@ class Renderer:
             at = "/".join(str(p) for p in first.absolute_path) or "(top)"
             raise TemplateError("template-invalid-payload", f"payload breaks schemas/portal-payload.schema.json at "
                                 f"{at}: {first.message}", shown, where=where)
+        wrong = _wrong_fields(spec, payload)
+        if wrong:
+            raise TemplateError("template-invalid-payload", f"payload {wrong}", shown, where=where)
         return RenderedPayload(environment.name, partner.partner_id, service_type.name, payload, partner.path)
 
     def _certificate_sha256(self, partner: Partner, service_type: ResolvedServiceType) -> str | None:
@@ -171,6 +175,18 @@ class Renderer:
         ]
         rendered.sort(key=lambda r: (r.environment, r.partner_id, r.service_type))
         return rendered
+
+
+def _wrong_fields(spec: ServiceTypeSpec, payload: Mapping[str, Any]) -> str:
+    """What is wrong with a payload's fields for its service type (x-hbsdeploy.fields): '' when nothing."""
+    missing = [name for name in spec.fields if name not in payload]
+    extra = [name for name in payload if name not in spec.fields]
+    if missing:
+        return f"lacks {', '.join(missing)}, a field of {spec.name} (render every field in `settings`)"
+    if extra:
+        return (f"has {', '.join(extra)}, which {spec.name} does not have (its fields: {', '.join(spec.fields)}); "
+                "render only the fields in `settings`, as templates/_payload.j2 does")
+    return ""
 
 
 def _syntax_error(exc: jinja2.TemplateSyntaxError, name: str) -> TemplateError:

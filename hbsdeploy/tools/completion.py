@@ -1,4 +1,4 @@
-"""What shell completion offers: the environment names and partner IDs of the repository in use.
+"""What shell completion offers: the environment names, partner IDs and service types of the repository in use.
 
 Completion runs at every Tab: it reads hbsdeploy.yaml and the partner files' ID keys only (no schema check, no
 template), and a file it cannot read offers nothing rather than an error in the middle of the command line.
@@ -30,6 +30,16 @@ def environment_names(config_path: str | None = None) -> list[str]:
         return []
     environments = found[1].get("environments")
     return sorted(str(name) for name in environments) if isinstance(environments, dict) else []
+
+
+def service_type_names(config_path: str | None = None) -> list[str]:
+    """The service types of the repository's partner schema (its own, or hbsdeploy's copy), in the portal's order."""
+    from hbsdeploy.load.config import find_config, load_config
+
+    try:
+        return list(load_config(find_config(config_path)).schemas.service_types)
+    except (HbsError, OSError, ValueError):
+        return []
 
 
 def partner_ids(config_path: str | None = None) -> list[str]:

@@ -87,6 +87,7 @@ def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Ch
         return
     environments = plural(len(config.environments), "environment")
     yield Check("config", CheckStatus.OK, f"{config.shown} is valid ({environments}: {', '.join(config.environments)})")
+    yield _schema_check(config)
     try:
         env = config.environment(options.environment)
     except HbsError as exc:
@@ -111,6 +112,30 @@ def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Ch
         yield from _web_ui_checks(env)
     if options.probe:
         yield from _probe_checks(config, env, options, now)
+
+
+def _schema_check(config: Config) -> Check:
+    """Which partner schema is in effect, and how the project's copy differs from hbsdeploy's (never silently)."""
+    from hbsdeploy import __version__
+    from hbsdeploy.load.schemaset import SchemaFileError, schema_differences
+
+    schemas = config.schemas
+    try:
+        schemas.check()
+    except SchemaFileError as exc:
+        return Check("schema", CheckStatus.FAIL, str(exc))
+    types = ", ".join(schemas.service_types)
+    if not schemas.project:
+        folder = display_path(config.schemas_dir or config.root)
+        return Check("schema", CheckStatus.OK, f"no partner.schema.json in {folder}: hbsdeploy {__version__}'s copy "
+                                               f"({types})")
+    differences = schema_differences(schemas)
+    if not differences:
+        return Check("schema", CheckStatus.OK, f"{schemas.shown} is hbsdeploy {__version__}'s copy ({types})")
+    only_added = len(differences) == 1 and differences[0].startswith("service types added")
+    return Check("schema", CheckStatus.OK if only_added else CheckStatus.WARN,
+                 f"{schemas.shown} differs from hbsdeploy {__version__}'s copy: {'; '.join(differences)}"
+                 + ("" if only_added else "; it is the one in effect: compare with `hbsdeploy schema partner`"))
 
 
 def _partners_check(config: Config, env: Environment) -> Check:

@@ -18,8 +18,8 @@ from hbsdeploy.errors import HbsError, UsageError
 from hbsdeploy.load.config import Config, Environment
 from hbsdeploy.load.partner import ID_KEYS, canonical_id, roles_of_id
 from hbsdeploy.load.schemacheck import show
-from hbsdeploy.load.servicetypes import service_types
-from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
+from hbsdeploy.load.servicetypes import ServiceTypeSpec
+from hbsdeploy.load.settings import DEFAULT_SETTINGS, fields_in, normalize_settings
 from hbsdeploy.portal import PartnerNotFound, ServiceTypeState, open_portal
 
 _FIELDS = ("online_request", "broadcast_request", "service_url", "client_certification", "certificate",
@@ -39,13 +39,14 @@ def check_partner_id(partner_id: str, role: str | None) -> None:
         raise HbsError(f"--partner {shown} is not {kind}, which --role {role} needs; check the ID or the role")
 
 
-def infer_role(partner_id: str, states: Mapping[str, ServiceTypeState], role: str | None) -> str:
-    """`--role` if given; else what the ID's format or the configured service types say; else ask for --role."""
+def infer_role(partner_id: str, states: Mapping[str, ServiceTypeState], role: str | None, *,
+               specs: Mapping[str, ServiceTypeSpec]) -> str:
+    """`--role` if given; else what the ID's format or the configured service types (`specs`, the project's) say;
+    else ask for --role."""
     if role:
         return role
-    specs = service_types()
     implied = {role for name, state in states.items() if name in specs and len(specs[name].roles) == 1
-               and normalize_settings(state.settings) != dict(DEFAULT_SETTINGS) for role in specs[name].roles}
+               and not _is_default(state.settings) for role in specs[name].roles}
     if len(implied) == 1:
         return implied.pop()  # a service type configured that only this role can have
     fits = roles_of_id(partner_id)
@@ -140,8 +141,9 @@ def import_partner(config: Config, request: ImportRequest) -> ImportResult:
         raise HbsError(f"no portal of {', '.join(e.name for e in environments)} knows {show(portal_id)}; check the "
                        "ID, or register the partner in the portal first")
     combined = {name: state for states in read.values() for name, state in states.items()
-                if normalize_settings(state.settings) != dict(DEFAULT_SETTINGS)}
-    found_role = infer_role(portal_id, combined or next(iter(read.values())), role)
+                if not _is_default(state.settings)}
+    specs = config.schemas.service_types
+    found_role = infer_role(portal_id, combined or next(iter(read.values())), role, specs=specs)
     if canonical_id(found_role, portal_id) != portal_id:
         raise HbsError(f"--partner {show(request.partner_id)} is, as the {found_role.upper()} its settings show, "
                        f"{canonical_id(found_role, portal_id)!r}; run import again with --partner "
@@ -151,7 +153,7 @@ def import_partner(config: Config, request: ImportRequest) -> ImportResult:
         notes.append(f"note: {', '.join(missing)}: the portal does not know {portal_id}; left out of the file")
     name = request.name or (managed.name if managed else portal_id)
     schema = schema_reference(config, request.out_file)
-    text, certificates = partner_yaml(portal_id, name, found_role, read, schema)
+    text, certificates = partner_yaml(portal_id, name, found_role, read, schema, specs=specs)
     notes += [f"note: {', '.join(used)} {'uses' if len(used) == 1 else 'use'} a User certificate (SHA-256 {sha}); "
               f"the portal cannot hand the file back: save that certificate (PEM) as {path}, next to "
               f"{config.shown} (validate reports it missing until then)" for path, (sha, used) in certificates.items()]
@@ -187,26 +189,31 @@ def _certificate_file(partner_id: str, sha256: str) -> str:
     return f"certs/{slug}-{sha256.replace(':', '').lower()[:12]}.pem"
 
 
-def _managed_settings(partner_id: str, role: str, states: Mapping[str, ServiceTypeState]
-                      ) -> dict[str, dict[str, Any]]:
+def _is_default(settings: Mapping[str, Any]) -> bool:
+    """Whether a service type's settings (its own fields) are the portal's defaults: never configured."""
+    fields = fields_in(settings)
+    return normalize_settings(settings, fields) == normalize_settings(DEFAULT_SETTINGS, fields)
+
+
+def _managed_settings(partner_id: str, role: str, states: Mapping[str, ServiceTypeState],
+                      specs: Mapping[str, ServiceTypeSpec]) -> dict[str, dict[str, Any]]:
     """service type -> the fields a partner file writes for it, for every service type managed in one environment."""
-    specs = service_types()
     managed: dict[str, dict[str, Any]] = {}
     for service_type, state in states.items():
-        settings = normalize_settings(state.settings)
+        settings = normalize_settings(state.settings, fields_in(state.settings))
         spec = specs.get(service_type)
         required = spec is not None and role in spec.required_for
-        if settings == dict(DEFAULT_SETTINGS) and not required:
+        if _is_default(settings) and not required:
             continue  # never configured in the portal and not required for the role: leave it unmanaged
         if spec is not None and role not in spec.roles:
             raise HbsError(f"{partner_id} has {service_type} configured in the portal, which only a "
                            f"{' or '.join(sorted(r.upper() for r in spec.roles))} can have; check --role")
         values: dict[str, Any] = {}
         for name in _FIELDS[:-1]:
-            if (name == "broadcast_request" and not settings["online_request"]) or settings[name] is None:
+            if (name == "broadcast_request" and not settings["online_request"]) or settings.get(name) is None:
                 continue
             values[name] = settings[name]
-        if settings["certificate"] == "user":
+        if settings.get("certificate") == "user":
             values["certificate_file"] = _certificate_file(partner_id, str(settings["certificate_sha256"]))
             values["certificate_sha256"] = settings["certificate_sha256"]  # for the note; not written as a field
         managed[service_type] = values
@@ -216,15 +223,17 @@ def _managed_settings(partner_id: str, role: str, states: Mapping[str, ServiceTy
 def schema_reference(config: Config, out_file: Path | None) -> str:
     """The `$schema` of the modeline, relative to where the file is written (the partners folder for stdout)."""
     folder = (out_file.parent if out_file is not None else config.partners_dir).resolve()
-    return Path(os.path.relpath(config.root / PARTNER_SCHEMA, folder)).as_posix()
+    schemas = config.schemas_dir or config.root / PARTNER_SCHEMA.parent
+    return Path(os.path.relpath(schemas / PARTNER_SCHEMA.name, folder)).as_posix()
 
 
 def partner_yaml(partner_id: str, name: str, role: str, states: Mapping[str, Mapping[str, ServiceTypeState]],
-                 schema: str = f"../{PARTNER_SCHEMA.as_posix()}") -> tuple[str, dict[str, tuple[str, list[str]]]]:
+                 schema: str = f"../{PARTNER_SCHEMA.as_posix()}", *, specs: Mapping[str, ServiceTypeSpec]
+                 ) -> tuple[str, dict[str, tuple[str, list[str]]]]:
     """The partner file of what each environment's portal holds (environment -> service type -> state): values every
     environment read agrees on as the base, when two or more were read, the rest under each environment; and the User
     certificates it names: file -> (SHA-256, `env service type`s)."""
-    settings = {env: _managed_settings(partner_id, role, held) for env, held in states.items()}
+    settings = {env: _managed_settings(partner_id, role, held, specs) for env, held in states.items()}
     environments = list(settings)
     base = _common(settings) if len(environments) > 1 else {}
     lines = [

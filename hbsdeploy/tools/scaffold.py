@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hbsdeploy.errors import HbsError, UsageError
 from hbsdeploy.load.resources import default_templates_dir, schemas_dir
-from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.schemaset import package_schemas
 
 HOOK_ID = "hbsdeploy-validate"
 HOOK_FILES = r"^(partners/.*\.ya?ml|hbsdeploy\.yaml|templates/.*|schemas/[^/]*\.json)$"  # as .pre-commit-hooks.yaml
@@ -49,7 +49,7 @@ apply:
 def partner_text() -> str:
     """The example CPO: every service type the schema's annotations require of a CPO, with the recommended
     settings."""
-    required = [spec for spec in service_types().values() if "cpo" in spec.required_for]
+    required = [spec for spec in package_schemas().service_types.values() if "cpo" in spec.required_for]
     labels = " and ".join(spec.label for spec in required) or "no"
     qa_overrides = "".join(f"      {spec.name}:\n        service_url: https://oicp-qa.example.com\n"
                            for spec in required)

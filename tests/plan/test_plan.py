@@ -17,6 +17,7 @@ from hbsdeploy.check.project import Project
 from hbsdeploy.check.validate import validate
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.config import load_config
+from hbsdeploy.load.schemaset import package_schemas
 from hbsdeploy.load.settings import normalize_settings, normalize_url
 from hbsdeploy.load.yamlload import parse_yaml
 from hbsdeploy.plan.build import desired_payloads
@@ -46,6 +47,7 @@ from tests.plan.factories import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+SPECS = package_schemas().service_types
 
 
 def kinds(plan: Plan) -> list[tuple[str, str, ChangeKind]]:
@@ -426,7 +428,7 @@ def portal_states(draw: st.DrawFn) -> tuple[str, str, str, dict[str, dict[str, S
 def test_import_then_plan_is_a_no_op(import_repo: Path, case: tuple[str, str, str,
                                                                      dict[str, dict[str, ServiceTypeState]]]) -> None:
     role, partner_id, name, held = case
-    text, certificates = partner_yaml(partner_id, name, role, held)
+    text, certificates = partner_yaml(partner_id, name, role, held, specs=SPECS)
     assert certificates == {}
     path = import_repo / "partners" / "imported.yaml"
     path.write_text(text, encoding="utf-8")
@@ -463,7 +465,7 @@ def test_import_names_the_user_certificate_file_to_add() -> None:
     state = ServiceTypeState("DE*A36", "authorization",
                              normalize_settings(settings(certificate="user", certificate_sha256=SHA)), '"1"')
     text, certificates = partner_yaml("DE*A36", "X", "cpo", {"qa": {"authorization": state},
-                                                             "prod": {"authorization": state}})
+                                                             "prod": {"authorization": state}}, specs=SPECS)
     assert certificates == {"certs/de-a36-abababababab.pem": (SHA, ["qa authorization", "prod authorization"])}
     data = parse_yaml(text, "x.yaml").data
     assert data["service_types"]["authorization"]["certificate"] == "user"
@@ -474,17 +476,17 @@ def test_import_names_the_user_certificate_file_to_add() -> None:
 def test_import_infers_the_role_or_asks_for_it() -> None:
     blank = {n: ServiceTypeState("DE*A36", n, offline(), '"0"') for n in ("authorization", "reservation")}
     with pytest.raises(HbsError, match="--role"):
-        infer_role("DE*A36", blank, None)
-    assert infer_role("+49*536", blank, None) == "cpo"
-    assert infer_role("DE-8EO", blank, None) == "emp"
+        infer_role("DE*A36", blank, None, specs=SPECS)
+    assert infer_role("+49*536", blank, None, specs=SPECS) == "cpo"
+    assert infer_role("DE-8EO", blank, None, specs=SPECS) == "emp"
     reserved = {**blank, "reservation": ServiceTypeState("DE*A36", "reservation", normalize_settings(settings()),
                                                          '"1"')}
-    assert infer_role("DE*A36", reserved, None) == "cpo"
-    assert infer_role("DE*A36", blank, "emp") == "emp"
+    assert infer_role("DE*A36", reserved, None, specs=SPECS) == "cpo"
+    assert infer_role("DE*A36", blank, "emp", specs=SPECS) == "emp"
 
 
 def test_import_refuses_a_service_type_the_role_cannot_have() -> None:
     states = {"reservation": ServiceTypeState("DE*A36", "reservation", normalize_settings(settings()), '"1"')}
     with pytest.raises(HbsError, match="reservation.*--role"):
-        partner_yaml("DE*A36", "X", "emp", {"qa": states})
+        partner_yaml("DE*A36", "X", "emp", {"qa": states}, specs=SPECS)
 

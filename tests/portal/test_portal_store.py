@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from hbsdeploy.load.schemaset import package_schemas
 from hbsdeploy.load.settings import DEFAULT_SETTINGS
 from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalStateError, VersionConflict
 from hbsdeploy.portal.contract import check_payload, format_etag, parse_etag
@@ -101,15 +102,18 @@ def test_local_portal_enforces_the_rules(tmp_path: Path) -> None:
     sandbox.update_service_type(PARTNER, "authorization", payload(service_url="https://127.0.0.1:8443"), '"0"')
 
 
+AUTHORIZATION = package_schemas().service_types["authorization"]
+
+
 def test_check_payload_user_certificate() -> None:
     good = payload(certificate="user", certificate_sha256="ab" * 32)
-    assert check_payload("authorization", good, allow_private_hosts=False) == []
-    bad = check_payload("authorization", payload(certificate="user", certificate_sha256="AB" * 32),
+    assert check_payload(AUTHORIZATION, good, allow_private_hosts=False) == []
+    bad = check_payload(AUTHORIZATION, payload(certificate="user", certificate_sha256="AB" * 32),
                         allow_private_hosts=False)
     assert [d.field for d in bad] == ["certificate_sha256"]
-    assert check_payload("authorization", payload(certificate="user"), allow_private_hosts=False)[0].rule == \
+    assert check_payload(AUTHORIZATION, payload(certificate="user"), allow_private_hosts=False)[0].rule == \
         "certificate-file-required"
-    assert check_payload("authorization", [], allow_private_hosts=False)[0].rule == "payload-type"
+    assert check_payload(AUTHORIZATION, [], allow_private_hosts=False)[0].rule == "payload-type"
 
 
 def test_unknown_partner_and_service_type(tmp_path: Path) -> None:

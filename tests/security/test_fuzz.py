@@ -26,6 +26,7 @@ from hbsdeploy.load import schemacheck
 from hbsdeploy.load.config import Config, Environment, load_config
 from hbsdeploy.load.partner import partner_from_document
 from hbsdeploy.load.resources import load_schema
+from hbsdeploy.load.schemaset import package_schemas
 from hbsdeploy.load.yamlload import Document, load_yaml, parse_yaml
 from hbsdeploy.render.payloads import Renderer
 from tests.security.helpers import REPO
@@ -180,7 +181,7 @@ def test_schema_generated_partners_validate_and_render(repo: Path, config: Confi
     text = to_yaml(document)
     loaded = parse_yaml(text, "generated.yaml")
     assert loaded.data == document
-    assert schemacheck.check(loaded, schemacheck.partner_validator()) == []
+    assert schemacheck.check(loaded, package_schemas().validator) == []
     validate_file(config, repo, text.encode("utf-8"))
 
     partner = partner_from_document(loaded)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hbsdeploy.load import schemacheck
+from hbsdeploy.load.schemaset import package_schemas
 from hbsdeploy.load.schemasubset import SubsetValidator
 from hbsdeploy.load.yamlload import load_yaml
 from tests.validate.helpers import DATA, INVALID, REPO, VALID
@@ -78,7 +79,7 @@ def test_check_jsonschema_fails_every_schema_level_file() -> None:
 
 def test_hbsdeploy_schema_check_agrees_file_by_file() -> None:
     """Our side of the same line: the schema check alone passes the same files and fails the same files."""
-    validator = schemacheck.partner_validator()
+    validator = package_schemas().validator
     for path in [*VALID, *EXAMPLES, *RULE_LEVEL]:
         found = schemacheck.findings(load_yaml(path), validator)
         if path in URL_PATTERN_LEVEL:  # refused by the pattern, left to the rules
@@ -96,5 +97,5 @@ def test_check_jsonschema_passes_the_configs() -> None:
 
 def test_schemas_use_only_what_the_subset_validator_implements() -> None:
     """Otherwise validate silently falls back to importing jsonschema, and is slow again."""
-    assert isinstance(schemacheck.partner_validator(), SubsetValidator)
+    assert isinstance(package_schemas().validator, SubsetValidator)
     assert isinstance(schemacheck.config_validator(), SubsetValidator)

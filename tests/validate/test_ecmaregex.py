@@ -14,6 +14,7 @@ import pytest
 
 from hbsdeploy.load import resources, schemacheck
 from hbsdeploy.load.ecmaregex import UntranslatablePattern, ecma_pattern
+from hbsdeploy.load.schemaset import SchemaFileError, project_schemas
 from hbsdeploy.load.schemasubset import SubsetValidator
 
 PATTERNS = [
@@ -90,18 +91,13 @@ def test_the_jsonschema_fallback_matches_pattern_properties_as_ecma() -> None:
     assert [error.instance for error in validator.iter_errors({"1": "one", "\u0663": "three"})] == ["one"]
 
 
-def test_a_shipped_schema_with_such_a_pattern_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_project_schema_with_such_a_pattern_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "schemas"
     folder.mkdir()
     schema = json.loads((resources.schemas_dir() / "partner.schema.json").read_text(encoding="utf-8"))
     schema["properties"]["name"]["pattern"] = r"^\p{L}"
-    (folder / "partner.schema.json").write_text(json.dumps(schema))
-    monkeypatch.setattr(resources, "schemas_dir", lambda: folder)
-    resources.load_schema.cache_clear()
-    schemacheck.partner_validator.cache_clear()
-    try:
-        with pytest.raises(UntranslatablePattern, match=r"^schemas/partner\.schema\.json: pattern '\^\\\\p\{L\}'"):
-            schemacheck.partner_validator()
-    finally:
-        resources.load_schema.cache_clear()
-        schemacheck.partner_validator.cache_clear()
+    (folder / "partner.schema.json").write_text(json.dumps(schema, indent=2))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SchemaFileError, match=r"^schemas/partner\.schema\.json:\d+: not a usable JSON Schema "
+                                              r"\(pattern '\^\\\\p\{L\}'"):
+        project_schemas(folder).validator  # noqa: B018

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin
 
-from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.servicetypes import ServiceTypeSpec
 from hbsdeploy.load.settings import normalize_settings
 from hbsdeploy.load.uimap import UiMap, default_uimap
 from hbsdeploy.portal import (
@@ -34,7 +34,7 @@ from hbsdeploy.portal import (
     VersionConflict,
 )
 from hbsdeploy.portal.web.browser import find_browser
-from hbsdeploy.portal.web.forms import FormValues, content_version, differences, evidence_paths
+from hbsdeploy.portal.web.forms import FormValues, content_version, differences, evidence_paths, shown_controls
 from hbsdeploy.portal.web.hosts import BrowserHost, host
 from hbsdeploy.portal.web.pages import LoginPage, SessionExpired, SettingsPage
 from hbsdeploy.portal.web.session import read_session, remove_session, session_file, write_session
@@ -213,6 +213,7 @@ class WebPortal:
         self.env = env
         self.label = f"portal {env.name!r} ({env.url})"
         self.ui = ui or default_uimap().with_overrides(env.ui)
+        self.service_types = env.schemas.service_types  # the project's partner schema
         self.start_url = urljoin(env.url.rstrip("/") + "/", self.ui.name("pages", "start").lstrip("/"))
         self.evidence_dir = env.state_dir / "evidence"
         if env.browser is not None:
@@ -285,15 +286,18 @@ class WebPortal:
     def _option_text(self, service_type: str) -> str:
         if service_type in self.ui.entries["options"]:
             return self.ui.name("options", service_type)
-        spec = service_types().get(service_type)
+        return self._spec(service_type).label
+
+    def _spec(self, service_type: str) -> ServiceTypeSpec:
+        spec = self.service_types.get(service_type)
         if spec is None:
             raise PartnerNotFound(f"{self.label}: unknown service type {service_type!r}")
-        return spec.label
+        return spec
 
     def _read(self, page: SettingsPage, partner_id: str, service_type: str) -> ServiceTypeState:
+        spec = self._spec(service_type)
         page.select(partner_id, service_type, self._option_text(service_type))
-        values = page.read(service_types()[service_type].broadcast)
-        settings = values.settings()
+        settings = page.read(shown_controls(spec)).settings(spec.fields)
         return ServiceTypeState(partner_id, service_type, settings, content_version(settings))
 
     def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
@@ -302,9 +306,9 @@ class WebPortal:
         def read_all(page: SettingsPage, _retry: bool) -> dict[str, ServiceTypeState]:
             # The service type the list shows now first: choosing the next account keeps it (one page load fewer).
             shown = page.selected_text("labels", "service_type")
-            order = sorted(service_types(), key=lambda name: self._option_text(name) != shown)
+            order = sorted(self.service_types, key=lambda name: self._option_text(name) != shown)
             found = {name: self._read(page, partner_id, name) for name in order}
-            return {name: found[name] for name in service_types()}
+            return {name: found[name] for name in self.service_types}
 
         return self._run(lambda worker: self._labelled(lambda: worker.with_session(read_all)))
 
@@ -320,17 +324,14 @@ class WebPortal:
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         """One service type's settings and their content version."""
-        if service_type not in service_types():
-            raise PartnerNotFound(f"{self.label}: unknown service type {service_type!r}")
+        self._spec(service_type)
         return self._run(lambda worker: self._labelled(
             lambda: worker.with_session(lambda page, _retry: self._read(page, partner_id, service_type))))
 
     def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
                             if_match: str) -> ServiceTypeState:
         """Edit, enter the payload, Update Service Type, read back; Cancel on any error before the save."""
-        if service_type not in service_types():
-            raise PartnerNotFound(f"{self.label}: unknown service type {service_type!r}")
-        expected = normalize_settings(payload)
+        expected = normalize_settings(payload, self._spec(service_type).fields)
 
         def write(page: SettingsPage, retry: bool) -> ServiceTypeState:
             return self._write(page, partner_id, service_type, payload, expected, if_match, retry)
@@ -339,10 +340,11 @@ class WebPortal:
 
     def _write(self, page: SettingsPage, partner_id: str, service_type: str, payload: Mapping[str, Any],
                expected: dict[str, Any], if_match: str, retry: bool) -> ServiceTypeState:
-        has_broadcast = service_types()[service_type].broadcast
+        spec = self._spec(service_type)
+        controls = shown_controls(spec)
         before_png, after_png = evidence_paths(self.evidence_dir, partner_id, service_type)
         page.select(partner_id, service_type, self._option_text(service_type))
-        if retry and page.read(has_broadcast).settings() == expected:
+        if retry and page.read(controls).settings(spec.fields) == expected:
             # The session ended around the save: the portal holds the settings, so the save went through.
             page.screenshot(after_png)
             return ServiceTypeState(partner_id, service_type, expected, content_version(expected),
@@ -350,13 +352,13 @@ class WebPortal:
         saved = False
         try:
             page.edit()
-            shown = page.read(has_broadcast).settings()
+            shown = page.read(controls).settings(spec.fields)
             if content_version(shown) != if_match:
                 raise VersionConflict(f"{self.label}: {service_type} of {partner_id} changed since the plan (plan "
                                       f"saw version {if_match[:64]}, the portal shows {content_version(shown)}); run "
                                       "plan again")
             page.screenshot(before_png)
-            page.fill(payload, has_broadcast)
+            page.fill(payload, controls)
             page.find("buttons", "update")
             saved = True  # from the click on, the portal may hold the settings
             page.update()
@@ -379,7 +381,7 @@ class WebPortal:
                 raise unclear from None
             raise
         page.screenshot(after_png)
-        found = page.read(has_broadcast).settings()
+        found = page.read(controls).settings(spec.fields)
         if found != expected:
             raise PortalProtocolError(f"{self.label}: {service_type} of {partner_id} was saved but reads back "
                                       f"different settings ({'; '.join(differences(expected, found))})")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from hbsdeploy.load.settings import CONTROLS
 from hbsdeploy.load.uimap import UiEntry, UiMap
 from hbsdeploy.portal import PartnerNotFound, PayloadRejected, PortalAuthError, PortalProtocolError, PortalUnavailable
 from hbsdeploy.portal.web.forms import FormValues
@@ -243,11 +244,11 @@ class SettingsPage(PortalPage):
             self.navigate(lambda: select.select_option(label=label), f"choosing {label!r}")
         self._settle(("headings", "service_type_settings"))
 
-    def read(self, has_broadcast: bool) -> FormValues:
-        """The values the form shows (read-only view or edit mode): every field in one round trip to the browser
-        when each UI map entry names exactly one of the elements found; else field by field (which waits, and names
-        the entry that is missing)."""
-        keys = [key for key in READ_FIELDS if has_broadcast or key != "broadcast_request"]
+    def read(self, controls: Collection[str]) -> FormValues:
+        """The values the form shows of these `controls` (read-only view or edit mode): every field in one round
+        trip to the browser when each UI map entry names exactly one of the elements found; else field by field
+        (which waits, and names the entry that is missing). A control not among them is never looked for."""
+        keys = [key for control in CONTROLS if control in controls for key in READ_FIELDS[control]]
         entries = [self.ui.entry("labels", key) for key in keys]
         together = locate(self.page, entries[0])
         for entry in entries[1:]:
@@ -257,52 +258,39 @@ class SettingsPage(PortalPage):
         for entry in entries:
             matches = [one for one in shown if one["name"] == _squeeze(entry.name) and one["role"] == entry.role]
             if len(matches) != 1:
-                return self._read_one_by_one(has_broadcast)
+                return self._read_one_by_one(keys)
             found[entry.key] = matches[0]
-        return FormValues(
-            online_request=bool(found["online_request"]["checked"]),
-            broadcast_request=bool(found["broadcast_request"]["checked"]) if has_broadcast else None,
-            service_url=str(found["service_url"]["value"]),
-            client_certification=bool(found["client_certification"]["checked"]),
-            user_certificate=bool(found["user_certificate_choice"]["checked"]),
-            certificate_sha256=str(found["user_certificate"]["value"]),
-        )
+        return _form_values({key: found[key]["value" if key in _VALUE_FIELDS else "checked"] for key in keys})
 
-    def _read_one_by_one(self, has_broadcast: bool) -> FormValues:
+    def _read_one_by_one(self, keys: list[str]) -> FormValues:
         def checked(element: Locator, timeout: float) -> bool:
             return element.is_checked(timeout=timeout)
 
         def value(element: Locator, timeout: float) -> str:
             return element.input_value(timeout=timeout)
 
-        broadcast: bool | None = None
-        if has_broadcast:
-            broadcast = self.quick("labels", "broadcast_request", checked)
-        return FormValues(
-            online_request=self.quick("labels", "online_request", checked),
-            broadcast_request=broadcast,
-            service_url=self.quick("labels", "service_url", value),
-            client_certification=self.quick("labels", "client_certification", checked),
-            user_certificate=self.quick("labels", "user_certificate_choice", checked),
-            certificate_sha256=self.quick("labels", "user_certificate", value),
-        )
+        return _form_values({key: self.quick("labels", key, value if key in _VALUE_FIELDS else checked)
+                             for key in keys})
 
     def edit(self) -> None:
         """Click Edit and wait for the form in edit mode."""
         self.click("buttons", "edit")
         self._settle(("buttons", "update"))
 
-    def fill(self, payload: Mapping[str, Any], has_broadcast: bool) -> None:
-        """Enter the settings in the documented order: Online Request first (only then Service URL and Broadcast
-        Request are enabled), then the others."""
+    def fill(self, payload: Mapping[str, Any], controls: Collection[str]) -> None:
+        """Enter the settings of these `controls` in the documented order: Online Request first (only then Service
+        URL and Broadcast Request are enabled), then the others. A control not among them is never touched."""
         online = bool(payload.get("online_request"))
         self.find("labels", "online_request").set_checked(online)
         if online:
-            url = self.find("labels", "service_url")
-            url.fill(str(payload.get("service_url") or ""))
-            if has_broadcast:
+            if "service_url" in controls:
+                self.find("labels", "service_url").fill(str(payload.get("service_url") or ""))
+            if "broadcast_request" in controls:
                 self.find("labels", "broadcast_request").set_checked(bool(payload.get("broadcast_request")))
-        self.find("labels", "client_certification").set_checked(bool(payload.get("client_certification")))
+        if "client_certification" in controls:
+            self.find("labels", "client_certification").set_checked(bool(payload.get("client_certification")))
+        if "certificate" not in controls:
+            return
         if payload.get("certificate") == "user":
             self.find("labels", "user_certificate_choice").check()
             wanted = str(payload.get("certificate_sha256") or "")
@@ -332,9 +320,26 @@ class SettingsPage(PortalPage):
             self.click("buttons", "cancel")
 
 
-# The form's fields that a read shows, by their UI map key (group labels).
-READ_FIELDS = ("online_request", "broadcast_request", "service_url", "client_certification",
-               "user_certificate_choice", "user_certificate")
+# The form's fields a read looks at for each control, by their UI map key (group labels).
+READ_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "online_request": ("online_request",), "broadcast_request": ("broadcast_request",),
+    "service_url": ("service_url",), "client_certification": ("client_certification",),
+    "certificate": ("user_certificate_choice", "user_certificate"),
+}
+_VALUE_FIELDS = frozenset({"service_url", "user_certificate"})  # read as text; the others as checked or not
+
+
+def _form_values(found: Mapping[str, Any]) -> FormValues:
+    """FormValues from what a read found by UI map key (a key not found: a control the page does not show)."""
+    def text(key: str) -> str | None:
+        return str(found[key]) if key in found else None
+
+    def flag(key: str) -> bool | None:
+        return bool(found[key]) if key in found else None
+
+    return FormValues(online_request=bool(found["online_request"]), broadcast_request=flag("broadcast_request"),
+                      service_url=text("service_url"), client_certification=flag("client_certification"),
+                      user_certificate=flag("user_certificate_choice"), certificate_sha256=text("user_certificate"))
 # For each element the read's locator found (by role and accessible name): its role, its name as a label or ARIA
 # gives it (only to tell the found elements apart; Playwright found them), whether it is checked, its value.
 _READ_SCRIPT = """elements => elements.map(e => {

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hbsdeploy.load.servicetypes import service_types
 from hbsdeploy.load.uimap import UiEntry
 from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.portal import PortalAuthError
-from hbsdeploy.portal.web.forms import safe_name
-from hbsdeploy.portal.web.pages import LoginPage, PortalPage, SettingsPage, locate
+from hbsdeploy.portal.web.forms import safe_name, shown_controls
+from hbsdeploy.portal.web.pages import READ_FIELDS, LoginPage, PortalPage, SettingsPage, locate
 from hbsdeploy.text import plural
 
 if TYPE_CHECKING:
@@ -187,7 +186,7 @@ class _Walk:
         if not accounts:
             return self.stop("the Partner Account list is empty: this user administers no partner account")
         account = str(accounts[0])
-        for name, spec in service_types().items():
+        for name, spec in self.portal.service_types.items():
             option_text = self.portal._option_text(name)
             offered = page.find("labels", "service_type").evaluate(
                 "select => Array.from(select.options).map(option => option.text.trim())")
@@ -201,13 +200,12 @@ class _Walk:
                     record.missing.setdefault(option.dotted, (option, [], 0))[1].append(view)
                 continue
             page.select(account, name, option_text)
-            skip = frozenset() if spec.broadcast else frozenset({"labels.broadcast_request"})
-            self.look(page, "settings", self.entries("settings", skip=skip), view)
+            self.look(page, "settings", self.entries("settings", skip=_not_shown(shown_controls(spec))), view)
             if not self.present(page, "buttons", "edit"):
                 continue
             page.click("buttons", "edit")
             page.check_session()
-            self.look(page, "edit", self.entries("edit"), view)
+            self.look(page, "edit", self.entries("edit", skip=_not_shown(spec.controls)), view)
             if self.present(page, "buttons", "cancel"):
                 page.click("buttons", "cancel")
                 page.check_session()
@@ -256,3 +254,9 @@ class _Walk:
 def check_ui(portal: WebPortal) -> list[Finding]:
     """Walk the portal's pages read-only and say, page by page, which UI map entries were found."""
     return portal._run(lambda worker: _Walk(portal, worker).run())
+
+
+def _not_shown(controls: tuple[str, ...]) -> frozenset[str]:
+    """The UI map's entries of the controls a service type's page does not show (never looked for there)."""
+    labels = {**READ_FIELDS, "certificate": (*READ_FIELDS["certificate"], "hubject_certificate")}
+    return frozenset(f"labels.{key}" for control, keys in labels.items() if control not in controls for key in keys)
