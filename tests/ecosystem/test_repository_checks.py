@@ -46,8 +46,8 @@ def test_a_config_change_checks_every_partner(hbs: RunHbs, sample: Path) -> None
 def test_a_broken_payload_macro_fails_validate_at_its_line(hbs: RunHbs, sample: Path) -> None:
     payload = sample / "templates" / "_payload.j2"
     lines = payload.read_text().splitlines(keepends=True)
-    broken = next(i for i, line in enumerate(lines) if "tojson }}," in line)
-    lines[broken] = lines[broken].replace("}},", "},")
+    broken = next(i for i, line in enumerate(lines) if "| tojson }}" in line)
+    lines[broken] = lines[broken].replace("tojson }}", "tojson }")
     payload.write_text("".join(lines))
     for args in ((), ("templates/_payload.j2",)):
         code, out, _ = hbs("validate", *args, cwd=sample)
