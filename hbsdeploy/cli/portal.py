@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -16,6 +16,7 @@ import click
 from hbsdeploy.cli.options import Globals
 from hbsdeploy.errors import HbsError
 from hbsdeploy.load.schemaset import SchemaSet
+from hbsdeploy.load.servicetypes import ServiceTypeSpec
 from hbsdeploy.portal.emulator import serve as start_emulator
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -89,12 +90,6 @@ def serve_command(g: Globals, host: str, port: int, state: Path, tls_cert: Path 
         if not token:
             raise click.ClickException(f"--token-env {token_env}: the environment variable is not set or empty; "
                                        "export the token the clients must send")
-    try:
-        schemas = _schemas(g, schemas_folder)
-        service_types = schemas.service_types
-    except HbsError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"service types: {', '.join(service_types)} (from {schemas.shown})", err=True)
     with _stop_on_signals() as stop:
         try:
             handle = start_emulator(state, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key,
@@ -102,7 +97,7 @@ def serve_command(g: Globals, host: str, port: int, state: Path, tls_cert: Path 
                                     seed=seed, allow_private_urls=allow_private_urls, auto_register=auto_register,
                                     partners=partners, allow_remote=allow_remote, log_stream=sys.stderr,
                                     ui=ui, ui_users=ui_users, ui_session_minutes=ui_session_minutes,
-                                    service_types=service_types)
+                                    service_types=_service_types(g, schemas_folder))
         except HbsError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"serving on {handle.url}")
@@ -117,6 +112,14 @@ def serve_command(g: Globals, host: str, port: int, state: Path, tls_cert: Path 
             stats = handle.stats
             click.echo(f"stopped after {stats.requests} requests, {sum(stats.faults.values())} faults injected",
                        err=True)
+
+
+def _service_types(g: Globals, folder: Path | None) -> Mapping[str, ServiceTypeSpec]:
+    """The service types the emulator knows, named on stderr with the file they come from."""
+    schemas = _schemas(g, folder)
+    found = schemas.service_types
+    click.echo(f"service types: {', '.join(found)} (from {schemas.shown})", err=True)
+    return found
 
 
 def _schemas(g: Globals, folder: Path | None) -> SchemaSet:
