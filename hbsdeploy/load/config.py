@@ -138,7 +138,7 @@ class Config:
             return "config"
         if _inside(folder, real_folder(str(self.templates_dir))):
             return "template"
-        if folder == _real_folder(str(self.schemas_dir or self.root / DEFAULT_SCHEMAS_FOLDER)) and \
+        if folder == real_folder(str(self.schemas_dir or self.root / DEFAULT_SCHEMAS_FOLDER)) and \
                 path.name.endswith(".json"):
             return "schema"
         partners_dir = real_folder(str(self.partners_dir))
