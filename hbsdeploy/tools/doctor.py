@@ -445,7 +445,7 @@ def _probe_checks(config: Config, env: Environment, options: DoctorOptions, now:
         if isinstance(trust, str):
             yield Check(name, CheckStatus.FAIL, f"{escape(target.url)}: {trust}")
             continue
-        http_path = _http_path(target) if options.probe_http else None
+        http_path = _http_path(config, target) if options.probe_http else None
         if isinstance(http_path, Check):
             yield http_path
             continue
@@ -468,12 +468,10 @@ def _trust(config: Config, target: ProbeTarget, ca_bundle: Path | None) -> Trust
     return Trust(user_certificate=path, shown=target.user_certificate)
 
 
-def _http_path(target: ProbeTarget) -> str | None | Check:
+def _http_path(config: Config, target: ProbeTarget) -> str | None | Check:
     """The operation path to GET for this service type and role (None: the service type declares none), or a
-    FAIL when the schema's probe_path is not one that is safe to send."""
-    from hbsdeploy.load.servicetypes import service_types
-
-    spec = service_types().get(target.service_type)
+    FAIL when the project's partner schema's probe_path is not one that is safe to send."""
+    spec = config.schemas.service_types.get(target.service_type)
     template = spec.probe_path.get(target.role) if spec else None
     if template is None:
         return None

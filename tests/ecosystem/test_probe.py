@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from hbsdeploy.errors import InputError
 from hbsdeploy.load.config import load_config
-from hbsdeploy.load.servicetypes import service_types
+from hbsdeploy.load.schemaset import package_schemas
 from hbsdeploy.tools.checks import CheckStatus
 from hbsdeploy.tools.probe import PLACEHOLDER_IDS, Trust, classify, operation_path, probe_url
 from tests.ecosystem.helpers import RunHbs
@@ -325,7 +325,7 @@ def test_the_get_goes_to_the_base_path_plus_the_operation_path(serve: Any, tmp_p
 def test_the_schemas_probe_paths_are_oicp_stop_operations() -> None:
     """The data behind the HTTP check: for each service type and role that has one, an OICP 2.3 path under
     /api/oicp/ ending in a stop operation, with a placeholder ID: never one that could start a session."""
-    paths = {(name, role): operation_path(template) for name, spec in service_types().items()
+    paths = {(name, role): operation_path(template) for name, spec in package_schemas().service_types.items()
              for role, template in spec.probe_path.items()}
     assert paths == {
         ("authorization", "cpo"): STOP_PATH,
