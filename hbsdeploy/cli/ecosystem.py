@@ -116,7 +116,7 @@ def doctor(g: Globals, environment: str | None, probe: bool, probe_http: bool, p
     failures = 0
     for check in run_checks(g.config_path, options):
         failures += check.status is CheckStatus.FAIL
-        if not (g.quiet and check.status is CheckStatus.OK):
+        if not (g.quiet and check.status in (CheckStatus.OK, CheckStatus.NOTE)):  # -q: only what needs action
             click.echo(check.format())
     if not g.quiet:
         click.echo(f"{plural(failures, 'check')} failed" if failures else "all checks passed")

@@ -523,3 +523,22 @@ def test_a_non_ascii_base_path_is_sent_percent_encoded(serve: Any, tmp_path: Pat
     server = serve(cert, key)
     probe(f"{server.url}/größe", pinned(tmp_path, cert))
     assert server.requests == [f"GET /gr%C3%B6%C3%9Fe{STOP_PATH} HTTP/1.1"]
+
+
+def test_quiet_doctor_probe_leaves_out_the_note(serve: Any, tmp_path: Path, hbs: RunHbs,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """-q prints only what needs action: the note on what the probe cannot test is not a problem found."""
+    monkeypatch.setenv("HBSDEPLOY_PROBE_PRIVATE_HOSTS", "1")
+    cert, key = self_signed("127.0.0.1")
+    server = serve(cert, key, answer=b"HTTP/1.1 404 Not Found\r\n\r\n")
+    root = write_project(tmp_path / "repo", {
+        "certs/server.pem": cert.decode(),
+        "partners/cpo.yaml": f'name: CPO\nrole: cpo\noperator_id: "DE*A01"\nenvironments:\n  sandbox:\n'
+                             f"service_types:\n  authorization:\n    online_request: true\n"
+                             f"    service_url: {server.url}\n    client_certification: true\n"
+                             "    certificate: user\n    certificate_file: certs/server.pem\n"})
+    code, out, _ = hbs("-q", "doctor", "--probe", "--timeout", "3", cwd=root)
+    assert code == 0, out
+    assert out == (f"warn probe DE*A01 authorization http: GET {STOP_PATH} answered 404: the OICP path was not found "
+                   "under this base URL: check the Service URL's base path (a server that answers 404 to a GET on a "
+                   "POST-only path says the same; then it is fine)\n")
