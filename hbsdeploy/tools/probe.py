@@ -230,9 +230,11 @@ def _not_accepted(exc: ssl.SSLCertVerificationError, trust: Trust, host: str) ->
 def _http_check(tls: ssl.SSLSocket, netloc: str, path: str, timeout: float, handshake: _Handshake) -> Outcome:
     """One GET on the verified connection, its status line and headers read up to MAX_HTTP_HEAD_BYTES."""
     host = netloc.rpartition("@")[2]
+    shown = f"GET {escape(path)}"
+    if not host.isascii():
+        return CheckStatus.FAIL, f"{shown}: not sent, the host is not ASCII; write it in punycode (xn--...)"
     request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hbsdeploy-doctor\r\nAccept: application/json\r\n"
                "Connection: close\r\n\r\n")
-    shown = f"GET {escape(path)}"
     try:
         tls.settimeout(timeout)
         tls.sendall(request.encode("ascii"))
@@ -246,7 +248,10 @@ def _http_check(tls: ssl.SSLSocket, netloc: str, path: str, timeout: float, hand
         return CheckStatus.FAIL, f"{shown}: the connection failed ({escape(str(reason or exc))})"
     if not head and handshake.certificate_requested:
         return CheckStatus.WARN, _client_certificate_refused("closed the connection after the handshake")
-    return classify(shown, head)
+    status, detail = classify(shown, head)
+    if handshake.certificate_requested:
+        detail += " (the server asked for a client certificate, and answered without one)"
+    return status, detail
 
 
 def _read_head(tls: ssl.SSLSocket, timeout: float) -> bytes:

@@ -542,3 +542,13 @@ def test_quiet_doctor_probe_leaves_out_the_note(serve: Any, tmp_path: Path, hbs:
     assert out == (f"warn probe DE*A01 authorization http: GET {STOP_PATH} answered 404: the OICP path was not found "
                    "under this base URL: check the Service URL's base path (a server that answers 404 to a GET on a "
                    "POST-only path says the same; then it is fine)\n")
+
+
+def test_a_server_that_asks_for_a_client_certificate_but_answers_without_one_says_so(serve: Any, tls_ca: trustme.CA,
+                                                                                     tls: Any) -> None:
+    server = serve(*leaf_files(tls_ca.issue_cert("127.0.0.1")), client_ca=tls_ca, version=ssl.TLSVersion.TLSv1_3)
+    server.context.verify_mode = ssl.CERT_OPTIONAL
+    result = probe(server.url, Trust(ca_bundle=tls.ca))
+    assert result.http == (CheckStatus.OK, f"GET {STOP_PATH} answered 405: the OICP path exists (answers GET with "
+                                           "405) (the server asked for a client certificate, and answered without "
+                                           "one)")
