@@ -130,11 +130,13 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                # A COMMIT that fails (a full disk, an I/O error) can leave the transaction open: rolled back here,
+                # or every later call on this process's one connection would fail.
+                db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:

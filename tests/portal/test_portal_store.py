@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -244,3 +245,15 @@ def test_one_connection_per_process_whatever_the_calls_and_threads(tmp_path: Pat
     portal.close()
     assert portal.list_service_types("DE*B00")["authorization"].version == '"1"'  # reopens after close
     assert len(opened) == 2
+
+
+def test_a_commit_that_fails_is_rolled_back_and_the_connection_stays_usable(tmp_path: Path) -> None:
+    """The store keeps one connection per process: a COMMIT that fails (here a deferred foreign key, which SQLite
+    checks at COMMIT and which leaves the transaction open) must not leave it inside a transaction."""
+    store = Store(tmp_path / "state.sqlite3")
+    store.register_partner(PARTNER)
+    with pytest.raises(sqlite3.IntegrityError), store._transaction() as db:
+        db.execute("PRAGMA defer_foreign_keys = ON")
+        db.execute("INSERT INTO service_types VALUES ('DE*B12', 'authorization', '{}', 1, 0)")
+    assert store.write(PARTNER, "authorization", {"a": 1}, 0) == 1
+    assert store.read(PARTNER, "authorization").version == 1
