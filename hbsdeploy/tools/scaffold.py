@@ -34,11 +34,13 @@ environments:
   # client_cert, client_key and ca_bundle (see docs/config.md).
   qa:
     portal: manual
-    description: Hubject QA (portal-qa.hubject.com)
+    url: https://portal-qa.hubject.com  # named in the steps
+    description: Hubject QA
 
   prod:
     portal: manual
-    description: Hubject PROD (portal.hubject.com)
+    url: https://portal.hubject.com
+    description: Hubject PROD
     protected: true
 
 apply:

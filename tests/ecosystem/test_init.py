@@ -55,6 +55,14 @@ def test_the_new_repository_validates_renders_and_plans_on_the_sandbox(new_repo:
     assert "DE*X01" in out
 
 
+def test_the_steps_of_a_new_repository_name_each_hubject_portal(new_repo: Path, hbs: RunHbs) -> None:
+    """Issue 13, finding 8: without a `url:` the steps could not say which portal PROD is."""
+    for environment, portal in (("qa", "https://portal-qa.hubject.com"), ("prod", "https://portal.hubject.com")):
+        code, out, err = hbs("plan", "--env", environment, "--format", "instructions", cwd=new_repo)
+        assert code == 0, err
+        assert f"1. Open {portal} and log in" in out
+
+
 def test_the_schema_lines_of_the_new_repository_point_at_its_schemas(new_repo: Path) -> None:
     for path, schema in (("hbsdeploy.yaml", "config"), ("partners/example-cpo.yaml", "partner")):
         first = (new_repo / path).read_text().splitlines()[0]
