@@ -71,11 +71,10 @@ _FIELD_LABELS = {"online_request": "Online Request", "broadcast_request": "Broad
 def _foreign_fields(spec: ServiceTypeSpec, settings: Mapping[str, Any]) -> list[Violation]:
     """A field the service type does not have (its schema entry's `x-hbsdeploy.fields`): the portal shows no such
     control for it."""
-    allowed = {*spec.fields, *spec.file_keys}
     return [Violation(name, "field-not-for-service-type",
                       f"{spec.label} has no {_FIELD_LABELS[name]} in the portal (its fields: "
                       f"{', '.join(spec.file_keys)}); remove {name}")
-            for name in _FIELD_LABELS if name in settings and name not in allowed]
+            for name in settings if name not in spec.known_keys and name in _FIELD_LABELS]
 
 
 def check_service_url(url: str, *, allow_private_hosts: bool = False) -> list[Violation]:

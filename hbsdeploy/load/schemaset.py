@@ -32,9 +32,10 @@ class SchemaFileError(HbsError):
     """A project's partner schema hbsdeploy cannot use: one line naming file:line and what to do."""
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class SchemaSet:
-    """One partner schema file, its text, and whether it is the project's (else hbsdeploy's copy)."""
+    """One partner schema file, its text, and whether it is the project's (else hbsdeploy's copy). What is derived
+    from the text is computed once per SchemaSet (validate asks for it for every file); an error is not kept."""
 
     path: Path
     text: str = field(repr=False)
@@ -47,12 +48,12 @@ class SchemaSet:
 
         return display_path(self.path)
 
-    @property
+    @functools.cached_property
     def same_as_package(self) -> bool:
         """The file holds exactly hbsdeploy's copy."""
         return self.text == _package_text()
 
-    @property
+    @functools.cached_property
     def document(self) -> dict[str, Any]:
         """The schema as JSON; SchemaFileError for a file that is not a JSON object."""
         try:
@@ -62,7 +63,7 @@ class SchemaSet:
         except TypeError:
             raise self._error(1, "not a JSON Schema (the file must hold one JSON object)") from None
 
-    @property
+    @functools.cached_property
     def validator(self) -> SchemaValidator:
         """The compiled validator of partner files; SchemaFileError for a schema that is not usable."""
         self.document  # noqa: B018  (a parse error first, with its line)
@@ -71,7 +72,7 @@ class SchemaSet:
         except _Unusable as exc:
             raise self._error(line_of(self.text, exc.path), f"not a usable JSON Schema ({exc})") from None
 
-    @property
+    @functools.cached_property
     def service_types(self) -> dict[str, ServiceTypeSpec]:
         """Every service type by name, in the portal's order; SchemaFileError when `x-hbsdeploy` is unusable."""
         self.document  # noqa: B018  (a parse error first, with its line)

@@ -33,16 +33,17 @@ class ServiceTypeSpec:
     # role -> the OICP operation path `doctor --probe` sends a GET to, one that cannot start anything
     probe_path: dict[str, str] = field(default_factory=dict)
     fields: tuple[str, ...] = SETTING_FIELDS  # the payload fields: `x-hbsdeploy.fields` and certificate_sha256
+    # Derived from `fields` once (validate asks for every service type of every file):
+    controls: tuple[str, ...] = field(init=False)  # the portal's controls it shows (fields but certificate_sha256)
+    file_keys: tuple[str, ...] = field(init=False)  # what a partner file may write: controls, certificate_file
+    known_keys: frozenset[str] = field(init=False)  # fields and file keys together
 
-    @property
-    def controls(self) -> tuple[str, ...]:
-        """The portal's controls this service type shows (its fields without certificate_sha256)."""
-        return tuple(name for name in self.fields if name in CONTROLS)
-
-    @property
-    def file_keys(self) -> tuple[str, ...]:
-        """The keys a partner file may write for it: its controls, and certificate_file with certificate."""
-        return (*self.controls, *(("certificate_file",) if "certificate" in self.fields else ()))
+    def __post_init__(self) -> None:
+        controls = tuple(name for name in self.fields if name in CONTROLS)
+        file_keys = (*controls, *(("certificate_file",) if "certificate" in self.fields else ()))
+        object.__setattr__(self, "controls", controls)
+        object.__setattr__(self, "file_keys", file_keys)
+        object.__setattr__(self, "known_keys", frozenset((*self.fields, *file_keys)))
 
 
 class SpecError(ValueError):

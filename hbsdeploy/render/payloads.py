@@ -179,6 +179,8 @@ class Renderer:
 
 def _wrong_fields(spec: ServiceTypeSpec, payload: Mapping[str, Any]) -> str:
     """What is wrong with a payload's fields for its service type (x-hbsdeploy.fields): '' when nothing."""
+    if len(payload) == len(spec.fields) and all(name in payload for name in spec.fields):
+        return ""
     missing = [name for name in spec.fields if name not in payload]
     extra = [name for name in payload if name not in spec.fields]
     if missing:
