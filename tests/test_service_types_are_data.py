@@ -4,11 +4,16 @@ hbsdeploy changes, and a type declares its own fields (x-hbsdeploy.fields)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from hbsdeploy import __version__
@@ -99,6 +104,11 @@ def test_a_new_service_type_with_two_fields_validates_plans_applies_and_settles(
     assert applied.exit_code == 0, applied.output
     again = run(project, "plan", "--partner", "DE-8EO", "--detailed-exitcode")
     assert again.exit_code == 0, again.output
+    imported = run(project, "import", "--partner", "DE-8EO", "--env", "sandbox")
+    assert imported.exit_code == 0, imported.output
+    assert (f"{NEW_TYPE}:\n        online_request: true\n        service_url: "
+            '"https://oicp.example-mobility.com/notifications"\n') in imported.stdout
+    assert "client_certification" not in imported.stdout and "certificate" not in imported.stdout
     stored = LocalPortal(project / ".hbsdeploy" / "sandbox.sqlite3",
                          service_types=load_config(project / "hbsdeploy.yaml").schemas.service_types)
     assert dict(stored.get_service_type("DE-8EO", NEW_TYPE).settings) == payload
@@ -118,6 +128,39 @@ def test_the_emulator_serves_the_projects_service_types(project: Path, emulator:
     applied = run(project, "apply", "--env", "qa", "--auto-approve", "--partner", "DE-8EO")
     assert applied.exit_code == 0, applied.output
     assert run(project, "plan", "--env", "qa", "--partner", "DE-8EO", "--detailed-exitcode").exit_code == 0
+
+
+def test_portal_serve_takes_the_service_types_of_schemas_dir(project: Path, tmp_path: Path) -> None:
+    """`hbsdeploy portal serve --schemas DIR`, as a process outside any repository: the type is listed with its two
+    fields, and a payload with a third is refused."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("HBSDEPLOY_CONFIG", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hbsdeploy", "portal", "serve", "--port", "0", "--state", "state.sqlite3",
+         "--partner", "DE-8EO", "--schemas", str(project / "schemas")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=outside)
+    try:
+        assert process.stdout is not None
+        match = re.fullmatch(r"serving on (http://127\.0\.0\.1:\d+)\n", process.stdout.readline())
+        assert match, process.stderr.read() if process.stderr else ""
+        url = f"{match.group(1)}/v1/partners/DE-8EO/service-types"
+        listed = requests.get(url, timeout=10).json()["service_types"]
+        assert listed[NEW_TYPE]["settings"] == {"online_request": False, "service_url": None}
+        refused = requests.put(f"{url}/{NEW_TYPE}", json={"online_request": False, "service_url": None,
+                                                         "client_certification": False},
+                               headers={"If-Match": listed[NEW_TYPE]["version"]}, timeout=10)
+        assert refused.status_code == 422 and "unknown field 'client_certification'" in refused.text
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert f"service types: authorization, reservation, {NEW_TYPE} (from " in stderr
+    assert "project/schemas/partner.schema.json)" in stderr
 
 
 def test_the_emulator_refuses_a_field_the_type_does_not_have(project: Path) -> None:
