@@ -118,9 +118,10 @@ def test_the_emulator_serves_the_projects_service_types(project: Path, emulator:
     config = load_config(project / "hbsdeploy.yaml")
     handle = emulator(partners=["DE-8EO"], service_types=config.schemas.service_types)
     text = (project / "hbsdeploy.yaml").read_text(encoding="utf-8")
-    qa = "  qa:\n    portal: manual\n"
-    assert qa in text
-    (project / "hbsdeploy.yaml").write_text(text.replace(qa, f"  qa:\n    portal: {handle.url}\n"), encoding="utf-8")
+    qa = re.search(r"^  qa:\n(    .*\n)+", text, re.MULTILINE)
+    assert qa is not None and "portal: manual" in qa.group(0)
+    (project / "hbsdeploy.yaml").write_text(text.replace(qa.group(0), f"  qa:\n    portal: {handle.url}\n"),
+                                            encoding="utf-8")
 
     planned = run(project, "plan", "--env", "qa", "--partner", "DE-8EO", "--format", "json")
     assert planned.exit_code == 0, planned.output
