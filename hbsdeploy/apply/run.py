@@ -221,6 +221,8 @@ def _read_back(portal: Portal, applied: list[ChangeResult], parallelism: int) ->
             problem = "the portal no longer lists it"
         elif now.version == result.written.version and not holds(now.settings, result.change.after):
             problem = f"it reads back different settings under the version the write answered ({now.version})"
+        elif now.version == result.change.version:  # a stale replica or cache, or a write the portal did not keep
+            problem = f"it reads back the version from before the write ({now.version}), without the change"
         else:  # as written, or written over since by someone else (the write's answer stands; plan shows the rest)
             continue
         failed.append(replace(result, status=Status.FAILED, message=f"the portal accepted the update, but {problem} "

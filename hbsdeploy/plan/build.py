@@ -100,12 +100,12 @@ class PortalRead:
 def read_portal(portal: Portal, partner_ids: Iterable[str], parallelism: int, progress: Progress | None = None, *,
                 bulk: bool | None = None) -> PortalRead:
     """The portal's state of `partner_ids`: from the paged listing of the whole account (`bulk`; by default when
-    more than BULK_MIN_PARTNERS are asked for), then one listing each for a partner it did not name (the portal
-    does not know it yet: 404, or the defaults on one that registers partners on their first write); else one
-    listing per partner, `parallelism` at a time."""
+    more than BULK_MIN_PARTNERS are asked for and the portal lists cheaply), then one listing each for a partner it
+    did not name (the portal does not know it yet: 404, or the defaults on one that registers partners on their first
+    write); else one listing per partner, `parallelism` at a time."""
     ids = sorted(set(partner_ids))
     if bulk is None:
-        bulk = len(ids) > BULK_MIN_PARTNERS
+        bulk = portal.listing_is_cheap and len(ids) > BULK_MIN_PARTNERS
     if not bulk:
         return PortalRead(_read_each(portal, ids, parallelism, progress))
     try:
@@ -214,7 +214,7 @@ def plan_environment(config: Config, environment: Environment, partner_ids: Sequ
         with hooks.progress(f"reading {environment.name}") as progress:
             # The whole repository: the paged listing (read once, for the plan and for the partners without a file);
             # --partner, or a web portal (whose listing opens every account's page): each partner's own listing.
-            bulk = not partner_ids and environment.kind != "web"
+            bulk = not partner_ids and portal.listing_is_cheap
             listed: dict[str, dict[str, ServiceTypeState]] = {}
             plan = make_plan(project, environment, portal, parallelism, progress, service_types=service_types,
                              bulk=bulk, others_out=listed)

@@ -316,7 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not size_text.isascii() or not size_text.isdigit() or len(size_text) > 9 or int(size_text) < 1:
             return _error(400, f"page_size must be a whole number from 1 (larger than {MAX_PAGE_SIZE} is served as "
                                f"{MAX_PAGE_SIZE})")
-        token = params.get("page_token", [None])[0] or None
+        token = params.get("page_token", [None])[0]  # present but empty is a token this portal never issued
         try:
             page, next_token = self.server.portal.list_page(token, int(size_text))
         except ValueError:

@@ -259,6 +259,8 @@ class _BodyRefused(_BodyError):
 class HttpPortal:
     """The portal API over HTTP(S), as described in schemas/portal-api.openapi.yaml."""
 
+    listing_is_cheap = True
+
     def __init__(self, env: Environment, *, session: requests.Session | None = None,
                  sleep: Callable[[float], None] | None = None, rng: random.Random | None = None,
                  max_retry_after: float = MAX_RETRY_AFTER, backoff_base: float = BACKOFF_BASE,
@@ -355,6 +357,7 @@ class HttpPortal:
         found: dict[str, dict[str, ServiceTypeState]] = {}
         token: str | None = None
         seen_tokens: set[str] = set()
+        last = ""  # the contract lists partners in ascending ID order (code points), so every page moves on
         while True:
             try:
                 response, _ = self._call("GET", partners_page_path(MAX_PAGE_SIZE, token), partner_id="",
@@ -376,12 +379,23 @@ class HttpPortal:
                 if partner_id in found:
                     raise self._shape("the partners listing", f"a list naming each partner once ({partner_id!r} "
                                       "came twice)")
+                if partner_id <= last:
+                    raise self._shape("the partners listing", f"a list in ascending ID order ({partner_id!r} came "
+                                      f"after {last!r})")
+                last = partner_id
                 found[partner_id] = self._states(partner_id, item["service_types"])
             token = body.get("next_page_token")
             if token is None or token == "":
                 return found
             if not isinstance(token, str) or len(token) > 1000 or token in seen_tokens:
                 raise self._shape("next_page_token", "a new page token (or none after the last page)")
+            if not body["partners"]:
+                raise self._shape("the partners listing", "a page with partners before a next_page_token")
+            if len(found) >= MAX_LISTED_PARTNERS:
+                raise PortalProtocolError(f"{self.label}: the partners listing goes on past "
+                                          f"{MAX_LISTED_PARTNERS:,} partners; no HBS account holds that many, so "
+                                          "the portal does not follow schemas/portal-api.openapi.yaml (plan with "
+                                          "--partner to read partners one by one)")
             seen_tokens.add(token)
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
@@ -660,6 +674,10 @@ class HttpPortal:
         fields = spec.fields if spec is not None else fields_in(settings)
         return ServiceTypeState(partner_id, service_type, normalize_settings(settings, fields), version)
 
+
+# A bound on a listing that never ends (every page new partners and a new token): Hubject's whole network has a few
+# thousand partners, and one account holds its own.
+MAX_LISTED_PARTNERS = 100_000
 
 _DELTA_SECONDS = re.compile(r"[0-9]{1,12}")
 

@@ -44,6 +44,10 @@ class RecordedSource:
 class Portal(Protocol):
     """Read and write a partner's service-type settings."""
 
+    # Whether list_all_service_types costs a few requests (a paged API, a local store) rather than one page per
+    # partner account (a web UI): targeted reads of many partners take the listing only where it is cheap.
+    listing_is_cheap: bool
+
     def list_service_types(self, partner_id: str) -> dict[str, ServiceTypeState]:
         """Every service type the portal knows for the partner (defaults for those never set)."""
         ...

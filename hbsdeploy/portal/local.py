@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 class LocalPortal:
     """A portal held in a SQLite file: versions, If-Match and the portal's rules behave as over HTTP."""
 
+    listing_is_cheap = True
+
     def __init__(self, state_file: Path, *, name: str = "local", allow_private_hosts: bool = True,
                  auto_register: bool = True, label: str | None = None,
                  service_types: Mapping[str, ServiceTypeSpec] | None = None) -> None:

@@ -50,6 +50,8 @@ def now_utc() -> str:
 class RecordedPortal:
     """A manual environment's recorded state, read and written as a portal."""
 
+    listing_is_cheap = True
+
     def __init__(self, path: Path, environment: str, *, label: str | None = None,
                  service_types: Mapping[str, ServiceTypeSpec] | None = None) -> None:
         """`service_types`: those of the project's partner schema (None: hbsdeploy's own copy's)."""

@@ -63,6 +63,10 @@ class Misbehaving(LocalPortal):
             state = states["authorization"]
             states["authorization"] = ServiceTypeState(partner_id, "authorization",
                                                        {**state.settings, "online_request": False}, state.version)
+        if partner_id == self.partner and self.written and self.fault == "read-back-stale":
+            state = states["authorization"]  # what a lagging replica answers: the state the plan saw
+            states["authorization"] = ServiceTypeState(partner_id, "authorization",
+                                                       {**state.settings, "online_request": False}, '"0"')
         return states
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
@@ -87,6 +91,8 @@ def all_on() -> list[Any]:
     ("answer-without-new-version", "answered with the version the plan saw (\"0\"), not a new one"),
     ("read-back-differs", "the portal accepted the update, but it reads back different settings under the version "
                           "the write answered (\"1\") when read back after the writes"),
+    ("read-back-stale", "the portal accepted the update, but it reads back the version from before the write "
+                        "(\"0\"), without the change"),
 ])
 def test_a_failing_change_is_reported_and_the_others_are_applied(tmp_path: Path, fault: str, message: str) -> None:
     portal = Misbehaving(tmp_path / "state.sqlite3", "DE*B12", fault)
@@ -238,3 +244,33 @@ def test_an_audit_log_failing_mid_apply_stops_new_writes_and_still_reports(tmp_p
     assert first.status is Status.APPLIED and first.message == "not in the audit log"
     assert [r.status for r in rest] == [Status.NOT_ATTEMPTED, Status.NOT_ATTEMPTED]
     assert len(plan_for(portal, all_on()).changes) == 2  # the one write made is kept and reported
+
+
+class ListsEveryAccount(LocalPortal):
+    """A portal whose listing opens every account's page (as the web UI's does): counted, never wanted."""
+
+    listing_is_cheap = False
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.listings_of_all = 0
+
+    def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
+        self.listings_of_all += 1
+        return super().list_all_service_types()
+
+
+def test_many_partners_are_read_one_by_one_where_the_listing_opens_every_account(tmp_path: Path) -> None:
+    """A saved plan's freshness check and apply's read-back of more than 32 partners: the paged listing only where
+    it is cheap; a web portal's would open the page of every account the user holds."""
+    portal = ListsEveryAccount(tmp_path / "state.sqlite3")
+    desired = [want(f"DE*{i:03d}", service_url=f"https://{i}.example.com") for i in range(40)]
+    plan = plan_for(portal, desired)
+    check_fresh(plan, portal, 4)
+    result = apply_plan(plan, portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=4)
+    assert result.ok and result.count(Status.APPLIED) == 40
+    assert portal.listings_of_all == 0
+    cheap = LocalPortal(tmp_path / "state.sqlite3")
+    assert read_current(cheap, [d.partner_id for d in desired], 4) == read_current(portal, [d.partner_id
+                                                                                           for d in desired], 4)
+

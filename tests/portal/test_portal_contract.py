@@ -181,7 +181,7 @@ def test_the_partners_listing_matches_the_contract_and_pages_in_a_stable_order(
     assert written["service_types"]["reservation"]["version"] == '"0"'
     check(PARTNERS_PATH, "GET", call(server, "GET", PARTNERS_PATH + "?page_size=5000"))  # served as at most 1000
     for bad in ("?page_size=0", "?page_size=-1", "?page_size=x", "?page_size=1&page_size=2",
-                "?page_token=garbage", "?page_token=after.%2F%2F%2F"):
+                "?page_token=garbage", "?page_token=after.%2F%2F%2F", "?page_token=", "?page_size=2&page_token="):
         response = call(server, "GET", PARTNERS_PATH + bad)
         assert response.status_code == 400, bad
         check(PARTNERS_PATH, "GET", response)

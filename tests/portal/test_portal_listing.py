@@ -11,7 +11,7 @@ import responses
 from responses import matchers
 
 from hbsdeploy.load.settings import DEFAULT_SETTINGS
-from hbsdeploy.portal import PortalProtocolError, PortalUnavailable
+from hbsdeploy.portal import PortalProtocolError, PortalUnavailable, http
 from hbsdeploy.portal.contract import MAX_PAGE_SIZE, decode_page_token, encode_page_token
 from hbsdeploy.portal.http import HttpPortal
 from hbsdeploy.portal.local import LocalPortal
@@ -66,6 +66,10 @@ def test_a_page_that_fails_is_retried_like_any_read(rsps: responses.RequestsMock
     ([{"partners": [entry("DE*A36")], "next_page_token": "t"}, {"partners": [entry("DE*A37")],
                                                                 "next_page_token": "t"}], "a new page token"),
     ([{"partners": [], "next_page_token": 7}], "a new page token"),
+    ([{"partners": [], "next_page_token": "t1"}], "a page with partners before a next_page_token"),
+    ([{"partners": [entry("DE*B01"), entry("DE*A36")]}], "ascending ID order ('DE*A36' came after 'DE*B01')"),
+    ([{"partners": [entry("DE*B01")], "next_page_token": "t1"}, {"partners": [entry("DE*A36")]}],
+     "ascending ID order"),
     ([{"partners": [{"partner_id": "DE*A36", "service_types": {"authorization": {"settings": {"x": 1},
                                                                                  "version": '"1"'}}}]}],
      "valid settings"),
@@ -166,3 +170,19 @@ def test_the_environment_is_read_once_and_deadlines_share_one_thread(rsps: respo
     for _ in range(5):
         portal.list_service_types("DE*A36")
     assert [t.name for t in threading.enumerate()].count("hbsdeploy-deadlines") == 1
+
+
+def test_a_listing_that_never_ends_is_refused_after_the_partner_cap(rsps: responses.RequestsMock,
+                                                                     client: Callable[..., HttpPortal],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page new partners and a new token, forever (issue 16 review: plan looped until killed): refused once the
+    listing passes MAX_LISTED_PARTNERS, with the requests made so far bounded by it."""
+    monkeypatch.setattr(http, "MAX_LISTED_PARTNERS", 30)
+    for page in range(3):
+        rsps.get(PARTNERS, json={"partners": [entry(f"DE*{page}{n:02d}") for n in range(10)],
+                                 "next_page_token": f"t{page}"})
+    portal = client()
+    with pytest.raises(PortalProtocolError, match="goes on past 30 partners") as error:
+        portal.list_all_service_types()
+    assert "schemas/portal-api.openapi.yaml" in str(error.value) and portal.request_count == 3
+

@@ -150,6 +150,8 @@ def test_plan_apply_verify_reapply_drift_and_import(repo: Path, replica: ServerH
 class ExpiringPortal:
     """A web portal whose replica session ends right after the first write (as an idle timeout would)."""
 
+    listing_is_cheap = False
+
     def __init__(self, portal: WebPortal, replica: ServerHandle) -> None:
         self.portal = portal
         self.replica = replica

@@ -207,6 +207,8 @@ class _Worker:
 class WebPortal:
     """The HBS portal's web UI as a Portal: reads from the read-only view, writes through Edit and Update."""
 
+    listing_is_cheap = False  # the Partner Account list, then each account's page
+
     def __init__(self, env: Environment, *, ui: UiMap | None = None, load_session: bool = True) -> None:
         if env.url is None or env.state_dir is None:
             raise PortalConfigError(f"environment {env.name!r}: portal: web needs url")
