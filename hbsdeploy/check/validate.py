@@ -14,7 +14,14 @@ from hbsdeploy.errors import InputError, Problem, Severity, UsageError
 from hbsdeploy.files import read_bytes
 from hbsdeploy.load import schemacheck
 from hbsdeploy.load.config import Config, Environment
-from hbsdeploy.load.partner import ID_KEYS, Partner, canonical_id, partner_from_document, roles_of_id
+from hbsdeploy.load.partner import (
+    ID_KEYS,
+    Partner,
+    canonical_id,
+    canonical_ids,
+    partner_from_document,
+    roles_of_id,
+)
 from hbsdeploy.load.schemaset import SchemaSet
 from hbsdeploy.load.yamlload import MAX_FILE_BYTES, display_path, load_yaml
 from hbsdeploy.paths import real_file_path, within
@@ -246,10 +253,12 @@ def _duplicates_in_unchecked_files(ids: dict[tuple[str, str], Partner], config: 
 
 
 def files_declaring(config: Config, partner_ids: Sequence[str]) -> list[Path] | None:
-    """The partner files whose ID line names one of `partner_ids` as written (a line scan, no YAML parsed: what
-    `plan --partner` validates instead of every file), or None when an ID is on no such line (written some other way:
-    every file must be loaded to find it)."""
-    wanted = set(partner_ids)
+    """The partner files whose ID line names one of `partner_ids` in any spelling of the same (role, canonical ID)
+    (a line scan, no YAML parsed: what `plan --partner` validates instead of every file, so that a duplicate written
+    another way, `DEA36` next to `DE*A36`, is among them and reported), or None when an ID is on no such line
+    (written some other way: every file must be loaded to find it)."""
+    wanted = {(role, canonical): partner_id for partner_id in partner_ids
+              for role, canonical in canonical_ids(partner_id).items()}
     found: set[str] = set()
     paths = []
     for path in config.partner_files():
@@ -257,11 +266,17 @@ def files_declaring(config: Config, partner_ids: Sequence[str]) -> list[Path] | 
             raw = read_bytes(path, MAX_FILE_BYTES)
         except OSError:  # a FIFO, device or unreadable file: reported when validate loads it
             continue
-        named = {match.group(2).decode("utf-8", errors="replace") for match in _ID_LINE.finditer(raw)} & wanted
+        named = {wanted[key] for key in map(_line_key, _ID_LINE.finditer(raw)) if key in wanted}
         if named:
             paths.append(path)
             found |= named
-    return paths if found == wanted else None
+    return paths if found == set(partner_ids) else None
+
+
+def _line_key(match: re.Match[bytes]) -> tuple[str, str] | None:
+    role = _ROLE_OF_KEY[match.group(1).decode("ascii")]
+    written = match.group(2).decode("utf-8", errors="replace")
+    return (role, canonical_id(role, written)) if role in roles_of_id(written) else None
 
 
 def validation_failed(report: ValidationReport, strict: bool) -> bool:

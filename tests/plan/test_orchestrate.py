@@ -11,7 +11,7 @@ import pytest
 from hbsdeploy.apply.audit import read_audit
 from hbsdeploy.apply.orchestrate import ApplyCancelled, ApplyReport, ApplyRequest, apply_environment, resolve_target
 from hbsdeploy.apply.run import ApplyResult, ChangeResult, StalePlan, Status
-from hbsdeploy.errors import HbsError, Problem, UsageError
+from hbsdeploy.errors import HbsError, InputError, Problem, UsageError
 from hbsdeploy.load.config import Config, Environment, load_config
 from hbsdeploy.plan.build import Progress, plan_environment
 from hbsdeploy.plan.model import Change, Plan
@@ -274,3 +274,17 @@ def test_plan_of_one_partner_loads_only_its_file(config: Config, repo_copy: Path
     assert sorted(loaded) == sorted(p.name for p in (repo_copy / "partners").glob("*.yaml"))
     assert {c.partner_id for c in plan.changes} == {"DE-8EO"}
 
+
+
+@pytest.mark.parametrize("written", ["DEA36", "de*a36", "DE*A36"])
+@pytest.mark.parametrize("asked", ["DE*A36", "DEA36"])
+def test_plan_of_one_partner_still_refuses_its_duplicate_in_any_spelling(config: Config, repo_copy: Path,
+                                                                         written: str, asked: str) -> None:
+    """Issue 16 review: the line scan of `--partner` matched the ID as written, so a second file declaring the same
+    OperatorID another way was not loaded and the duplicate went unreported."""
+    source = (repo_copy / "partners" / "example-cpo.yaml").read_text()
+    assert 'operator_id: "DE*A36"' in source
+    (repo_copy / "partners" / "copy.yaml").write_text(source.replace('"DE*A36"', f'"{written}"'))
+    with pytest.raises(InputError) as error:
+        plan_environment(config, config.environment("sandbox"), (asked,), parallelism=2, hooks=Script())
+    assert [p.rule for p in error.value.problems] == ["duplicate-partner-id"]
