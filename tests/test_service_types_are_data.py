@@ -262,6 +262,37 @@ def test_a_project_schema_without_x_hbsdeploy_or_with_an_unknown_control(project
     assert "a new kind of control needs code (the web driver must know how to set it)" in result.output
 
 
+@pytest.mark.parametrize("ref", ["#/$defs/nothing", "other.schema.json", "#/properties/name/nowhere"])
+def test_a_reference_that_leads_nowhere_is_one_line_not_a_traceback(project: Path, ref: str) -> None:
+    """Issue 13 review: a `$ref` out of the file or to nothing crashed validate and doctor inside jsonschema."""
+    def dangling(schema: dict[str, Any]) -> None:
+        schema["properties"]["name"] = {"$ref": ref}
+
+    edit_schema(project, dangling)
+    result = run(project, "validate")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = result.output.strip()
+    assert "\n" not in line and line.startswith("error: project/schemas/partner.schema.json:")
+    assert f"properties/name/$ref: {ref!r} does not point at a part of this schema" in line
+    doctor = run(project, "doctor")
+    assert doctor.exit_code == 1 and "Traceback" not in doctor.output
+    assert [row.split(":")[0] for row in doctor.output.splitlines() if row.startswith("FAIL")] == ["FAIL schema"]
+    assert "error:" not in doctor.output  # said once, by the schema check; nothing reads partner files through it
+
+
+def test_an_edit_to_a_schema_hbsdeploy_does_not_read_is_reported(project: Path) -> None:
+    """Only partner.schema.json is the project's: an edited copy of another schema would change nothing, silently."""
+    assert "schema-copy-differs" not in run(project, "validate").output  # init's copies are hbsdeploy's
+    config_schema = project / "schemas" / "config.schema.json"
+    config_schema.write_text(config_schema.read_text(encoding="utf-8").replace('"maximum": 64', '"maximum": 2'),
+                             encoding="utf-8")
+    result = run(project, "validate")
+    assert result.exit_code == 0
+    assert ("project/schemas/config.schema.json:1:1: warning[schema-copy-differs]: differs from hbsdeploy "
+            f"{__version__}'s config.schema.json, which is the one hbsdeploy uses") in result.output
+    assert run(project, "validate", "--strict").exit_code == 1
+
+
 def test_doctor_names_the_differences_from_hbsdeploys_copy(project: Path) -> None:
     config = load_config(project / "hbsdeploy.yaml")
     assert schema_differences(config.schemas) == [f"service types added: {NEW_TYPE}"]

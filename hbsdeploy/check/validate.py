@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hbsdeploy import __version__
 from hbsdeploy.check.partial import NOTHING_REFUSED, partial_partner
 from hbsdeploy.check.rules import check_partner
 from hbsdeploy.errors import InputError, Problem, Severity, UsageError
@@ -22,7 +23,7 @@ from hbsdeploy.load.partner import (
     partner_from_document,
     roles_of_id,
 )
-from hbsdeploy.load.schemaset import SchemaSet
+from hbsdeploy.load.schemaset import SchemaSet, stale_package_copies
 from hbsdeploy.load.yamlload import MAX_FILE_BYTES, display_path, load_yaml
 from hbsdeploy.paths import real_file_path, within
 from hbsdeploy.text import escape
@@ -154,6 +155,8 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
         [config.environment(environment)] if environment else list(config.environments.values())
     )
     report.add([_misplaced(config, path) for path in misplaced])
+    if everything:
+        report.add([_stale_copy(path) for path in stale_package_copies(config.schemas_dir)])
     partners: list[Partner] = []
     identified: list[Partner] = []  # every partner whose ID is well-formed, for the duplicate check
     for path in partner_paths:
@@ -173,6 +176,13 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
     report.partners = partners
     report.checked_all = everything
     return report.finish()
+
+
+def _stale_copy(path: Path) -> Problem:
+    return Problem(display_path(path), 1, 1, Severity.WARNING, "schema-copy-differs",
+                   f"differs from hbsdeploy {__version__}'s {path.name}, which is the one hbsdeploy uses (only "
+                   "partner.schema.json is the project's to change): an edit here changes nothing; delete the file "
+                   "and run `hbsdeploy init` to get hbsdeploy's copy back")
 
 
 def _misplaced(config: Config, path: Path) -> Problem:

@@ -132,10 +132,44 @@ def _compiled(text: str, *, check: bool) -> SchemaValidator:
         if error is not None:
             where = "/".join(map(str, error.absolute_path)) or "top"
             raise _Unusable(error.absolute_path, f"{where}: {error.message}")
+        _check_references(document, document, ())
     try:
         return compile_schema(document)
     except UntranslatablePattern as exc:
         raise _Unusable((), str(exc)) from None
+
+
+def _check_references(root: dict[str, Any], node: Any, path: tuple[Any, ...]) -> None:
+    """_Unusable at the first `$ref` that does not lead to a part of this schema (another file, or nowhere): a
+    validator would only find out when it reaches that part of a partner file."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            _check_references(root, item, (*path, index))
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and _resolve(root, ref) is None:
+        where = "/".join(map(str, (*path, "$ref")))
+        raise _Unusable((*path, "$ref"), f"{where}: {ref!r} does not point at a part of this schema; "
+                                         "refer within the file, e.g. #/$defs/service_type")
+    for key, value in node.items():
+        _check_references(root, value, (*path, key))
+
+
+def _resolve(root: dict[str, Any], ref: str) -> Any:  # the part, or None when the reference leads nowhere
+    if not ref.startswith("#"):
+        return None
+    node: Any = root
+    for part in filter(None, ref[1:].split("/")):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
 
 
 @functools.lru_cache(maxsize=16)
@@ -206,3 +240,23 @@ def _without_service_types(document: Mapping[str, Any]) -> Any:
     copy = json.loads(json.dumps(document))
     copy.get("$defs", {}).get("service_types", {}).pop("properties", None)
     return copy
+
+
+def stale_package_copies(folder: Path | None) -> list[Path]:
+    """The project's copies of hbsdeploy's other schemas (config, plan, payload, contract...) that differ from
+    hbsdeploy's: only the partner schema is the project's to change; the others are copies for editors and CI
+    checks, which hbsdeploy itself never reads, so an edit there would change nothing, silently."""
+    if folder is None or not folder.is_dir():
+        return []
+    stale = []
+    for shipped in sorted(schemas_dir().iterdir()):
+        copy = folder / shipped.name
+        if shipped.name == PARTNER_SCHEMA_FILE or not copy.is_file():
+            continue
+        try:
+            differs = copy.read_bytes() != shipped.read_bytes()
+        except OSError:
+            continue  # unreadable: nothing hbsdeploy reads, and the editor says so
+        if differs:
+            stale.append(copy)
+    return stale

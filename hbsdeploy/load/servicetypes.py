@@ -76,7 +76,7 @@ def _spec(name: str, entry: Any) -> ServiceTypeSpec:
     meta = entry.get("x-hbsdeploy") if isinstance(entry, Mapping) else None
     if not isinstance(meta, Mapping):
         raise SpecError(where, f"service type {name!r} has no x-hbsdeploy object (label, roles, fields); add one as "
-                        "docs/architecture.md shows under 'How to add a service type'")
+                        "docs/config.md shows under 'Adding a service type'")
     meta_at = (*where, "x-hbsdeploy")
     label = _text(meta, "label", meta_at, name)
     roles = _roles(meta, "roles", meta_at, name, required=True)
@@ -128,7 +128,7 @@ def _fields(meta: Mapping[str, Any], at: tuple[str, ...], name: str) -> tuple[st
     if unknown:
         raise SpecError(where, f"service type {name!r}: x-hbsdeploy.fields names {', '.join(map(repr, unknown))}, "
                         f"not a portal control hbsdeploy knows ({', '.join(CONTROLS)}); a new kind of control needs "
-                        "code (the web driver must know how to set it): see docs/architecture.md")
+                        "code (the web driver must know how to set it): see docs/config.md, 'Adding a service type'")
     if "online_request" not in value:
         raise SpecError(where, f"service type {name!r}: x-hbsdeploy.fields must include online_request (every "
                         "service type is switched on and off with it)")

@@ -87,7 +87,10 @@ def run_checks(config_option: str | None, options: DoctorOptions) -> Iterator[Ch
         return
     environments = plural(len(config.environments), "environment")
     yield Check("config", CheckStatus.OK, f"{config.shown} is valid ({environments}: {', '.join(config.environments)})")
-    yield _schema_check(config)
+    schema = _schema_check(config)
+    yield schema
+    if schema.status is CheckStatus.FAIL:
+        return  # every later check reads the partner files through that schema: it would fail the same way
     try:
         env = config.environment(options.environment)
     except HbsError as exc:
