@@ -149,7 +149,7 @@ def _check_references(root: dict[str, Any], node: Any, path: tuple[Any, ...]) ->
     if not isinstance(node, dict):
         return
     ref = node.get("$ref")
-    if isinstance(ref, str) and _resolve(root, ref) is None:
+    if isinstance(ref, str) and not _resolves(root, ref):
         where = "/".join(map(str, (*path, "$ref")))
         raise _Unusable((*path, "$ref"), f"{where}: {ref!r} does not point at a part of this schema; "
                                          "refer within the file, e.g. #/$defs/service_type")
@@ -157,19 +157,14 @@ def _check_references(root: dict[str, Any], node: Any, path: tuple[Any, ...]) ->
         _check_references(root, value, (*path, key))
 
 
-def _resolve(root: dict[str, Any], ref: str) -> Any:  # the part, or None when the reference leads nowhere
-    if not ref.startswith("#"):
-        return None
-    node: Any = root
-    for part in filter(None, ref[1:].split("/")):
-        part = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node
+def _resolves(root: dict[str, Any], ref: str) -> bool:
+    from hbsdeploy.load.schemasubset import resolve_reference
+
+    try:
+        resolve_reference(root, ref)
+    except LookupError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=16)

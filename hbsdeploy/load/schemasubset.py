@@ -175,16 +175,26 @@ class SubsetValidator:
     def _resolve(self, ref: str) -> Any:
         if not ref.startswith("#"):
             raise Unsupported(f"$ref {ref!r} (only references within the schema)")
-        node: Any = self.schema
-        for part in ref[1:].lstrip("/").split("/") if ref != "#" else []:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                raise Unsupported(f"$ref {ref!r} does not resolve")
-        return node
+        try:
+            return resolve_reference(self.schema, ref)
+        except LookupError:
+            raise Unsupported(f"$ref {ref!r} does not resolve") from None
+
+
+def resolve_reference(root: Any, ref: str) -> Any:
+    """The part of `root` a local `$ref` (`#/$defs/x`) names; LookupError when it names none (or another file)."""
+    if not ref.startswith("#"):
+        raise LookupError(ref)
+    node: Any = root
+    for part in ref[1:].lstrip("/").split("/") if ref != "#" else []:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise LookupError(ref)
+    return node
 
 
 def _all(checks: list[_Check]) -> _Check:
