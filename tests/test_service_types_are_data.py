@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from click.testing import CliRunner
 
 from hbsdeploy import __version__
@@ -24,6 +25,7 @@ from hbsdeploy.load.servicetypes import SpecError, specs_from_schema
 from hbsdeploy.portal import PayloadRejected
 from hbsdeploy.portal.local import LocalPortal
 from tests.fixtures.emulator import Emulators
+from tests.helpers import run_cli
 
 NEW_TYPE = "charging_notifications"
 NEW_ENTRY: dict[str, Any] = {
@@ -162,6 +164,25 @@ def test_portal_serve_takes_the_service_types_of_schemas_dir(project: Path, tmp_
     assert process.returncode == 0, stderr
     assert f"service types: authorization, reservation, {NEW_TYPE} (from " in stderr
     assert "project/schemas/partner.schema.json)" in stderr
+
+
+def test_a_manual_environment_gets_two_steps_and_records_two_fields(project: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+    steps = run_cli("plan", "--env", "qa", "--partner", "DE-8EO", "--format", "instructions")
+    assert steps.code == 0, steps.stderr
+    assert 'Choose the service type "Charging Notifications" and click Edit' in steps.stdout
+    assert 'Tick "Online Request".' in steps.stdout
+    assert "Type into \"Service URL\": https://oicp.example-mobility.com/notifications" in steps.stdout
+    assert "Certification" not in steps.stdout and "Broadcast" not in steps.stdout
+
+    recorded = run_cli("state", "record", "--env", "qa", "--partner", "DE-8EO", "--reason", "done by alice",
+                       input="yes\n", env={"HBSDEPLOY_ALLOW_PIPED_CONFIRMATION": "1"})
+    assert recorded.code == 0, recorded.output
+    state = (project / "state" / "qa.yaml").read_text(encoding="utf-8")
+    entry = yaml.safe_load(state)["partners"]["DE-8EO"][NEW_TYPE]
+    assert entry["settings"] == {"online_request": True, "service_url": "https://oicp.example-mobility.com/notifications"}
+    assert run_cli("plan", "--env", "qa", "--partner", "DE-8EO", "--detailed-exitcode").code == 0
 
 
 def test_the_emulator_refuses_a_field_the_type_does_not_have(project: Path) -> None:

@@ -22,8 +22,9 @@ SCHEMA_NAMES = {"partner": "partner", "config": "config", "payload": "portal-pay
 @click.command()
 @click.argument("name", type=click.Choice(sorted(SCHEMA_NAMES)), default="partner")
 def schema(name: str) -> int:
-    """Print the JSON Schema of partner files, of hbsdeploy.yaml (config), of portal payloads, of `plan --format json`
-    (plan) or of `validate --format json` (validation).
+    """Print hbsdeploy's own JSON Schema of partner files, of hbsdeploy.yaml (config), of portal payloads, of `plan
+    --format json` (plan) or of `validate --format json` (validation). A project's schemas/partner.schema.json, when
+    it has one, is the partner schema in effect; compare it with this one after an upgrade.
 
     Editors with a YAML language server validate and complete files that start with a
     `# yaml-language-server: $schema=...` line pointing at this schema.
