@@ -84,9 +84,9 @@ def run(*args: str) -> tuple[int, str]:
 
 def test_a_type_with_two_fields_is_planned_written_and_read_back_through_its_two_controls(
         repo: Path, replica: ServerHandle) -> None:
-    code, out = run("plan", "--partner", "DE*A36", "--format", "json")
-    assert code == 0, out
-    change = json.loads(out)["changes"][0]
+    planned = CliRunner().invoke(cli, ["plan", "--partner", "DE*A36", "--format", "json"])
+    assert planned.exit_code == 0, planned.output
+    change = json.loads(planned.stdout)["changes"][0]  # stdout: the progress line is on stderr
     assert change["service_type"] == NEW_TYPE and set(change["after"]) == {"online_request", "service_url"}
 
     code, out = run("apply", "--auto-approve", "--partner", "DE*A36")
