@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from hbsdeploy.apply.audit import read_audit
 from hbsdeploy.errors import HbsError, UsageError
 from hbsdeploy.files import FileRefused
+from hbsdeploy.load.partner import Identity, identities_named, written_identities
 from hbsdeploy.text import escape, plural
 
 AUDIT_FORMAT_VERSION = 1
@@ -37,16 +38,31 @@ class AuditFilter:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
 
-    def matches(self, entry: Mapping[str, Any]) -> bool:
-        """Whether `entry` passes every filter given."""
-        for values, key in ((self.environments, "environment"), (self.partner_ids, "partner_id"),
-                            (self.service_types, "service_type"), (self.results, "result"), (self.users, "user")):
+    def matches(self, entry: Mapping[str, Any], partners: Collection[Identity] = ()) -> bool:
+        """Whether `entry` passes every filter given; `partners`: the partners --partner names (`named_partners`)."""
+        for values, key in ((self.environments, "environment"), (self.service_types, "service_type"),
+                            (self.results, "result"), (self.users, "user")):
             if values and entry.get(key) not in values:
+                return False
+        if self.partner_ids and entry.get("partner_id") not in self.partner_ids:
+            written = entry.get("partner_id")
+            if not isinstance(written, str) or not set(written_identities(written)) & set(partners):
                 return False
         when = entry_time(entry)
         if self.since is not None and (when is None or when < self.since):
             return False
         return not (self.until is not None and (when is None or when > self.until))
+
+    def named_partners(self, entries: Iterable[Mapping[str, Any]]) -> set[Identity]:
+        """The partners (role, canonical ID) that --partner names among those of `entries`, resolved as plan's
+        --partner resolves IDs (`identities_named`): `DEA36` and `DE*A36` are one operator, `49*536` and `+49*536`
+        one. An entry's partner is what its ID says (an entry written with another spelling, e.g. `DEA36`, may be
+        either role), and an ID naming an operator and a provider shows both."""
+        if not self.partner_ids:
+            return set()
+        known = {identity for entry in entries if isinstance(entry.get("partner_id"), str)
+                 for identity in written_identities(entry["partner_id"])}
+        return {identity for requested in self.partner_ids for identity in identities_named(requested, known)}
 
 
 @dataclass(frozen=True)
@@ -105,8 +121,9 @@ def load_history(paths: Sequence[Path], selection: AuditFilter) -> History:
             if key in seen:
                 continue
             seen.add(key)
-            if selection.matches(entry):
-                entries.append(entry)
+            entries.append(entry)
+    partners = selection.named_partners(entries)
+    entries = [entry for entry in entries if selection.matches(entry, partners)]
     epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     entries.sort(key=lambda e: (entry_time(e) or epoch, e["environment"], e["partner_id"], e["service_type"]))
     return History(tuple(entries), skipped)

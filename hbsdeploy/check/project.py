@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from hbsdeploy.check.validate import files_declaring, validate
 from hbsdeploy.errors import HbsError, InputError, Problem
 from hbsdeploy.load.config import Config, Environment
-from hbsdeploy.load.partner import Partner, canonical_ids
+from hbsdeploy.load.partner import Partner, identities_named
 from hbsdeploy.load.schemacheck import show
 
 
@@ -53,10 +53,9 @@ def load_project(config: Config, environment: Environment | None = None,
 def select_partner(partners: Sequence[Partner], requested: str) -> Partner:
     """The partner `--partner requested` names, compared as validate compares IDs: a partner whose canonical ID it
     is exactly (`DE*A36` is the operator, `DE-A36` the provider), else any whose canonical ID it has in its role
-    (`dea36`); HbsError when none is, or when an operator and a provider both are."""
-    exact = [p for p in partners if p.partner_id == requested]
-    forms = canonical_ids(requested)
-    found = exact or [p for p in partners if forms.get(p.role) == p.partner_id]
+    (`dea36`); HbsError when none is, or when an operator and a provider both are (`identities_named`)."""
+    named = set(identities_named(requested, (p.identity for p in partners)))
+    found = [p for p in partners if p.identity in named]
     if len(found) == 1:
         return found[0]
     if found:

@@ -210,7 +210,8 @@ def render(g: Globals, environment: str | None, partner_ids: tuple[str, ...], ou
 @click.option("--partner", "partner_id", metavar="ID", required=True, shell_complete=complete_partners,
               help="The partner's OperatorID or ProviderID.")
 @click.option("--role", type=click.Choice(["cpo", "emp"]),
-              help="Needed only when the ID fits both formats and neither the repository nor the portal says which.")
+              help="Needed only when the ID's written form fits both roles (`DEDUA`; `DE*DUA` is an operator, `DE-DUA` "
+                   "a provider) and neither the repository nor the portal says which.")
 @click.option("--name", help="Display name (default: the partner file's, else the partner ID).")
 @click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
               help="Write the partner file here (refuses to overwrite, and refuses a partner already managed) "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -54,6 +54,27 @@ def is_canonical_id(partner_id: str) -> bool:
 def canonical_ids(partner_id: str) -> dict[str, str]:
     """The canonical form of `partner_id` in each role whose format it fits."""
     return {role: canonical_id(role, partner_id) for role in sorted(roles_of_id(partner_id))}
+
+
+Identity = tuple[str, str]  # (role, canonical ID): one partner
+
+
+def identities_named(partner_id: str, known: Iterable[Identity]) -> list[Identity]:
+    """The partners among `known` that an ID written without its role names, compared as validate compares IDs: the
+    one whose canonical ID it is exactly, in any case (`DE*DUA` is the operator, `DE-DUA` the provider, `+49*536` the
+    operator), else each whose canonical ID it has in its role (`dea36`, `49*536`; `DEDUA` names an operator and a
+    provider). `--partner` of plan, apply, audit and import resolve their IDs here."""
+    candidates = sorted(set(known))
+    exact = [identity for identity in candidates if identity[1] == partner_id.upper()]
+    forms = canonical_ids(partner_id)
+    return exact or [identity for identity in candidates if forms.get(identity[0]) == identity[1]]
+
+
+def written_identities(partner_id: str) -> list[Identity]:
+    """The partners an ID can be by its written form alone: one when it is a role's canonical form (`DE*DUA`,
+    `DE-DUA`, `+49*536`) or fits one role's format only, both when it is ambiguous (`DEDUA`), none when it fits
+    neither."""
+    return identities_named(partner_id, canonical_ids(partner_id).items())
 
 
 @dataclass(frozen=True)

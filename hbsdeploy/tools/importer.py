@@ -16,7 +16,7 @@ from typing import Any
 
 from hbsdeploy.errors import HbsError, UsageError
 from hbsdeploy.load.config import Config, Environment
-from hbsdeploy.load.partner import ID_KEYS, canonical_id, roles_of_id
+from hbsdeploy.load.partner import ID_KEYS, canonical_id, identities_named, roles_of_id, written_identities
 from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.servicetypes import ServiceTypeSpec
 from hbsdeploy.load.settings import DEFAULT_SETTINGS, fields_in, normalize_settings
@@ -49,9 +49,9 @@ def infer_role(partner_id: str, states: Mapping[str, ServiceTypeState], role: st
                and not _is_default(state.settings) for role in specs[name].roles}
     if len(implied) == 1:
         return implied.pop()  # a service type configured that only this role can have
-    fits = roles_of_id(partner_id)
-    if len(fits) == 1:
-        return fits.pop()
+    written = written_identities(partner_id)  # `DE*DUA` is an operator, `DE-DUA` a provider; `DEDUA` either
+    if len(written) == 1:
+        return written[0][0]
     raise HbsError(f"{show(partner_id)} could be an OperatorID or a ProviderID; pass --role cpo or --role emp")
 
 
@@ -89,8 +89,9 @@ def managed_partners(config: Config) -> list[ManagedPartner]:
 def find_managed(config: Config, partner_id: str, role: str | None) -> ManagedPartner | None:
     """The partner file already describing `partner_id` (as `role`, if given), else None; UsageError when a CPO and
     an EMP of that ID are both managed and no --role says which."""
-    wanted = {(r, canonical_id(r, partner_id)) for r in roles_of_id(partner_id) if role is None or r == role}
-    matches = [p for p in managed_partners(config) if (p.role, p.partner_id) in wanted]
+    managed = [p for p in managed_partners(config) if role is None or p.role == role]
+    named = set(identities_named(partner_id, ((p.role, p.partner_id) for p in managed)))  # as plan --partner
+    matches = [p for p in managed if (p.role, p.partner_id) in named]
     if len(matches) > 1:
         files = ", ".join(str(p.path) for p in matches)
         raise UsageError(f"--partner {show(partner_id)} is managed both as a CPO and as an EMP ({files}); pass "
@@ -162,8 +163,8 @@ def import_partner(config: Config, request: ImportRequest) -> ImportResult:
 
 def _portal_id(partner_id: str, role: str | None) -> str:
     # The portal holds each partner under its canonical ID (`dea36` as an operator is `DE*A36`).
-    fits = roles_of_id(partner_id)
-    known_role = role or (next(iter(fits)) if len(fits) == 1 else None)
+    written = written_identities(partner_id)
+    known_role = role or (written[0][0] if len(written) == 1 else None)
     return canonical_id(known_role, partner_id) if known_role else partner_id
 
 

@@ -180,3 +180,27 @@ def test_the_modeline_resolves_from_where_the_file_is_written(repo: Path) -> Non
         target.unlink()
     shown = run_cli("import", "--env", "sandbox", "--partner", "DE*C34", "--role", "cpo")  # stdout: for partners/
     assert shown.stdout.startswith("# yaml-language-server: $schema=../schemas/partner.schema.json\n")
+
+
+def test_the_written_form_says_the_role_as_plan_reads_it(repo: Path) -> None:
+    """Was: `--partner 'DE*DUA'` "managed both as a CPO and as an EMP, pass --role" when an operator DE*DUA and a
+    provider DE-DUA are both managed, though `*` writes an OperatorID (issue 13 review); only `DEDUA` is ambiguous."""
+    from tests.validate.test_identity import CPO, EMP
+
+    (repo / "partners" / "dua-cpo.yaml").write_text(CPO.format(pid="DE*DUA"), encoding="utf-8")
+    (repo / "partners" / "dua-emp.yaml").write_text(EMP.format(pid="DE-DUA"), encoding="utf-8")
+    for written, role, key, path in (("DE*DUA", "cpo", "operator_id", "dua-cpo"),
+                                     ("de*dua", "cpo", "operator_id", "dua-cpo"),
+                                     ("DE-DUA", "emp", "provider_id", "dua-emp")):
+        shown = run_cli("import", "--env", "sandbox", "--partner", written)
+        assert shown.code == 0, (written, shown.output)
+        assert f"is already managed in partners/{path}.yaml" in shown.stderr
+        data = parse_yaml(shown.stdout, "x").data
+        assert (data["role"], data[key]) == (role, written.upper())
+    both = run_cli("import", "--env", "sandbox", "--partner", "DEDUA")
+    assert both.code == 2
+    assert "--partner 'DEDUA' is managed both as a CPO and as an EMP" in both.stderr and "--role" in both.stderr
+
+    unmanaged = run_cli("import", "--env", "sandbox", "--partner", "DE*X77")  # no file: still an operator
+    assert unmanaged.code == 0, unmanaged.output
+    assert parse_yaml(unmanaged.stdout, "x").data["operator_id"] == "DE*X77"

@@ -100,3 +100,41 @@ def test_a_wrong_date_is_a_usage_error(repo: Path) -> None:
     ran = run_cli("audit", "--since", "last tuesday")
     assert ran.code == 2
     assert "--since 'last tuesday' is not a date or time" in ran.stderr
+
+
+def test_partner_matches_any_spelling_of_the_id_as_plan_resolves_it(applied_twice: Path) -> None:
+    """Was: `--partner DEA36` 0 entries where `--partner 'DE*A36'` gave 2 (issue 13 review)."""
+    args = ("--env", "sandbox", "--service-type", "reservation")
+    written = [e["time"] for e in _history(*args, "--partner", "DE*A36")["entries"]]
+    assert len(written) == 2
+    for spelling in ("DEA36", "dea36", "de*a36"):
+        assert [e["time"] for e in _history(*args, "--partner", spelling)["entries"]] == written, spelling
+    assert _history(*args, "--partner", "DE-A36")["entries"] == []  # the provider DE-A36 is another partner
+
+
+_SETTINGS = {"online_request": False, "broadcast_request": False, "service_url": None, "client_certification": True,
+             "certificate": "hubject", "certificate_sha256": None}
+
+
+def _entry(partner_id: str, minute: int) -> str:
+    return json.dumps({"time": f"2026-11-26T15:{minute:02d}:00.000+00:00", "user": "alice", "environment": "sandbox",
+                       "partner_id": partner_id, "service_type": "reservation", "kind": "change",
+                       "before": _SETTINGS, "after": {**_SETTINGS, "online_request": True}, "result": "applied",
+                       "message": None, "plan_checksum": "sha256:" + "0" * 64}) + "\n"
+
+
+def test_partner_finds_entries_written_with_another_spelling(repo: Path, tmp_path: Path) -> None:
+    """A numeric OperatorID with or without its `+`, and entries an older hbsdeploy wrote as the file spelled the ID;
+    an operator and a provider of one code stay two partners."""
+    log = tmp_path / "old.jsonl"
+    log.write_text("".join(_entry(pid, minute) for minute, pid in enumerate(
+        ["+49*536", "49*536", "DEDUA", "DE*DUA", "DE-DUA", "DE*X01"])), encoding="utf-8")
+
+    def ids(partner: str) -> list[str]:
+        return [e["partner_id"] for e in _history("--log", str(log), "--partner", partner)["entries"]]
+
+    assert ids("49*536") == ids("+49*536") == ["+49*536", "49*536"]
+    assert ids("DE*DUA") == ["DEDUA", "DE*DUA"]  # the old `DEDUA` may have been either
+    assert ids("DE-DUA") == ["DEDUA", "DE-DUA"]
+    assert ids("DEDUA") == ["DEDUA", "DE*DUA", "DE-DUA"]  # names both: the history shows both
+    assert ids("dex01") == ["DE*X01"]

@@ -98,6 +98,9 @@ def test_partner_option_resolves_like_validate(dual: Path) -> None:
     assert {c["partner_id"] for c in json.loads(emp.stdout)["changes"]} == {"DE-DUA"}
     cpo = _run(dual, "plan", "--partner", "DE*DUA", "--format", "json")
     assert {c["partner_id"] for c in json.loads(cpo.stdout)["changes"]} == {"DE*DUA"}
+    lower = _run(dual, "plan", "--partner", "de*dua", "--format", "json")  # `*`: the operator, in any case
+    assert lower.exit_code == 0, lower.output
+    assert {c["partner_id"] for c in json.loads(lower.stdout)["changes"]} == {"DE*DUA"}
 
 
 def test_partner_option_says_which_when_an_id_names_both_roles(dual: Path) -> None:
