@@ -476,7 +476,8 @@ def test_import_names_the_user_certificate_file_to_add() -> None:
 def test_import_infers_the_role_or_asks_for_it() -> None:
     blank = {n: ServiceTypeState("DE*A36", n, offline(), '"0"') for n in ("authorization", "reservation")}
     with pytest.raises(HbsError, match="--role"):
-        infer_role("DE*A36", blank, None, specs=SPECS)
+        infer_role("DEA36", blank, None, specs=SPECS)  # no separator: an operator or a provider
+    assert infer_role("DE*A36", blank, None, specs=SPECS) == "cpo"  # `*`: an OperatorID
     assert infer_role("+49*536", blank, None, specs=SPECS) == "cpo"
     assert infer_role("DE-8EO", blank, None, specs=SPECS) == "emp"
     reserved = {**blank, "reservation": ServiceTypeState("DE*A36", "reservation", normalize_settings(settings()),
