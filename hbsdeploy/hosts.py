@@ -134,12 +134,29 @@ def is_loopback_host(host: str) -> bool:
 
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated by RFC 4291 (`::127.0.0.1`); never a real host
 
+# The cloud platform's own services at fixed addresses (instance metadata with its credentials, DNS, NTP): never a
+# Service URL, so never reached, whatever a file or a switch says. Their IPv4 forms are link-local (not public, and
+# not private either); AWS Nitro instances also answer at IPv6 unique local addresses, which fc00::/7 would otherwise
+# count as private: IMDS fd00:ec2::254, DNS fd00:ec2::253, NTP fd00:ec2::123 (AWS whitepaper "IPv6 on AWS",
+# "Supporting Amazon VPC services"). The one list: `doctor --probe` (tools/probe.py) asks `is_cloud_service`.
+CLOUD_SERVICE_ADDRESSES: frozenset[Address] = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254", "169.254.169.253", "169.254.169.123", "169.254.170.2",
+    "fd00:ec2::254", "fd00:ec2::253", "fd00:ec2::123"))
+
+
+def is_cloud_service(address: Address) -> bool:
+    """A cloud metadata, DNS or time service address (`CLOUD_SERVICE_ADDRESSES`), also written IPv4-mapped."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address in CLOUD_SERVICE_ADDRESSES
+
 
 def is_public(address: Address) -> bool:
     """Reachable from the internet as one host: global itself, and so is any IPv4 address it embeds (IPv4-mapped,
     6to4, NAT64). Loopback, private, link-local (169.254.169.254, the cloud metadata address), shared, reserved,
-    multicast, IPv6 site-local (fec0::/10) and IPv4-compatible IPv6 (::/96) are not."""
-    if not address.is_global or address.is_multicast:
+    multicast, IPv6 site-local (fec0::/10), IPv4-compatible IPv6 (::/96) and the cloud's service addresses
+    (`CLOUD_SERVICE_ADDRESSES`) are not."""
+    if not address.is_global or address.is_multicast or is_cloud_service(address):
         return False
     if isinstance(address, ipaddress.IPv6Address):
         if address.is_site_local or address in _IPV4_COMPATIBLE:

@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 from hbsdeploy.check.certs import MAX_CERTIFICATE_BYTES
 from hbsdeploy.files import FileRefused, read_bytes
-from hbsdeploy.hosts import Address, is_public
+from hbsdeploy.hosts import Address, is_cloud_service, is_public
 from hbsdeploy.text import escape, shorten
 from hbsdeploy.tools.checks import CheckStatus, expiry
 
@@ -301,9 +301,12 @@ def classify(shown: str, head: bytes) -> Outcome:
 
 
 def _kind(address: Address) -> str:
-    """`public`, `private` (loopback, RFC 1918, ULA) or `never` (link-local, metadata, shared, reserved, ...)."""
+    """`public`, `private` (loopback, RFC 1918, ULA) or `never` (link-local, cloud metadata and the cloud's other
+    service addresses even in the ULA range, `hosts.CLOUD_SERVICE_ADDRESSES`; shared, reserved, ...)."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    if is_cloud_service(address):
+        return "never"
     if is_public(address):
         return "public"
     if address.is_loopback or any(address in network for network in _PRIVATE_NETWORKS):

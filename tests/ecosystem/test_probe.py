@@ -353,7 +353,8 @@ def test_classify_an_empty_answer() -> None:
 
 # --- which addresses are reached -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1", "100.64.0.1", "0.0.0.0", "::ffff:169.254.169.254"])
+@pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1", "100.64.0.1", "0.0.0.0", "::ffff:169.254.169.254",
+                                     "fd00:ec2::254", "fd00:ec2::253", "fd00:ec2::123"])
 def test_link_local_metadata_and_other_non_public_addresses_are_never_reached(
         monkeypatch: pytest.MonkeyPatch, address: str) -> None:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -552,3 +553,17 @@ def test_a_server_that_asks_for_a_client_certificate_but_answers_without_one_say
     assert result.http == (CheckStatus.OK, f"GET {STOP_PATH} answered 405: the OICP path exists (answers GET with "
                                            "405) (the server asked for a client certificate, and answered without "
                                            "one)")
+
+
+def test_the_cloud_service_addresses_are_one_list_never_public_nor_private() -> None:
+    """Was: AWS's IPv6 metadata address fd00:ec2::254, in the ULA range, counted as private and was probed with both
+    switches set (issue 13 review). hosts.CLOUD_SERVICE_ADDRESSES is the one list; the probe asks it."""
+    import ipaddress
+
+    from hbsdeploy.hosts import CLOUD_SERVICE_ADDRESSES, is_cloud_service, is_public
+    from hbsdeploy.tools.probe import _kind
+
+    assert ipaddress.ip_address("fd00:ec2::254") in CLOUD_SERVICE_ADDRESSES
+    for address in CLOUD_SERVICE_ADDRESSES:
+        assert is_cloud_service(address) and not is_public(address) and _kind(address) == "never", address
+    assert _kind(ipaddress.ip_address("fd00:ec2::1")) == "private"  # the rest of the ULA range stays private
