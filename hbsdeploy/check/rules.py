@@ -32,6 +32,7 @@ from hbsdeploy.load.partner import Partner, ResolvedServiceType
 from hbsdeploy.load.schemacheck import show
 from hbsdeploy.load.servicetypes import ServiceTypeSpec
 from hbsdeploy.paths import resolve_within, unresolvable
+from hbsdeploy.text import escape
 
 
 def check_partner(partner: Partner, config: Config, environments: Iterable[Environment],
@@ -204,9 +205,10 @@ def _check_certificate(partner: Partner, service_type: ResolvedServiceType, conf
     url = values.get("service_url")
     host = _host_of(url) if isinstance(url, str) else None
     if host and not info.matches_host(host):
-        names = ", ".join(info.names()) or "none"
+        names = ", ".join(escape(name) for name in info.names()) or "none"  # both from outside: escaped
         problems.append(doc.problem(at, "certificate-host-mismatch",
-                                    f"certificate {file_value!r} names {names}, not the Service URL's host {host}",
+                                    f"certificate {file_value!r} names {names}, not the Service URL's host "
+                                    f"{escape(host)}",
                                     Severity.WARNING))
     return problems
 

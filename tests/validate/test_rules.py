@@ -114,6 +114,23 @@ def test_common_name_counts_when_there_is_no_san(repo: Path) -> None:
         "oicp.elsewhere.example.com, not the Service URL's host oicp.cert-operator.example.com"]
 
 
+def test_a_control_character_in_the_host_or_a_certificate_name_is_escaped(repo: Path) -> None:
+    """Was: certificate-host-mismatch printed the Service URL's host raw, a NUL or an escape sequence reaching the
+    terminal (issue 13 review)."""
+    write_certificate(repo / "certs" / "ctl.pem", common_name="ctl", dns_names=["oicp\x1b[2J.example.com"],
+                      not_after=NOW + dt.timedelta(days=365))
+    text = PARTNER.format(name="ctl").replace("service_url: https://oicp.cert-operator.example.com",
+                                              'service_url: "https://oicp\\0x.example\\ec.com"')
+    (repo / "partners" / "operator.yaml").write_text(text)
+    with working_directory(repo):
+        lines = validation_lines(load_config(repo / "hbsdeploy.yaml"), None)
+    mismatch = [line for line in lines if "certificate-host-mismatch" in line]
+    assert mismatch == ["partners/operator.yaml:13:23: warning[certificate-host-mismatch]: certificate "
+                        "'certs/ctl.pem' names oicp\\x1b[2J.example.com, not the Service URL's host "
+                        "oicp\\x00x.example\\x1bc.com"], lines
+    assert not any(char in line for line in lines for char in "\x00\x1b")
+
+
 def test_duplicate_partner_ids_name_both_files_when_both_are_checked(repo: Path) -> None:
     shutil.copy(DATA / "valid" / "cpo.yaml", repo / "partners" / "a-first.yaml")
     copy = (DATA / "valid" / "cpo.yaml").read_text().replace('operator_id: "DE*A36"', "operator_id: DEA36")
