@@ -49,6 +49,9 @@ class ApplyHooks(PlanHooks, Protocol):
     def confirm_apply(self, environment: Environment, plan: Plan) -> bool:
         """Ask whether to apply `plan` to `environment` (a protected one by its name); True to go on."""
 
+    def confirm_record(self, environment: Environment, plan: Plan) -> bool:
+        """Ask whether to record `plan`'s changes as done outside hbsdeploy (`state record`); True to go on."""
+
     def show_steps(self, plan: Plan, environment: Environment) -> None:
         """Show a `manual` portal's steps: what the person does in the portal before confirming each service type."""
 
@@ -268,7 +271,8 @@ def record_environment(config: Config, request: RecordRequest, hooks: ApplyHooks
     try:
         if saved is not None:
             check_fresh(plan, portal, 1)
-        _confirm(env, plan, hooks)
+        if not hooks.confirm_record(env, plan):
+            raise ApplyCancelled("state record cancelled: nothing was recorded")
         how = f"recorded as done outside hbsdeploy ({one_line(request.reason, 300)})"
         if isinstance(portal, RecordedPortal):
             portal.how = how

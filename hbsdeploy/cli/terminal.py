@@ -118,13 +118,27 @@ class Terminal:
         """`yes`, or a protected environment's name, typed at a terminal."""
         if not _can_ask():
             raise UsageError("no terminal to confirm on; pass --auto-approve, or apply a reviewed plan file")
+        changes = plural(len(plan.changes), "change")
+        return self._ask(environment, f"to apply {changes}", f"Apply {changes} to {environment.name}?")
+
+    def confirm_record(self, environment: Environment, plan: Plan) -> bool:
+        """`yes`, or a protected environment's name, typed at a terminal: `state record` has no --auto-approve."""
+        if not _can_ask():
+            raise UsageError(f"no terminal to confirm on; `hbsdeploy state record` records steps as done in "
+                             f"{environment.name!r} only when a person confirms them at a terminal: run it in one "
+                             "(there is no --auto-approve for it)")
+        changes = plural(len(plan.changes), "change")
+        return self._ask(environment, f"to record {changes} as done",
+                         f"Record {changes} as done in {environment.name}?")
+
+    @staticmethod
+    def _ask(environment: Environment, protected_question: str, question: str) -> bool:
         if environment.protected:
             click.secho(f"\n{environment.name!r} is a PROTECTED environment.", bold=True, fg="red", err=True)
-            answer = click.prompt(f"Type the environment name ({environment.name}) to apply "
-                                  f"{plural(len(plan.changes), 'change')}", default="", show_default=False, err=True)
+            answer = click.prompt(f"Type the environment name ({environment.name}) {protected_question}", default="",
+                                  show_default=False, err=True)
             return bool(answer == environment.name)
-        answer = click.prompt(f"Apply {plural(len(plan.changes), 'change')} to {environment.name}? "
-                              "Only 'yes' is accepted", default="", show_default=False, err=True)
+        answer = click.prompt(f"{question} Only 'yes' is accepted", default="", show_default=False, err=True)
         return bool(answer == "yes")
 
     def change_confirmer(self) -> Callable[[Change], bool]:

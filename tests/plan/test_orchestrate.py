@@ -60,6 +60,10 @@ class Script:
         self.calls.append(f"confirm {environment.name}")
         return self.confirm
 
+    def confirm_record(self, environment: Environment, plan: Plan) -> bool:
+        self.calls.append(f"confirm record {environment.name}")
+        return self.confirm
+
     def show_steps(self, plan: Plan, environment: Environment) -> None:
         self.calls.append(f"show steps for {environment.name}")
 

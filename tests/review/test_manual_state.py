@@ -117,6 +117,20 @@ def test_recording_steps_done_outside_hbsdeploy_is_its_own_audited_command(new_r
     assert run_cli("plan", "--env", "prod", "--detailed-exitcode").code == 0
 
 
+def test_state_record_without_a_terminal_says_what_it_needs(new_repo: Path) -> None:
+    """Was: "pass --auto-approve, or apply a reviewed plan file", neither of which `state record` has (issue 13
+    review)."""
+    ran = run_cli("state", "record", "--env", "prod", "--reason", "OPS-1")
+    assert ran.code == 2
+    assert ran.stderr.strip() == ("error: no terminal to confirm on; `hbsdeploy state record` records steps as done in "
+                                  "'prod' only when a person confirms them at a terminal: run it in one (there is no "
+                                  "--auto-approve for it)")
+    assert not (new_repo / "state" / "prod.yaml").exists() and not _audit(new_repo)
+    asked = run_cli("state", "record", "--env", "prod", "--reason", "OPS-1", input="no\n", env=PIPED)
+    assert "to record 1 change as done" in asked.stderr and "apply" not in asked.stderr, asked.stderr
+    assert asked.code == 1 and "state record cancelled: nothing was recorded" in asked.stderr
+
+
 def test_a_plan_made_before_someone_recorded_is_refused_as_stale(new_repo: Path) -> None:
     plan_file, checksum = _plan()
     assert run_cli("state", "record", "--env", "prod", "--reason", "OPS-2", input="prod\n", env=PIPED).code == 0
