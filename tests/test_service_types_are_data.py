@@ -314,6 +314,33 @@ def test_an_edit_to_a_schema_hbsdeploy_does_not_read_is_reported(project: Path) 
     assert run(project, "validate", "--strict").exit_code == 1
 
 
+@pytest.mark.parametrize("path", ["/api/oicp/notificationmgmt/v11/charging-notifications/{provider_id}/start",
+                                  "/oicp/notificationmgmt/v11/charging-notifications/stop"])
+def test_an_unsafe_probe_path_is_refused_when_the_schema_is_loaded(project: Path, path: str) -> None:
+    """Was: a probe_path ending in /start or outside /api/oicp/ passed validate and was refused only by doctor
+    --probe, without file and line (issue 13 review)."""
+    def probe_path(schema: dict[str, Any]) -> None:
+        schema["$defs"]["service_types"]["properties"][NEW_TYPE]["x-hbsdeploy"]["probe_path"] = {"emp": path}
+
+    edit_schema(project, probe_path)
+    schema_file = project / "schemas" / "partner.schema.json"
+    line = next(number for number, text in enumerate(schema_file.read_text(encoding="utf-8").splitlines(), 1)
+                if path in text)
+    expected = (f"project/schemas/partner.schema.json:{line}: service type {NEW_TYPE!r}: x-hbsdeploy.probe_path.emp "
+                f"'{path}' is not an OICP operation path under /api/oicp/ without a start operation (doctor --probe "
+                "sends a GET to it); write the service type's stop operation, e.g. "
+                "/api/oicp/charging/v21/providers/{provider_id}/authorize-remote/stop; fix it, or delete it to use "
+                f"hbsdeploy's own copy (`hbsdeploy schema partner` prints hbsdeploy {__version__}'s)")
+    for command in (["validate"], ["plan"]):
+        result = run(project, *command)
+        assert result.exit_code == 1 and "Traceback" not in result.output, (command, result.output)
+        assert result.output.strip() == f"error: {expected}", (command, result.output)
+    doctor = run(project, "doctor", "--probe")  # before any probe: the schema check fails, nothing is sent
+    assert doctor.exit_code == 1 and "Traceback" not in doctor.output
+    assert any(text.startswith("FAIL") and text.endswith(expected) for text in doctor.output.splitlines()), \
+        doctor.output
+
+
 def test_doctor_names_the_differences_from_hbsdeploys_copy(project: Path) -> None:
     config = load_config(project / "hbsdeploy.yaml")
     assert schema_differences(config.schemas) == [f"service types added: {NEW_TYPE}"]

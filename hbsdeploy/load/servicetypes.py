@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hbsdeploy.load.settings import CONTROLS, SETTING_FIELDS, setting_fields
+from hbsdeploy.text import escape
 
 ROLES = ("cpo", "emp")
 SERVICE_TYPES_PATH = ("$defs", "service_types", "properties")
+# The IDs `doctor --probe` puts in a probe_path: no partner's, so a GET that reached a real operation names nobody.
+PLACEHOLDER_IDS = {"{provider_id}": "XX-HBS", "{operator_id}": "XX*HBS"}
 
 
 @dataclass(frozen=True)
@@ -165,10 +168,31 @@ def _recommended(meta: Mapping[str, Any], at: tuple[str, ...], name: str,
     return {str(role): dict(settings) for role, settings in value.items()}
 
 
+def operation_path(template: str) -> str | None:
+    """The probe path with the placeholder IDs, or None when the template is not an OICP path that is safe to GET
+    (under /api/oicp/, no `start` segment, printable ASCII): a schema edit cannot make the probe start a session.
+    Checked when the schema's service types are loaded (`_probe_path`), and by doctor before it sends the GET."""
+    path = template
+    for name, value in PLACEHOLDER_IDS.items():
+        path = path.replace(name, value)
+    segments = path.split("/")
+    if (not path.startswith("/api/oicp/") or not path.isascii() or not path.isprintable() or " " in path
+            or "{" in path or any(s.lower().endswith("start") for s in segments)):
+        return None
+    return path
+
+
 def _probe_path(meta: Mapping[str, Any], at: tuple[str, ...], name: str) -> dict[str, str]:
     value = meta.get("probe_path") or {}
     if not isinstance(value, Mapping) or not all(role in ROLES and isinstance(path, str) and path.startswith("/")
                                                    for role, path in value.items()):
         raise SpecError((*at, "probe_path"), f"service type {name!r}: x-hbsdeploy.probe_path must map a role to an "
                         "OICP operation path starting with /")
+    for role, path in value.items():
+        if operation_path(path) is None:
+            raise SpecError((*at, "probe_path", role),
+                            f"service type {name!r}: x-hbsdeploy.probe_path.{role} '{escape(path)}' is not an OICP "
+                            "operation path under /api/oicp/ without a start operation (doctor --probe sends a GET to "
+                            "it); write the service type's stop operation, e.g. "
+                            "/api/oicp/charging/v21/providers/{provider_id}/authorize-remote/stop")
     return {str(role): str(path) for role, path in value.items()}

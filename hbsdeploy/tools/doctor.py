@@ -36,6 +36,7 @@ from typing import Any
 from hbsdeploy.errors import HbsError, InputError
 from hbsdeploy.files import FileRefused, read_bytes
 from hbsdeploy.load.config import Config, Environment, find_config, load_config
+from hbsdeploy.load.servicetypes import operation_path
 from hbsdeploy.load.yamlload import display_path
 from hbsdeploy.paths import resolve_within
 from hbsdeploy.text import escape, plural
@@ -47,7 +48,6 @@ from hbsdeploy.tools.probe import (
     PROBE_PRIVATE_VAR,
     ProbeResult,
     Trust,
-    operation_path,
     probe_url,
 )
 

@@ -44,7 +44,6 @@ PROBE_PRIVATE_VAR = "HBSDEPLOY_PROBE_PRIVATE_HOSTS"
 
 # The IDs written into an operation path in place of the calling partner's: syntactically valid OICP 2.3 IDs
 # (ProviderID `XX-HBS`, OperatorID `XX*HBS`) under the user-assigned country code XX, which no partner has.
-PLACEHOLDER_IDS = {"{provider_id}": "XX-HBS", "{operator_id}": "XX*HBS"}
 MAX_HTTP_HEAD_BYTES = 8 * 1024  # the status line and headers; the body is never read
 _PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                                                             "fc00::/7"))
@@ -104,19 +103,6 @@ class _Handshake:
                  data: Any) -> None:
         if direction == "read" and int(content_type) == _HANDSHAKE and int(msg_type) == _CERTIFICATE_REQUEST:
             self.certificate_requested = True
-
-
-def operation_path(template: str) -> str | None:
-    """The probe path with the placeholder IDs, or None when the template is not an OICP path that is safe to GET
-    (under /api/oicp/, no `start` segment, printable ASCII): a schema edit cannot make the probe start a session."""
-    path = template
-    for name, value in PLACEHOLDER_IDS.items():
-        path = path.replace(name, value)
-    segments = path.split("/")
-    if (not path.startswith("/api/oicp/") or not path.isascii() or not path.isprintable() or " " in path
-            or "{" in path or any(s.lower().endswith("start") for s in segments)):
-        return None
-    return path
 
 
 def probe_url(url: str, *, trust: Trust | None = None, timeout: float = DEFAULT_TIMEOUT,

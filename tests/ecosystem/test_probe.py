@@ -24,8 +24,9 @@ from cryptography.x509.oid import NameOID
 from hbsdeploy.errors import InputError
 from hbsdeploy.load.config import load_config
 from hbsdeploy.load.schemaset import package_schemas
+from hbsdeploy.load.servicetypes import PLACEHOLDER_IDS, operation_path
 from hbsdeploy.tools.checks import CheckStatus
-from hbsdeploy.tools.probe import PLACEHOLDER_IDS, Trust, classify, operation_path, probe_url
+from hbsdeploy.tools.probe import Trust, classify, probe_url
 from tests.ecosystem.helpers import RunHbs
 
 STOP_PATH = "/api/oicp/charging/v21/providers/XX-HBS/authorize-remote/stop"
