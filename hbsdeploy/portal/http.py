@@ -15,6 +15,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -353,50 +354,70 @@ class HttpPortal:
 
     def list_all_service_types(self) -> dict[str, dict[str, ServiceTypeState]]:
         """Every partner's service types the account holds: GET /v1/partners a page at a time (MAX_PAGE_SIZE each),
-        following next_page_token until the last page."""
+        following next_page_token until the last page. The next page is requested as soon as its token is known,
+        while this page's entries are checked: the checking overlaps the portal's work instead of adding to it."""
         found: dict[str, dict[str, ServiceTypeState]] = {}
-        token: str | None = None
         seen_tokens: set[str] = set()
         last = ""  # the contract lists partners in ascending ID order (code points), so every page moves on
-        while True:
-            try:
-                response, _ = self._call("GET", partners_page_path(MAX_PAGE_SIZE, token), partner_id="",
-                                         what="the partners listing")
-            except PartnerNotFound:
-                raise PortalProtocolError(f"{self.label}: the portal does not serve the partners listing (GET "
-                                          f"{PARTNERS_PATH}, 404); the gateway implements an older "
-                                          "schemas/portal-api.openapi.yaml: upgrade it, or plan with --partner"
-                                          ) from None
-            body = self._json(response)
-            if not isinstance(body, dict) or not isinstance(body.get("partners"), list):
-                raise self._shape("the partners listing", "an object with a `partners` list")
-            for item in body["partners"]:
-                if not isinstance(item, dict) or not isinstance(item.get("partner_id"), str) \
-                        or not isinstance(item.get("service_types"), dict):
-                    raise self._shape("an entry of the partners listing",
-                                      "an object with `partner_id` and a `service_types` object")
-                partner_id = item["partner_id"]
-                if partner_id in found:
-                    raise self._shape("the partners listing", f"a list naming each partner once ({partner_id!r} "
-                                      "came twice)")
-                if partner_id <= last:
-                    raise self._shape("the partners listing", f"a list in ascending ID order ({partner_id!r} came "
-                                      f"after {last!r})")
-                last = partner_id
-                found[partner_id] = self._states(partner_id, item["service_types"])
-            token = body.get("next_page_token")
-            if token is None or token == "":
-                return found
-            if not isinstance(token, str) or len(token) > 1000 or token in seen_tokens:
-                raise self._shape("next_page_token", "a new page token (or none after the last page)")
-            if not body["partners"]:
-                raise self._shape("the partners listing", "a page with partners before a next_page_token")
-            if len(found) >= MAX_LISTED_PARTNERS:
-                raise PortalProtocolError(f"{self.label}: the partners listing goes on past "
-                                          f"{MAX_LISTED_PARTNERS:,} partners; no HBS account holds that many, so "
-                                          "the portal does not follow schemas/portal-api.openapi.yaml (plan with "
-                                          "--partner to read partners one by one)")
-            seen_tokens.add(token)
+        prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hbsdeploy-page")
+        try:
+            body = self._partners_page(None)
+            while True:
+                token = self._next_page_token(body, seen_tokens, len(found))
+                following = prefetch.submit(self._partners_page, token) if token is not None else None
+                for item in body["partners"]:
+                    if not isinstance(item, dict) or not isinstance(item.get("partner_id"), str) \
+                            or not isinstance(item.get("service_types"), dict):
+                        raise self._shape("an entry of the partners listing",
+                                          "an object with `partner_id` and a `service_types` object")
+                    partner_id = item["partner_id"]
+                    if partner_id in found:
+                        raise self._shape("the partners listing", f"a list naming each partner once "
+                                          f"({partner_id!r} came twice)")
+                    if partner_id <= last:
+                        raise self._shape("the partners listing", f"a list in ascending ID order ({partner_id!r} "
+                                          f"came after {last!r})")
+                    last = partner_id
+                    found[partner_id] = self._states(partner_id, item["service_types"])
+                if following is None:
+                    return found
+                body = following.result()
+        except BaseException:
+            self.cancel()  # a failed listing ends the read: the page under way is abandoned, not waited for
+            raise
+        finally:
+            prefetch.shutdown(wait=True, cancel_futures=True)
+
+    def _partners_page(self, token: str | None) -> dict[str, Any]:
+        try:
+            response, _ = self._call("GET", partners_page_path(MAX_PAGE_SIZE, token), partner_id="",
+                                     what="the partners listing")
+        except PartnerNotFound:
+            raise PortalProtocolError(f"{self.label}: the portal does not serve the partners listing (GET "
+                                      f"{PARTNERS_PATH}, 404); the gateway implements an older "
+                                      "schemas/portal-api.openapi.yaml: upgrade it, or plan with --partner") from None
+        body = self._json(response)
+        if not isinstance(body, dict) or not isinstance(body.get("partners"), list):
+            raise self._shape("the partners listing", "an object with a `partners` list")
+        return body
+
+    def _next_page_token(self, body: dict[str, Any], seen_tokens: set[str], listed_before: int) -> str | None:
+        """The page token to follow from this page (None after the last page), refused when the listing would not
+        end: a token seen before, an empty page before a token, or more partners than any account holds."""
+        token = body.get("next_page_token")
+        if token is None or token == "":
+            return None
+        if not isinstance(token, str) or len(token) > 1000 or token in seen_tokens:
+            raise self._shape("next_page_token", "a new page token (or none after the last page)")
+        if not body["partners"]:
+            raise self._shape("the partners listing", "a page with partners before a next_page_token")
+        if listed_before + len(body["partners"]) >= MAX_LISTED_PARTNERS:
+            raise PortalProtocolError(f"{self.label}: the partners listing goes on past "
+                                      f"{MAX_LISTED_PARTNERS:,} partners; no HBS account holds that many, so "
+                                      "the portal does not follow schemas/portal-api.openapi.yaml (plan with "
+                                      "--partner to read partners one by one)")
+        seen_tokens.add(token)
+        return token
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
         """One service type with its version (ETag)."""
@@ -469,12 +490,13 @@ class HttpPortal:
         attempt = 0
         while True:
             attempt += 1
-            with self._count_lock:
-                self.request_count += 1
-            started = time.monotonic()
             deadline = _Deadline(self.deadline, write=method != "GET" or getattr(_current, "writing", False))
-            with self._count_lock:
+            with self._count_lock:  # under cancel()'s lock: a read after cancel is refused here, one before it ended
+                if self._cancelled.is_set() and not deadline.write:
+                    raise PortalUnavailable(f"{self.label}: interrupted; {what} was not requested")
+                self.request_count += 1
                 self._in_flight.add(deadline)
+            started = time.monotonic()
             try:
                 with deadline:
                     response = self._send(method, url, data, headers, deadline)
@@ -560,9 +582,9 @@ class HttpPortal:
         self._raise_if_cancelled()
 
     def cancel(self) -> None:
-        """Stop: a call in back-off fails at once, no request is sent any more and every read under way is
-        abandoned on the spot (its socket shut down); a write under way still runs to its answer, within its
-        deadline, so that its outcome is known (apply calls this on Ctrl-C)."""
+        """Stop: a call in back-off fails at once, no read is sent any more and every read under way is abandoned
+        on the spot (its socket shut down); a write under way still runs to its answer (with the read-back that
+        belongs to it), within its deadline, so that its outcome is known (apply calls this on Ctrl-C)."""
         self._cancelled.set()
         with self._count_lock:
             reads = [deadline for deadline in self._in_flight if not deadline.write]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 import responses
 
-from hbsdeploy.portal import PartnerNotFound, PortalUnavailable
+from hbsdeploy.load.settings import DEFAULT_SETTINGS
+from hbsdeploy.portal import PortalUnavailable
 from hbsdeploy.portal.http import HttpPortal
 from tests.portal.helpers import make_env
 
@@ -46,12 +48,33 @@ def test_cancel_ends_a_retry_wait_and_sends_nothing_more() -> None:
     assert "interrupted while waiting to retry" in str(failures[0])
 
 
-def test_a_first_attempt_after_cancel_still_runs() -> None:
-    """The read-back of a write that was under way when Ctrl-C came must still happen: cancel() stops retries only."""
+def test_after_cancel_a_read_is_not_sent() -> None:
+    """A read that starts after Ctrl-C (a listing's next page, a partner not read yet) is refused before it is sent:
+    nothing would use its answer."""
     portal = HttpPortal(make_env(BASE))
     portal.cancel()
+    with responses.RequestsMock(assert_all_requests_are_fired=True), \
+            pytest.raises(PortalUnavailable, match="interrupted; the service types of DE\\*A36 was not requested"):
+        portal.list_service_types("DE*A36")
+    assert portal.request_count == 0
+
+
+def test_the_read_back_of_a_write_under_way_still_runs_after_cancel() -> None:
+    """A PUT whose answer was lost meets 412 on its retry; its read-back shows whether the first attempt landed. When
+    Ctrl-C comes while that retry is under way, the read-back still runs: it belongs to the write, whose outcome must
+    be known."""
+    portal = HttpPortal(make_env(BASE, max_retries=1), sleep=lambda _seconds: None)
+    path = f"{BASE}/v1/partners/DE%2AA36/service-types/authorization"
+    settings = dict(DEFAULT_SETTINGS)
+
+    def interrupted_retry(_request: object) -> tuple[int, dict[str, str], str]:
+        portal.cancel()
+        return 412, {}, json.dumps({"error": "version_conflict", "message": "stale"})
+
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        mock.get(f"{BASE}/v1/partners/DE%2AA36/service-types", status=404,
-                 json={"error": "not_found", "message": "unknown partner"})
-        with pytest.raises(PartnerNotFound):
-            portal.list_service_types("DE*A36")
+        mock.put(path, status=502, json={"error": "bad_gateway", "message": "lost"})
+        mock.add_callback(responses.PUT, path, callback=interrupted_retry)
+        mock.get(path, json={"partner_id": "DE*A36", "service_type": "authorization", "settings": settings,
+                             "version": '"2"'})
+        written = portal.update_service_type("DE*A36", "authorization", settings, '"1"')
+    assert written.version == '"2"' and portal.request_count == 3

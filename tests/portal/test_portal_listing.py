@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,32 @@ def test_a_listing_that_never_ends_is_refused_after_the_partner_cap(rsps: respon
         portal.list_all_service_types()
     assert "schemas/portal-api.openapi.yaml" in str(error.value) and portal.request_count == 3
 
+
+
+def test_the_next_page_is_requested_while_this_page_is_checked(rsps: responses.RequestsMock,
+                                                                client: Callable[..., HttpPortal],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checking of a page's entries overlaps the portal's work on the next page (issue 16): the request for page 2
+    is under way before the first entry of page 1 is checked. The same requests, no more."""
+    import threading
+
+    second_page_asked = threading.Event()
+
+    def second_page(_request: Any) -> tuple[int, dict[str, str], str]:
+        second_page_asked.set()
+        return 200, {}, json.dumps({"partners": [entry("DE*A38")]})
+
+    rsps.get(PARTNERS, json={"partners": [entry("DE*A36"), entry("DE*A37")], "next_page_token": "t1"},
+             match=page_query(None))
+    rsps.add_callback(responses.GET, PARTNERS, callback=second_page, match=page_query("t1"))
+    portal = client()
+    checked_after_second_page_asked = []
+    check = portal._states
+
+    def states(partner_id: str, listed: dict[str, Any]) -> Any:
+        checked_after_second_page_asked.append(second_page_asked.wait(timeout=10))
+        return check(partner_id, listed)
+
+    monkeypatch.setattr(portal, "_states", states)
+    assert list(portal.list_all_service_types()) == ["DE*A36", "DE*A37", "DE*A38"]
+    assert checked_after_second_page_asked == [True, True, True] and portal.request_count == 2
