@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -44,8 +45,7 @@ def library_apply(repo: Path) -> dict[str, float]:
     from hbsdeploy.plan.build import make_plan
     from hbsdeploy.portal.local import LocalPortal
 
-    for leftover in (repo / ".hbsdeploy").glob("*"):
-        leftover.unlink()
+    shutil.rmtree(repo / ".hbsdeploy", ignore_errors=True)  # a fresh store, audit log and lock folder
     started = time.perf_counter()
     config = load_config(repo / "hbsdeploy.yaml")
     env = config.environment("sandbox")
@@ -100,8 +100,7 @@ def peer(folder: Path, rows: list[tuple[str, str, dict[str, Any]]], audit: bool)
 
 
 def cli_apply(repo: Path) -> float:
-    for leftover in (repo / ".hbsdeploy").glob("*"):
-        leftover.unlink()
+    shutil.rmtree(repo / ".hbsdeploy", ignore_errors=True)  # a fresh store, audit log and lock folder
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     started = time.perf_counter()
     subprocess.run([*HBSDEPLOY, "apply", "--env", "sandbox", "--auto-approve"], cwd=repo, env=env, check=True,
