@@ -140,7 +140,9 @@ class Renderer:
             raise TemplateError("template-invalid-json", f"renders invalid JSON ({exc.msg} at rendered line "
                                 f"{exc.lineno}, column {exc.colno}); wrap values in `| tojson`", shown,
                                 where=where) from None
-        errors = sorted(self._payload_validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
+        validator = self._payload_validator
+        errors = [] if validator.is_valid(payload) else sorted(validator.iter_errors(payload),
+                                                                key=lambda e: list(e.absolute_path))
         if errors:
             first = errors[0]
             at = "/".join(str(p) for p in first.absolute_path) or "(top)"
