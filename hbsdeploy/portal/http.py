@@ -13,6 +13,7 @@ import re
 import socket
 import threading
 import time
+import urllib.parse
 import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -71,11 +72,13 @@ class _Bearer(requests.auth.AuthBase):
     # session.headers (which are easy to log by mistake).
     def __init__(self, token: str | None) -> None:
         self._token = token
+        # a token under 6 characters is no secret worth garbling every message for
+        self._echoes = _echoes_of(token) if token and len(token) >= 6 else None
 
     def redact(self, text: str) -> str:
-        """`text` with the token replaced by `<redacted>` wherever it stands (a token under 6 characters is no secret
-        worth garbling every message for)."""
-        return text.replace(self._token, REDACTED) if self._token and len(self._token) >= 6 else text
+        """`text` with the token replaced by `<redacted>` wherever it stands, in any letter case or percent-encoded
+        (a gateway may echo the header lower-cased, or the token as part of a URL)."""
+        return self._echoes.sub(REDACTED, text) if self._echoes is not None else text
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if self._token is not None:
@@ -84,6 +87,11 @@ class _Bearer(requests.auth.AuthBase):
 
     def __repr__(self) -> str:
         return "<bearer token redacted>"
+
+
+def _echoes_of(token: str) -> re.Pattern[str]:
+    forms = {token, urllib.parse.quote(token, safe=""), urllib.parse.quote_plus(token, safe="")}
+    return re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)), re.IGNORECASE)
 
 
 def _check_token(label: str, variable: str, token: str) -> None:

@@ -21,6 +21,7 @@ from hbsdeploy.portal import (
     PayloadRejected,
     PortalAuthError,
     PortalConfigError,
+    PortalError,
     PortalProtocolError,
     PortalRefused,
     PortalUnavailable,
@@ -270,6 +271,22 @@ def test_logs_redact_the_token(rsps: responses.RequestsMock, client: Callable[..
     assert "<redacted>" in caplog.text
     assert TOKEN not in caplog.text and "abc123" not in caplog.text
     assert TOKEN not in str(caught.value) and TOKEN not in repr(portal.session.auth)
+
+
+def test_a_token_echoed_in_another_case_or_percent_encoded_is_redacted(
+        rsps: responses.RequestsMock, client: Callable[..., HttpPortal], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway may echo the Authorization header lower-cased, or the token inside a URL: every such form is
+    redacted from what hbsdeploy relays."""
+    token = "Abc/Def+Ghi=jk"
+    monkeypatch.setenv(TOKEN_ENV, token)
+    echoes = [token.lower(), token.upper(), "Abc%2FDef%2BGhi%3Djk", "abc%2fdef%2bghi%3djk", "bearer " + token]
+    rsps.get(ITEM, status=400, json={"error": "bad_request", "message": " ".join(echoes)})
+    portal = client()
+    with pytest.raises(PortalError) as caught:
+        portal.get_service_type(PARTNER, "authorization")
+    text = str(caught.value)
+    assert text.count("<redacted>") == len(echoes)
+    assert not any(form.lower() in text.lower() for form in (token, *echoes))
 
 
 def test_missing_token_variable_is_named_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
