@@ -301,6 +301,21 @@ def test_a_reference_that_leads_nowhere_is_one_line_not_a_traceback(project: Pat
     assert "error:" not in doctor.output  # said once, by the schema check; nothing reads partner files through it
 
 
+def test_a_pattern_python_cannot_run_is_reported_at_its_line(project: Path) -> None:
+    """A `pattern` that cannot run with its ECMA 262 meaning is one line at the line of the pattern, not line 1."""
+    def unterminated(schema: dict[str, Any]) -> None:
+        schema["properties"]["name"] = {"type": "string", "pattern": "^(a"}
+
+    edit_schema(project, unterminated)
+    text = (project / "schemas" / "partner.schema.json").read_text(encoding="utf-8").splitlines()
+    line = next(number for number, row in enumerate(text, start=1) if '"^(a"' in row)
+    assert line > 1
+    result = run(project, "validate")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().startswith(f"error: project/schemas/partner.schema.json:{line}: not a usable JSON "
+                                            "Schema (pattern '^(a'")
+
+
 def test_an_edit_to_a_schema_hbsdeploy_does_not_read_is_reported(project: Path) -> None:
     """Only partner.schema.json is the project's: an edited copy of another schema would change nothing, silently."""
     assert "schema-copy-differs" not in run(project, "validate").output  # init's copies are hbsdeploy's

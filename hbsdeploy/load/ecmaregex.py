@@ -37,10 +37,14 @@ _GROUP_NAME = re.compile(r"<([A-Za-z_$][A-Za-z0-9_$]*)>")
 class UntranslatablePattern(HbsError):
     """A schema `pattern` that Python's `re` cannot run with its ECMA 262 meaning."""
 
+    def __init__(self, pattern: str, message: str) -> None:
+        super().__init__(message)
+        self.pattern = pattern
+
 
 def _refusal(pattern: str, position: int | None, why: str) -> UntranslatablePattern:
     where = "" if position is None else f", character {position + 1}"
-    return UntranslatablePattern(f"pattern {pattern!r}{where}: {why}; JSON Schema patterns are "
+    return UntranslatablePattern(pattern, f"pattern {pattern!r}{where}: {why}; JSON Schema patterns are "
                                  "ECMA 262 regular expressions, and hbsdeploy refuses one it cannot run with the same "
                                  "meaning: rewrite it with plain characters, classes and groups")
 

@@ -68,7 +68,7 @@ def _jsonschema_validator(schema: dict[str, Any]) -> SchemaValidator:
     return validator
 
 
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # their values are instances, not schemas
+DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # their values are instances, not schemas
 
 
 def _patterns(node: Any) -> Iterator[str]:
@@ -82,7 +82,7 @@ def _patterns(node: Any) -> Iterator[str]:
         if isinstance(node.get("patternProperties"), dict):
             yield from node["patternProperties"]
         for keyword, value in node.items():
-            if keyword not in _DATA_KEYWORDS:
+            if keyword not in DATA_KEYWORDS:
                 yield from _patterns(value)
 
 
@@ -90,7 +90,7 @@ def _shipped_validator(name: str) -> SchemaValidator:
     try:
         return compile_schema(load_schema(name))
     except UntranslatablePattern as exc:
-        raise UntranslatablePattern(f"schemas/{name}.schema.json: {exc}") from None
+        raise UntranslatablePattern(exc.pattern, f"schemas/{name}.schema.json: {exc}") from None
 
 
 @functools.cache
