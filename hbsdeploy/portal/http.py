@@ -428,17 +428,31 @@ class HttpPortal:
         return token
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
-        """One service type with its version (ETag)."""
-        response, _ = self._call("GET", service_types_path(partner_id, service_type), partner_id=partner_id,
-                                 service_type=service_type)
+        """One service type with its version (ETag). The first read, on the same thread, of a service type whose write
+        just failed without a clear outcome belongs to that write (apply looks whether it landed): it is sent even
+        after cancel(), as the write's own read-back is."""
+        settles = getattr(_current, "unsettled", None) == (partner_id, service_type)
+        if settles:
+            _current.unsettled = None  # once: a second read is a new read
+        writing = getattr(_current, "writing", False)  # True for the 412 read-back inside update_service_type
+        _current.writing = writing or settles
+        try:
+            response, _ = self._call("GET", service_types_path(partner_id, service_type), partner_id=partner_id,
+                                     service_type=service_type)
+        finally:
+            _current.writing = writing
         return self._single(response, partner_id, service_type)
 
     def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
                             if_match: str) -> ServiceTypeState:
         """PUT the payload with If-Match; a retried PUT that meets 412 checks whether its first attempt landed."""
         _current.writing = True  # the read-back below belongs to the write: cancel() lets it finish too
+        _current.unsettled = None
         try:
             return self._update(partner_id, service_type, payload, if_match)
+        except BaseException:
+            _current.unsettled = (partner_id, service_type)  # the look that settles it may follow: get_service_type
+            raise
         finally:
             _current.writing = False
 
@@ -592,7 +606,8 @@ class HttpPortal:
     def cancel(self) -> None:
         """Stop: a call in back-off fails at once, no read is sent any more and every read under way is abandoned
         on the spot (its socket shut down); a write under way still runs to its answer (with the read-back that
-        belongs to it), within its deadline, so that its outcome is known (apply calls this on Ctrl-C)."""
+        belongs to it, and the look at it when its answer was lost: get_service_type), within its deadline, so that
+        its outcome is known (apply calls this on Ctrl-C)."""
         self._cancelled.set()
         with self._count_lock:
             reads = [deadline for deadline in self._in_flight if not deadline.write]

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 import responses
 
-from hbsdeploy.load.settings import DEFAULT_SETTINGS
+from hbsdeploy.apply.audit import AuditLog
+from hbsdeploy.apply.run import Status, apply_plan
+from hbsdeploy.load.settings import DEFAULT_SETTINGS, normalize_settings
+from hbsdeploy.plan.model import compute_plan
 from hbsdeploy.portal import PortalUnavailable
 from hbsdeploy.portal.http import HttpPortal
+from tests.plan.factories import have, settings, state_of, want
 from tests.portal.helpers import make_env
 
 BASE = "https://portal.test"
@@ -78,3 +83,51 @@ def test_the_read_back_of_a_write_under_way_still_runs_after_cancel() -> None:
                              "version": '"2"'})
         written = portal.update_service_type("DE*A36", "authorization", settings, '"1"')
     assert written.version == '"2"' and portal.request_count == 3
+
+
+def test_a_write_whose_answer_is_lost_during_cancel_is_still_looked_up(tmp_path: Path) -> None:
+    """Ctrl-C (cancel()) while a PUT is under way; its answer is a 500, which may come after the write. apply's look
+    at the service type belongs to that write, as the 412 read-back does: it is sent, and shows the write landed,
+    instead of being refused as a new read and leaving the outcome unknown."""
+    portal = HttpPortal(make_env(BASE, max_retries=1), sleep=lambda _seconds: None)
+    path = f"{BASE}/v1/partners/DE%2AA36/service-types/authorization"
+    wanted = settings(service_url="https://new.example.com")
+    plan = compute_plan("test", [want(service_url="https://new.example.com")], state_of(have(version='"1"')))
+
+    def interrupted_write(_request: object) -> tuple[int, dict[str, str], str]:
+        portal.cancel()  # what apply does on Ctrl-C, while this write is under way
+        return 500, {}, json.dumps({"error": "internal", "message": "lost after the write"})
+
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        mock.add_callback(responses.PUT, path, callback=interrupted_write)
+        mock.get(path, json={"partner_id": "DE*A36", "service_type": "authorization",
+                             "settings": normalize_settings(wanted), "version": '"2"'})
+        result = apply_plan(plan, portal, AuditLog(tmp_path / "audit.jsonl"), parallelism=1, read_back=False)
+    (only,) = result.results
+    assert only.status is Status.APPLIED, only.message
+    assert "reading it back shows the update was made" in (only.message or "")
+    assert portal.request_count == 2
+
+
+def test_after_cancel_only_the_look_at_the_unclear_write_itself_is_sent() -> None:
+    """The exception is narrow: after a write that failed during cancel(), a read of another service type (or a
+    second read of the same one) is refused as any read after cancel()."""
+    portal = HttpPortal(make_env(BASE, max_retries=1), sleep=lambda _seconds: None)
+    base = f"{BASE}/v1/partners/DE%2AA36/service-types"
+
+    def interrupted_write(_request: object) -> tuple[int, dict[str, str], str]:
+        portal.cancel()
+        return 500, {}, json.dumps({"error": "internal", "message": "lost after the write"})
+
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        mock.add_callback(responses.PUT, f"{base}/authorization", callback=interrupted_write)
+        mock.get(f"{base}/authorization", json={"partner_id": "DE*A36", "service_type": "authorization",
+                                                "settings": dict(DEFAULT_SETTINGS), "version": '"1"'})
+        with pytest.raises(PortalUnavailable):
+            portal.update_service_type("DE*A36", "authorization", dict(DEFAULT_SETTINGS), '"1"')
+        with pytest.raises(PortalUnavailable, match="was not requested"):
+            portal.get_service_type("DE*A36", "reservation")
+        portal.get_service_type("DE*A36", "authorization")
+        with pytest.raises(PortalUnavailable, match="was not requested"):
+            portal.get_service_type("DE*A36", "authorization")
+    assert portal.request_count == 2
