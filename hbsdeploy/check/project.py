@@ -28,8 +28,9 @@ class Project:
 def load_project(config: Config, environment: Environment | None = None,
                  partner_ids: Sequence[str] = ()) -> Project:
     """Validate the partner files (refusing on any error), then select the partners named, or all. With
-    `partner_ids`, only the files whose ID line names them are loaded and validated (a line scan finds them; the
-    cross-file checks, such as duplicate IDs, stay validate's), every file when the scan cannot tell."""
+    `partner_ids`, only the files whose ID line names them in any spelling, and those whose ID the line scan cannot
+    read, are loaded and validated (so a duplicate of a partner named is refused; other files' errors are validate's),
+    every file when the scan does not find a partner named."""
     name = environment.name if environment else None
     report = None
     if partner_ids:

@@ -30,6 +30,10 @@ from hbsdeploy.text import escape
 
 # Good enough to spot a partner ID in a file that is not being validated this run (pre-commit passes changed files).
 _ID_LINE = re.compile(rb"^(operator_id|provider_id)[ \t]*:[ \t]*[\"']?([^\"'\s#]+)", re.MULTILINE)
+# The ID keys on a line that is not a comment, and a double-quoted scalar with an escape (a key can be spelt so):
+# where either is not one of the ID lines above, a file may declare a partner in YAML the scan does not read.
+_ID_KEY = re.compile(rb"^(?![ \t]*#).*?(?:operator_id|provider_id)", re.MULTILINE)
+_ESCAPE = re.compile(rb'"[^"\n]*\\')
 _ROLE_OF_KEY = {key: role for role, key in ID_KEYS.items()}
 
 
@@ -265,8 +269,10 @@ def _duplicates_in_unchecked_files(ids: dict[tuple[str, str], Partner], config: 
 def files_declaring(config: Config, partner_ids: Sequence[str]) -> list[Path] | None:
     """The partner files whose ID line names one of `partner_ids` in any spelling of the same (role, canonical ID)
     (a line scan, no YAML parsed: what `plan --partner` validates instead of every file, so that a duplicate written
-    another way, `DEA36` next to `DE*A36`, is among them and reported), or None when an ID is on no such line
-    (written some other way: every file must be loaded to find it)."""
+    another way, `DEA36` next to `DE*A36`, is among them and reported), and every file the scan cannot read (an ID
+    key that is not such a line: quoted, tagged, anchored, its value on the next line, or an escape in a double-quoted
+    scalar: a duplicate may be written so); or None when an ID is on no such line (written some other way: every
+    file must be loaded to find it)."""
     wanted = {(role, canonical): partner_id for partner_id in partner_ids
               for role, canonical in canonical_ids(partner_id).items()}
     found: set[str] = set()
@@ -276,8 +282,10 @@ def files_declaring(config: Config, partner_ids: Sequence[str]) -> list[Path] | 
             raw = read_bytes(path, MAX_FILE_BYTES)
         except OSError:  # a FIFO, device or unreadable file: reported when validate loads it
             continue
-        named = {wanted[key] for key in map(_line_key, _ID_LINE.finditer(raw)) if key in wanted}
-        if named:
+        keys = [_line_key(match) for match in _ID_LINE.finditer(raw)]
+        named = {wanted[key] for key in keys if key in wanted}
+        unread = None in keys or len(_ID_KEY.findall(raw)) != len(keys) or _ESCAPE.search(raw) is not None
+        if named or unread:
             paths.append(path)
             found |= named
     return paths if found == set(partner_ids) else None

@@ -11,6 +11,7 @@ import pytest
 from hbsdeploy.apply.audit import read_audit
 from hbsdeploy.apply.orchestrate import ApplyCancelled, ApplyReport, ApplyRequest, apply_environment, resolve_target
 from hbsdeploy.apply.run import ApplyResult, ChangeResult, StalePlan, Status
+from hbsdeploy.check.validate import files_declaring, validate
 from hbsdeploy.errors import HbsError, InputError, Problem, UsageError
 from hbsdeploy.load.config import Config, Environment, load_config
 from hbsdeploy.plan.build import Progress, plan_environment
@@ -292,3 +293,27 @@ def test_plan_of_one_partner_still_refuses_its_duplicate_in_any_spelling(config:
     with pytest.raises(InputError) as error:
         plan_environment(config, config.environment("sandbox"), (asked,), parallelism=2, hooks=Script())
     assert [p.rule for p in error.value.problems] == ["duplicate-partner-id"]
+
+
+@pytest.mark.parametrize("line", ['"operator_id": "DE*A36"', "operator_id: !!str DE*A36", "operator_id: &id DE*A36",
+                                  "operator_id:\n  DE*A36", '"operator\\x5Fid": "DE*A36"'],
+                         ids=["quoted-key", "tag", "anchor", "next-line", "escaped-key"])
+def test_plan_of_one_partner_refuses_a_duplicate_whose_id_line_the_scan_cannot_read(
+        config: Config, repo_copy: Path, line: str) -> None:
+    """Was: a second file declaring the same OperatorID in YAML the line scan does not read (a quoted or escaped key,
+    a tag, an anchor, the value on the next line) was left out of `plan --partner`, which planned one of the two
+    files while validate refused both."""
+    source = (repo_copy / "partners" / "example-cpo.yaml").read_text()
+    (repo_copy / "partners" / "copy.yaml").write_text(source.replace('operator_id: "DE*A36"', line))
+    assert [p.rule for p in validate(config).errors] == ["duplicate-partner-id"]
+    with pytest.raises(InputError) as error:
+        plan_environment(config, config.environment("sandbox"), ("DE*A36",), parallelism=2, hooks=Script())
+    assert [p.rule for p in error.value.problems] == ["duplicate-partner-id"]
+
+
+def test_plan_of_one_partner_still_skips_a_file_that_names_the_key_only_in_a_comment(config: Config,
+                                                                                      repo_copy: Path) -> None:
+    """The files the scan cannot read are loaded; one whose only other mention of the key is a comment line is not."""
+    source = (repo_copy / "partners" / "example-emp.yaml").read_text()
+    (repo_copy / "partners" / "example-emp.yaml").write_text("# operator_id: none, an EMP\n" + source)
+    assert files_declaring(config, ["DE*A36"]) == [repo_copy / "partners" / "example-cpo.yaml"]
