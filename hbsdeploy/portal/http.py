@@ -399,7 +399,7 @@ class HttpPortal:
     def _partners_page(self, token: str | None) -> dict[str, Any]:
         try:
             response, _ = self._call("GET", partners_page_path(MAX_PAGE_SIZE, token), partner_id="",
-                                     what="the partners listing")
+                                     what="the partners listing", refuse_after_cancel=True)
         except PartnerNotFound:
             raise PortalProtocolError(f"{self.label}: the portal does not serve the partners listing (GET "
                                       f"{PARTNERS_PATH}, 404); the gateway implements an older "
@@ -428,31 +428,17 @@ class HttpPortal:
         return token
 
     def get_service_type(self, partner_id: str, service_type: str) -> ServiceTypeState:
-        """One service type with its version (ETag). The first read, on the same thread, of a service type whose write
-        just failed without a clear outcome belongs to that write (apply looks whether it landed): it is sent even
-        after cancel(), as the write's own read-back is."""
-        settles = getattr(_current, "unsettled", None) == (partner_id, service_type)
-        if settles:
-            _current.unsettled = None  # once: a second read is a new read
-        writing = getattr(_current, "writing", False)  # True for the 412 read-back inside update_service_type
-        _current.writing = writing or settles
-        try:
-            response, _ = self._call("GET", service_types_path(partner_id, service_type), partner_id=partner_id,
-                                     service_type=service_type)
-        finally:
-            _current.writing = writing
+        """One service type with its version (ETag)."""
+        response, _ = self._call("GET", service_types_path(partner_id, service_type), partner_id=partner_id,
+                                 service_type=service_type)
         return self._single(response, partner_id, service_type)
 
     def update_service_type(self, partner_id: str, service_type: str, payload: Mapping[str, Any],
                             if_match: str) -> ServiceTypeState:
         """PUT the payload with If-Match; a retried PUT that meets 412 checks whether its first attempt landed."""
         _current.writing = True  # the read-back below belongs to the write: cancel() lets it finish too
-        _current.unsettled = None
         try:
             return self._update(partner_id, service_type, payload, if_match)
-        except BaseException:
-            _current.unsettled = (partner_id, service_type)  # the look that settles it may follow: get_service_type
-            raise
         finally:
             _current.writing = False
 
@@ -483,11 +469,12 @@ class HttpPortal:
 
     def _call(self, method: str, path: str, *, partner_id: str, service_type: str | None = None,
               body: dict[str, Any] | None = None, if_match: str | None = None,
-              what: str | None = None) -> tuple[requests.Response, int]:
+              what: str | None = None, refuse_after_cancel: bool = False) -> tuple[requests.Response, int]:
         if what is None:
             what = f"{service_type} of {partner_id}" if service_type else f"the service types of {partner_id}"
         try:
-            return self._attempts(method, path, what=what, body=body, if_match=if_match)
+            return self._attempts(method, path, what=what, body=body, if_match=if_match,
+                                  refuse_after_cancel=refuse_after_cancel)
         except PortalError as error:
             raise self._redacted(error) from None
 
@@ -503,7 +490,7 @@ class HttpPortal:
         return error
 
     def _attempts(self, method: str, path: str, *, what: str, body: dict[str, Any] | None,
-                  if_match: str | None) -> tuple[requests.Response, int]:
+                  if_match: str | None, refuse_after_cancel: bool = False) -> tuple[requests.Response, int]:
         url = self.base_url + path
         headers = {"If-Match": if_match} if if_match is not None else {}
         data = json.dumps(body).encode("utf-8") if body is not None else None
@@ -513,8 +500,8 @@ class HttpPortal:
         while True:
             attempt += 1
             deadline = _Deadline(self.deadline, write=method != "GET" or getattr(_current, "writing", False))
-            with self._count_lock:  # under cancel()'s lock: a read after cancel is refused here, one before it ended
-                if self._cancelled.is_set() and not deadline.write:
+            with self._count_lock:  # under cancel()'s lock: a page after cancel is refused here, one before it ended
+                if refuse_after_cancel and self._cancelled.is_set():
                     raise PortalUnavailable(f"{self.label}: interrupted; {what} was not requested")
                 self.request_count += 1
                 self._in_flight.add(deadline)
@@ -604,10 +591,10 @@ class HttpPortal:
         self._raise_if_cancelled()
 
     def cancel(self) -> None:
-        """Stop: a call in back-off fails at once, no read is sent any more and every read under way is abandoned
-        on the spot (its socket shut down); a write under way still runs to its answer (with the read-back that
-        belongs to it, and the look at it when its answer was lost: get_service_type), within its deadline, so that
-        its outcome is known (apply calls this on Ctrl-C)."""
+        """Stop: a call in back-off fails at once, a listing requests no further page, and every read under way is
+        abandoned on the spot (its socket shut down); a write under way still runs to its answer, within its
+        deadline, so that its outcome is known (apply calls this on Ctrl-C). A call made after it still sends its
+        first attempt: apply's look at a write whose answer was lost settles that write's outcome."""
         self._cancelled.set()
         with self._count_lock:
             reads = [deadline for deadline in self._in_flight if not deadline.write]

@@ -53,14 +53,14 @@ def test_cancel_ends_a_retry_wait_and_sends_nothing_more() -> None:
     assert "interrupted while waiting to retry" in str(failures[0])
 
 
-def test_after_cancel_a_read_is_not_sent() -> None:
-    """A read that starts after Ctrl-C (a listing's next page, a partner not read yet) is refused before it is sent:
-    nothing would use its answer."""
+def test_after_cancel_a_listing_requests_no_page() -> None:
+    """A page of the partners listing asked for after Ctrl-C (the next page, fetched ahead) is refused before it is
+    sent: nothing would use its answer, and the listing ends at once."""
     portal = HttpPortal(make_env(BASE))
     portal.cancel()
     with responses.RequestsMock(assert_all_requests_are_fired=True), \
-            pytest.raises(PortalUnavailable, match="interrupted; the service types of DE\\*A36 was not requested"):
-        portal.list_service_types("DE*A36")
+            pytest.raises(PortalUnavailable, match="interrupted; the partners listing was not requested"):
+        portal.list_all_service_types()
     assert portal.request_count == 0
 
 
@@ -109,25 +109,14 @@ def test_a_write_whose_answer_is_lost_during_cancel_is_still_looked_up(tmp_path:
     assert portal.request_count == 2
 
 
-def test_after_cancel_only_the_look_at_the_unclear_write_itself_is_sent() -> None:
-    """The exception is narrow: after a write that failed during cancel(), a read of another service type (or a
-    second read of the same one) is refused as any read after cancel()."""
+def test_after_cancel_a_single_read_still_sends_its_first_attempt() -> None:
+    """Only a listing's pages are refused after cancel(): a single read (apply's look at a write whose answer was
+    lost, above) sends its first attempt; cancel() stops its retries."""
     portal = HttpPortal(make_env(BASE, max_retries=1), sleep=lambda _seconds: None)
-    base = f"{BASE}/v1/partners/DE%2AA36/service-types"
-
-    def interrupted_write(_request: object) -> tuple[int, dict[str, str], str]:
-        portal.cancel()
-        return 500, {}, json.dumps({"error": "internal", "message": "lost after the write"})
-
+    portal.cancel()
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        mock.add_callback(responses.PUT, f"{base}/authorization", callback=interrupted_write)
-        mock.get(f"{base}/authorization", json={"partner_id": "DE*A36", "service_type": "authorization",
-                                                "settings": dict(DEFAULT_SETTINGS), "version": '"1"'})
-        with pytest.raises(PortalUnavailable):
-            portal.update_service_type("DE*A36", "authorization", dict(DEFAULT_SETTINGS), '"1"')
-        with pytest.raises(PortalUnavailable, match="was not requested"):
+        mock.get(f"{BASE}/v1/partners/DE%2AA36/service-types/reservation", status=503,
+                 json={"error": "unavailable", "message": "busy"})
+        with pytest.raises(PortalUnavailable, match="interrupted while waiting to retry"):
             portal.get_service_type("DE*A36", "reservation")
-        portal.get_service_type("DE*A36", "authorization")
-        with pytest.raises(PortalUnavailable, match="was not requested"):
-            portal.get_service_type("DE*A36", "authorization")
-    assert portal.request_count == 2
+    assert portal.request_count == 1
