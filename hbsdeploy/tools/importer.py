@@ -88,14 +88,21 @@ def managed_partners(config: Config) -> list[ManagedPartner]:
 
 def find_managed(config: Config, partner_id: str, role: str | None) -> ManagedPartner | None:
     """The partner file already describing `partner_id` (as `role`, if given), else None; UsageError when a CPO and
-    an EMP of that ID are both managed and no --role says which."""
+    an EMP of that ID are both managed and no --role says which; HbsError when two files describe one partner
+    (validate's duplicate-partner-id), which no --role settles."""
     managed = [p for p in managed_partners(config) if role is None or p.role == role]
     named = set(identities_named(partner_id, ((p.role, p.partner_id) for p in managed)))  # as plan --partner
     matches = [p for p in managed if (p.role, p.partner_id) in named]
-    if len(matches) > 1:
-        files = ", ".join(str(p.path) for p in matches)
+    if len({p.role for p in matches}) > 1:
+        files = ", ".join(_display(p.path) for p in sorted(matches, key=lambda p: p.role))
         raise UsageError(f"--partner {show(partner_id)} is managed both as a CPO and as an EMP ({files}); pass "
                          "--role cpo or --role emp")
+    if len(matches) > 1:  # one role, two files: validate's duplicate-partner-id, which --role cannot settle
+        files = ", ".join(sorted(_display(p.path) for p in matches))
+        what = "operator" if matches[0].role == "cpo" else "provider"
+        raise HbsError(f"--partner {show(partner_id)} names the {what} {matches[0].partner_id}, written in "
+                       f"{len(matches)} partner files ({files}): one file per partner and role; keep one "
+                       "(`hbsdeploy validate` reports the other: duplicate-partner-id)")
     return matches[0] if matches else None
 
 

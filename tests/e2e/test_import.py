@@ -204,3 +204,25 @@ def test_the_written_form_says_the_role_as_plan_reads_it(repo: Path) -> None:
     unmanaged = run_cli("import", "--env", "sandbox", "--partner", "DE*X77")  # no file: still an operator
     assert unmanaged.code == 0, unmanaged.output
     assert parse_yaml(unmanaged.stdout, "x").data["operator_id"] == "DE*X77"
+
+
+def test_two_files_of_one_role_are_named_as_duplicates_not_as_two_roles(repo: Path) -> None:
+    """Was: with an operator written DE*A36 in one file and DEA36 in another (validate's duplicate-partner-id),
+    `import --partner DEA36 --role cpo` said "managed both as a CPO and as an EMP ... pass --role cpo or --role emp",
+    --role already given, with absolute paths (issue 13 review). The message names both roles' files relative to
+    the working directory, as plan's does."""
+    from tests.validate.test_identity import CPO, EMP
+
+    (repo / "partners" / "a36-again.yaml").write_text(CPO.format(pid="DEA36"), encoding="utf-8")
+    duplicate = run_cli("import", "--env", "sandbox", "--partner", "DEA36", "--role", "cpo")
+    assert duplicate.code == 1, duplicate.output
+    assert duplicate.stderr == ("error: --partner 'DEA36' names the operator DE*A36, written in 2 partner files "
+                                "(partners/a36-again.yaml, partners/example-cpo.yaml): one file per partner and role; "
+                                "keep one (`hbsdeploy validate` reports the other: duplicate-partner-id)\n")
+    (repo / "partners" / "a36-again.yaml").unlink()
+
+    (repo / "partners" / "a36-emp.yaml").write_text(EMP.format(pid="DE-A36"), encoding="utf-8")
+    both = run_cli("import", "--env", "sandbox", "--partner", "DEA36")
+    assert both.code == 2
+    assert ("--partner 'DEA36' is managed both as a CPO and as an EMP (partners/example-cpo.yaml, "
+            "partners/a36-emp.yaml); pass --role cpo or --role emp") in both.stderr
