@@ -155,7 +155,8 @@ def history_text(history: History) -> list[str]:
         lines.extend(f"    evidence: {_s(item)}" for item in _list(entry.get("evidence")))
     summary = plural(len(history.entries), "entry", "entries")
     if history.skipped:
-        summary += f"; {plural(history.skipped, 'line')} of the logs were not audit entries and are left out"
+        what = "was not an audit entry and is" if history.skipped == 1 else "were not audit entries and are"
+        summary += f"; {plural(history.skipped, 'line')} of the logs {what} left out"
     lines.append(summary)
     return lines
 

@@ -138,3 +138,17 @@ def test_partner_finds_entries_written_with_another_spelling(repo: Path, tmp_pat
     assert ids("DE-DUA") == ["DEDUA", "DE-DUA"]
     assert ids("DEDUA") == ["DEDUA", "DE*DUA", "DE-DUA"]  # names both: the history shows both
     assert ids("dex01") == ["DE*X01"]
+
+
+@pytest.mark.parametrize(("junk", "said"), [
+    (1, "; 1 line of the logs was not an audit entry and is left out"),
+    (2, "; 2 lines of the logs were not audit entries and are left out"),
+])
+def test_lines_that_are_not_entries_are_counted_in_words_that_agree(applied_twice: Path, junk: int,
+                                                                    said: str) -> None:
+    """Was: "1 line of the logs were not audit entries and are left out" (issue 13 review, replaying audit)."""
+    log = applied_twice / ".hbsdeploy" / "audit.jsonl"
+    log.write_text('{"not": "an entry"}\n' * junk + log.read_text(encoding="utf-8"), encoding="utf-8")
+    ran = run_cli("audit")
+    assert ran.code == 0, ran.output
+    assert ran.stdout.splitlines()[-1].endswith(said), ran.stdout.splitlines()[-1]
