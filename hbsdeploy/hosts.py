@@ -13,6 +13,13 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _IP_CHARACTERS = frozenset("0123456789abcdefxABCDEFX.:")
 _LABEL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# IANA's "IPv6 Global Unicast Address Assignments": every unicast address assigned for the internet is in 2000::/3;
+# the rest of the space is reserved or special-purpose (RFC 4291 section 2.4). Inside 2000::/3, the blocks IANA's
+# "IPv6 Special-Purpose Address Registry" marks not globally reachable that Python's ipaddress learnt only in later
+# releases (Python 3.11 counts them global): 3fff::/20, documentation (RFC 9637). Outside it, 64:ff9b:1::/48
+# (local-use NAT64, RFC 8215), 5f00::/16 (SRv6 SIDs, RFC 9602) and ::ffff:0:0:0/96 (SIIT) are refused by the first.
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+_NOT_GLOBAL_IN_UNICAST = (ipaddress.IPv6Network("3fff::/20"),)
 
 
 @dataclass(frozen=True)
@@ -154,12 +161,16 @@ def is_cloud_service(address: Address) -> bool:
 def is_public(address: Address) -> bool:
     """Reachable from the internet as one host: global itself, and so is any IPv4 address it embeds (IPv4-mapped,
     6to4, NAT64). Loopback, private, link-local (169.254.169.254, the cloud metadata address), shared, reserved,
-    multicast, IPv6 site-local (fec0::/10), IPv4-compatible IPv6 (::/96) and the cloud's service addresses
-    (`CLOUD_SERVICE_ADDRESSES`) are not."""
+    multicast, IPv6 site-local (fec0::/10), IPv4-compatible IPv6 (::/96), IPv6 outside the global unicast space
+    2000::/3 (other than IPv4-mapped and NAT64 64:ff9b::/96), IPv6 documentation (2001:db8::/32, 3fff::/20) and the
+    cloud's service addresses (`CLOUD_SERVICE_ADDRESSES`) are not, whatever the Python version's ipaddress says."""
     if not address.is_global or address.is_multicast or is_cloud_service(address):
         return False
     if isinstance(address, ipaddress.IPv6Address):
         if address.is_site_local or address in _IPV4_COMPATIBLE:
+            return False
+        if address.ipv4_mapped is None and address not in _NAT64 and (
+                address not in _GLOBAL_UNICAST or any(address in block for block in _NOT_GLOBAL_IN_UNICAST)):
             return False
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is None and address in _NAT64:

@@ -55,3 +55,21 @@ def test_every_non_global_address_is_refused(host: str) -> None:
 def test_global_addresses_stay_public() -> None:
     assert is_public(ipaddress.ip_address("8.8.8.8")) and is_public(ipaddress.ip_address("2a00:1450:4001::1"))
     assert not is_public(ipaddress.ip_address("ff0e::1")) and not is_public(ipaddress.ip_address("fec0::1"))
+
+
+@pytest.mark.parametrize("host", ["[64:ff9b:1::1]", "[3fff::1]", "[5f00::1]", "[::ffff:0:a9fe:a9fe]", "[100:0:0:1::1]",
+                                  "[4000::1]", "[e000::1]"])
+def test_ipv6_outside_global_unicast_or_in_newer_special_blocks_is_refused(host: str) -> None:
+    """Was accepted on Python 3.11, whose ipaddress counts them global (issue 13 review): local-use NAT64
+    64:ff9b:1::/48 (RFC 8215), documentation 3fff::/20 (RFC 9637), SRv6 SIDs 5f00::/16 (RFC 9602), SIIT
+    ::ffff:0:0:0/96 (here embedding 169.254.169.254), 100:0:0:1::/64 (special-purpose, next to discard-only
+    100::/64) and the rest outside 2000::/3 (IANA's global unicast assignments). doctor --probe judges addresses with
+    the same is_public."""
+    assert _rules(f"https://{host}/") == [("service-url-private-host", "error")]
+    assert not is_public(ipaddress.ip_address(host.strip("[]")))
+
+
+@pytest.mark.parametrize("address", ["2a00:1450:4001::1", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808",
+                                     "2002:808:808::1", "2001:4860:4860::8888"])
+def test_global_ipv6_forms_stay_public(address: str) -> None:
+    assert is_public(ipaddress.ip_address(address))
