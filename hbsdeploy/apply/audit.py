@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import threading
@@ -81,14 +82,21 @@ class AuditLog:
 
 def _append_line(fd: int, line: bytes) -> None:
     # A crash mid-write (power loss, a full disk) can leave a torn last line: start on a fresh line, so the torn one
-    # stays the only entry lost, instead of gluing this entry to it where read_audit must skip both.
-    size = os.fstat(fd).st_size
-    if size and os.pread(fd, 1, size - 1) != b"\n":
-        line = b"\n" + line
-    written = os.write(fd, line)  # one write with O_APPEND: whole lines, even from concurrent applies
-    if written != len(line):
-        raise OSError(f"wrote {written} of {len(line)} bytes (disk full?)")
-    os.fsync(fd)
+    # stays the only entry lost, instead of gluing this entry to it where read_audit must skip both. The look at the
+    # last byte and the append hold the file's lock together: another apply's append (to another environment, with
+    # its own AuditLog) may be half in the file while its write runs, its first page in and the size ending
+    # mid-line, and that is no torn line. The lock is the kernel's flock: it ends with the process, however it ends.
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        written = os.write(fd, line)  # one write with O_APPEND: whole lines, even from concurrent applies
+        if written != len(line):
+            raise OSError(f"wrote {written} of {len(line)} bytes (disk full?)")
+        os.fsync(fd)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:

@@ -174,3 +174,29 @@ def test_every_write_raced_on_the_same_version_has_one_winner(tmp_path: Path, em
     assert handle.stats.statuses.get(412) == len(KEYS)  # every race had a loser, told so by the portal
     for variant, repo in repos.items():
         assert {(e["partner_id"], e["service_type"]): e["result"] for e in audit_entries(repo)} == reports[variant]
+
+
+def test_audit_logs_appending_at_once_leave_no_blank_line(tmp_path: Path) -> None:
+    """Was: an append that saw the log while another one was being written (its first page in, size ending mid-line)
+    began with a newline of its own, leaving a blank line in audit.jsonl (several in 1,200 appends; once in
+    tests/e2e/test_emulator.py's two applies at once, issue 13 review). Applies to two environments share the log,
+    each with its own AuditLog: the check of the last byte and the append now hold the file's lock together."""
+    path = tmp_path / "audit.jsonl"
+    logs = [AuditLog(path) for _ in range(3)]
+    start = threading.Barrier(len(logs))
+
+    def append(log: AuditLog) -> None:
+        start.wait()
+        for index in range(400):
+            log.record(environment="qa", partner_id="DE*A" + "3" * (index % 50), service_type="authorization",
+                       kind="enable", before={}, after={"online_request": True}, result="applied", message=None,
+                       plan_checksum="sha256:" + "0" * 64)
+
+    threads = [threading.Thread(target=append, args=(log,)) for log in logs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and "" not in lines[:-1]
+    assert len(lines) - 1 == 1200
