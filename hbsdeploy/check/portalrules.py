@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from hbsdeploy.hosts import host_problem, ip_literal, is_public
 from hbsdeploy.load.servicetypes import ServiceTypeSpec
@@ -107,7 +107,8 @@ def _url_shape(url: str) -> tuple[tuple[Violation, ...], str | None]:
             return (parsed,), None
         host, path, found = parsed
     segments = path.split("/")
-    lowered = [segment.lower() for segment in segments]
+    # what a server compares: %6F is an o (RFC 3986 2.3: percent-encoded unreserved characters are the same URI)
+    lowered = [unquote(segment).lower() if "%" in segment else segment.lower() for segment in segments]
     oicp = next((i for i in range(len(lowered) - 1) if lowered[i:i + 2] == ["api", "oicp"]), None)
     if oicp is not None:
         base = url[: url.find(path)] + "/".join(segments[:oicp])

@@ -161,6 +161,8 @@ def validate(config: Config, paths: list[Path] | None = None, environment: str |
     report.add([_misplaced(config, path) for path in misplaced])
     if everything:
         report.add([_stale_copy(path) for path in stale_package_copies(config.schemas_dir)])
+        if not config.partners_dir.is_dir():
+            report.add([_no_partner_folder(config)])
     partners: list[Partner] = []
     identified: list[Partner] = []  # every partner whose ID is well-formed, for the duplicate check
     for path in partner_paths:
@@ -187,6 +189,17 @@ def _stale_copy(path: Path) -> Problem:
                    f"differs from hbsdeploy {__version__}'s {path.name}, which is the one hbsdeploy uses (only "
                    "partner.schema.json is the project's to change): an edit here changes nothing; delete the file "
                    "and run `hbsdeploy init` to get hbsdeploy's copy back")
+
+
+def _no_partner_folder(config: Config) -> Problem:
+    """A partner folder that does not exist: otherwise validate checks nothing and plan changes nothing, silently."""
+    folder = display_path(config.partners_dir)
+    message = (f"partner folder {folder} does not exist, so nothing is checked or planned; fix `partners:` or "
+               "create it with the partner files (`hbsdeploy init` writes an example)")
+    document = config.document
+    if document is not None and isinstance(document.data, dict) and "partners" in document.data:
+        return document.problem(("partners",), "partner-folder-missing", message)
+    return Problem(config.shown, 1, 1, Severity.ERROR, "partner-folder-missing", message)
 
 
 def _misplaced(config: Config, path: Path) -> Problem:

@@ -91,6 +91,23 @@ def test_a_missing_template_folder_is_a_problem_of_the_config(hbs: RunHbs, sampl
                            "(`hbsdeploy init` writes them)"]
 
 
+def test_a_missing_partner_folder_is_a_problem_of_the_config(hbs: RunHbs, sample: Path) -> None:
+    """A typo in `partners:` (or the folder not committed): validate checked nothing and plan changed nothing, both
+    with exit 0 and without a word (issue 13 review)."""
+    config = sample / "hbsdeploy.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("partners: partners", "partners: partner"), encoding="utf-8")
+    line = next(n for n, row in enumerate(text.splitlines(), start=1) if row.startswith("partners:"))
+    expected = (f"hbsdeploy.yaml:{line}:11: error[partner-folder-missing]: partner folder partner does not exist, so "
+                "nothing is checked or planned; fix `partners:` or create it with the partner files (`hbsdeploy init` "
+                "writes an example)")
+    for args in ((), ("hbsdeploy.yaml",)):
+        code, out, _ = hbs("validate", *args, cwd=sample)
+        assert code == 1 and _lines(out) == [expected], (args, out)
+    code, _, err = hbs("plan", cwd=sample)
+    assert code == 1 and expected in err
+
+
 def test_a_partner_file_in_a_subfolder_is_an_error_not_silence(hbs: RunHbs, sample: Path) -> None:
     (sample / "partners" / "sub").mkdir()
     (sample / "partners" / "sub" / "x.yaml").write_text((sample / "partners" / "example-emp.yaml").read_text())

@@ -120,6 +120,7 @@ def test_gitlab_code_quality_as_gitlab_documents_it(repo: Path) -> None:
 def test_gitlab_and_sarif_of_a_clean_run(tmp_path: Path) -> None:
     (tmp_path / "hbsdeploy.yaml").write_text("environments:\n  sandbox:\n    portal: local\n")
     shutil.copytree(REPO / "templates", tmp_path / "templates")
+    (tmp_path / "partners").mkdir()
     assert run(tmp_path, "--format", "gitlab") == (0, "[]\n")
     code, out = run(tmp_path, "--format", "sarif")
     assert code == 0 and json.loads(out)["runs"][0]["results"] == []

@@ -23,6 +23,13 @@ def test_api_oicp_is_matched_as_whole_path_segments() -> None:
     assert "use 'https://gw.example.com/base'" in violation.message
 
 
+def test_a_percent_encoded_oicp_path_is_the_same_path() -> None:
+    """RFC 3986 2.3: %6F is an o to the server; the check compares what the server compares (issue 13 review)."""
+    for path in ("/api/%6Ficp", "/%61pi/oicp/charging", "/api/%4F%49%43%50"):
+        assert _rules(f"https://gw.example.com{path}") == [("service-url-oicp-path", "error")], path
+    assert _rules("https://gw.example.com/api/oicp%2Fgw") == [], "an encoded slash is part of the segment"
+
+
 @pytest.mark.parametrize("path", ["/oicp/reservation/v11", "/charging/v21/providers/DE-8EO/authorize-remote/start",
                                   "/x/authorize/stop", "/cdr/charge-detail-record", "/evsepull/v23"])
 def test_other_oicp_operation_paths_are_a_warning(path: str) -> None:
