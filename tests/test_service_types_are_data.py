@@ -316,6 +316,18 @@ def test_a_pattern_python_cannot_run_is_reported_at_its_line(project: Path) -> N
                                             "Schema (pattern '^(a'")
 
 
+def test_schemas_naming_a_file_is_one_line_at_its_key(project: Path) -> None:
+    """`schemas:` naming a file, not a folder: one line at the key (issue 13 review: an absolute path and Errno 20)."""
+    config = project / "hbsdeploy.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + "schemas: hbsdeploy.yaml\n", encoding="utf-8")
+    line = len(text.splitlines()) + 1
+    result = run(project, "validate")
+    assert result.exit_code == 1 and "Errno" not in result.output and "Traceback" not in result.output
+    assert f"hbsdeploy.yaml:{line}:10: error[invalid-path]: schemas 'hbsdeploy.yaml' is a file, not a folder" in \
+        result.output
+
+
 def test_an_edit_to_a_schema_hbsdeploy_does_not_read_is_reported(project: Path) -> None:
     """Only partner.schema.json is the project's: an edited copy of another schema would change nothing, silently."""
     assert "schema-copy-differs" not in run(project, "validate").output  # init's copies are hbsdeploy's

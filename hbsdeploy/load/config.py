@@ -277,6 +277,10 @@ def _build(path: Path, document: Document) -> Config:
         raise InputError(escapes)
     state_dir = root / data.get("state_dir", ".hbsdeploy")
     schemas_folder = root / data.get("schemas", DEFAULT_SCHEMAS_FOLDER)
+    if "schemas" in data and schemas_folder.exists() and not schemas_folder.is_dir():
+        raise InputError([document.problem(("schemas",), "invalid-path", f"schemas {show(data['schemas'])} is a file, "
+                                           "not a folder; name the folder that holds partner.schema.json (default "
+                                           f"{DEFAULT_SCHEMAS_FOLDER})")])
     schemas = project_schemas(schemas_folder)
     environments = {
         name: _environment(name, settings or {}, root, state_dir, schemas)
