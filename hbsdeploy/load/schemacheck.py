@@ -48,7 +48,7 @@ def compile_schema(schema: dict[str, Any]) -> SchemaValidator:
 def _jsonschema_validator(schema: dict[str, Any]) -> SchemaValidator:
     from jsonschema import Draft202012Validator, ValidationError, validators
 
-    for text in _patterns(schema):
+    for _, text in pattern_places(schema):
         ecma_pattern(text)  # refuse an untranslatable pattern now, not in the middle of a validation
 
     def pattern(validator: Any, value: str, instance: Any, schema: Any) -> Iterator[Any]:
@@ -68,22 +68,22 @@ def _jsonschema_validator(schema: dict[str, Any]) -> SchemaValidator:
     return validator
 
 
-DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # their values are instances, not schemas
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # their values are instances, not schemas
 
 
-def _patterns(node: Any) -> Iterator[str]:
-    """Every `pattern` and `patternProperties` key in a schema."""
+def pattern_places(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Every `pattern` and `patternProperties` key in a schema, with where it is written (a JSON path)."""
     if isinstance(node, list):
-        for item in node:
-            yield from _patterns(item)
+        for index, item in enumerate(node):
+            yield from pattern_places(item, (*path, index))
     elif isinstance(node, dict):
         if isinstance(node.get("pattern"), str):
-            yield node["pattern"]
+            yield (*path, "pattern"), node["pattern"]
         if isinstance(node.get("patternProperties"), dict):
-            yield from node["patternProperties"]
+            yield from (((*path, "patternProperties", key), key) for key in node["patternProperties"])
         for keyword, value in node.items():
-            if keyword not in DATA_KEYWORDS:
-                yield from _patterns(value)
+            if keyword not in _DATA_KEYWORDS:
+                yield from pattern_places(value, (*path, keyword))
 
 
 def _shipped_validator(name: str) -> SchemaValidator:

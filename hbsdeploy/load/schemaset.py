@@ -120,7 +120,7 @@ def _parsed(text: str) -> dict[str, Any]:
 @functools.lru_cache(maxsize=16)
 def _compiled(text: str, *, check: bool) -> SchemaValidator:
     from hbsdeploy.load.ecmaregex import UntranslatablePattern
-    from hbsdeploy.load.schemacheck import DATA_KEYWORDS, compile_schema
+    from hbsdeploy.load.schemacheck import compile_schema, pattern_places
 
     document = _parsed(text)
     if check:  # a schema edited in a project: checked against the JSON Schema metaschema once per text
@@ -136,23 +136,8 @@ def _compiled(text: str, *, check: bool) -> SchemaValidator:
     try:
         return compile_schema(document)
     except UntranslatablePattern as exc:
-        raise _Unusable(_pattern_path(document, exc.pattern, DATA_KEYWORDS) or (), str(exc)) from None
-
-
-def _pattern_path(node: Any, pattern: str, skip: frozenset[str], path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-    """Where in the schema `pattern` is written (a `pattern` or a `patternProperties` key), for its line."""
-    if isinstance(node, list):
-        return next((found for index, item in enumerate(node)
-                     if (found := _pattern_path(item, pattern, skip, (*path, index))) is not None), None)
-    if not isinstance(node, dict):
-        return None
-    if node.get("pattern") == pattern:
-        return (*path, "pattern")
-    if isinstance(node.get("patternProperties"), dict) and pattern in node["patternProperties"]:
-        return (*path, "patternProperties", pattern)
-    return next((found for key, value in node.items()
-                 if key not in skip and (found := _pattern_path(value, pattern, skip, (*path, key))) is not None),
-                None)
+        place = next((path for path, text in pattern_places(document) if text == exc.pattern), ())
+        raise _Unusable(place, str(exc)) from None
 
 
 def _check_references(root: dict[str, Any], node: Any, path: tuple[Any, ...]) -> None:

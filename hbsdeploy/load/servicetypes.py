@@ -16,7 +16,9 @@ from hbsdeploy.text import escape
 
 ROLES = ("cpo", "emp")
 SERVICE_TYPES_PATH = ("$defs", "service_types", "properties")
-# The IDs `doctor --probe` puts in a probe_path: no partner's, so a GET that reached a real operation names nobody.
+# The IDs `doctor --probe` writes into a probe_path in place of the calling partner's: syntactically valid OICP 2.3
+# IDs under the user-assigned country code XX, which no partner has, so a GET that reached a real operation names
+# nobody.
 PLACEHOLDER_IDS = {"{provider_id}": "XX-HBS", "{operator_id}": "XX*HBS"}
 
 

@@ -42,8 +42,6 @@ PROBE_CA_ENV_VAR = "HBSDEPLOY_PROBE_CA_BUNDLE"
 # `probe_private_hosts: true` in hbsdeploy.yaml, only then may --probe connect to loopback or private addresses.
 PROBE_PRIVATE_VAR = "HBSDEPLOY_PROBE_PRIVATE_HOSTS"
 
-# The IDs written into an operation path in place of the calling partner's: syntactically valid OICP 2.3 IDs
-# (ProviderID `XX-HBS`, OperatorID `XX*HBS`) under the user-assigned country code XX, which no partner has.
 MAX_HTTP_HEAD_BYTES = 8 * 1024  # the status line and headers; the body is never read
 _PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                                                             "fc00::/7"))
